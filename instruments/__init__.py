@@ -1,0 +1,56 @@
+"""Outcomes questionnaire instruments: definitions as data, scored exactly as published.
+
+Pure Python with no web framework, so the web app, exports and command line share it::
+
+    import instruments
+    instruments.score("phq9", [0, 0, 0, 0, 0, 0, 0, 0, 1]).flags   # {'suicide_risk': 'positive'}
+    instruments.change("phq9", 20, 10).fields                     # {'response': True, ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .catalog import all_instruments, get_instrument
+from .change import Change, change_between
+from .definition import load_definition
+from .errors import DefinitionError, InstrumentError, InvalidAnswers, InvalidScore, UnknownInstrument
+from .model import (Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
+                    MissingPolicy, Option, Subscale)
+from .scoring import Score, TriggeredFlag, score_answers
+
+__all__ = [
+    "Band", "Change", "ChangeThreshold", "DefinitionError", "DiagnosisRule", "FlagRule",
+    "Instrument", "InstrumentError", "InvalidAnswers", "InvalidScore", "Item", "MissingPolicy",
+    "Option", "Score", "Subscale", "TriggeredFlag", "UnknownInstrument",
+    "all", "change", "get", "load_definition", "score",
+]
+
+
+def get(key: str) -> Instrument:
+    """The instrument with this key (e.g. ``"phq9"``); raise UnknownInstrument otherwise."""
+    return get_instrument(key)
+
+
+def all() -> list[Instrument]:  # noqa: A001 - the public name the app codes against
+    """Every shipped instrument, sorted by key."""
+    return all_instruments()
+
+
+def score(key: str, answers: Sequence[int | None] | Mapping[str, int | None]) -> Score:
+    """Score answers for an instrument.
+
+    ``answers`` are in item order with None for a missing answer (PHQ-9 takes 9, or 10 with
+    item 10 last), or a mapping of item id to answer. Raises UnknownInstrument or
+    InvalidAnswers; never returns a number for bad input.
+    """
+    return score_answers(get_instrument(key), answers)
+
+
+def change(key: str, baseline: int, current: int) -> Change:
+    """The change from a baseline total to a current total, with the definition's judgements.
+
+    Raises UnknownInstrument, or InvalidScore when a total is outside the instrument's range.
+    """
+    return change_between(get_instrument(key), baseline, current)
+

@@ -1,0 +1,320 @@
+"""Load one definition file (TOML) into an Instrument, refusing anything malformed."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import DefinitionError
+from .model import (Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
+                    MissingPolicy, Option, Subscale, freeze)
+from .reader import Table
+from .rules import CHANGE_RULES, DIAGNOSIS_RULES, FLAG_RULES, MISSING_RULES, Context
+
+_KEY = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_LOINC = re.compile(r"[0-9]{1,7}-[0-9]")
+_LOINC_ANSWER = re.compile(r"LA[0-9]{1,7}-[0-9]")
+
+
+def load_definition(path: str | os.PathLike[str]) -> Instrument:
+    """Read and validate one definition file; raise DefinitionError naming file and field.
+
+    A file may say ``extends = "other.toml"`` (a file in the same folder, itself not
+    extending another): it then starts from that file's fields and replaces those it sets.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    base_name = data.get("extends")
+    if isinstance(base_name, str):
+        base_path = path.parent / base_name
+        if not base_path.is_file():
+            raise DefinitionError(f"{path.name}: extends: no file '{base_name}' next to this one")
+        load_definition(base_path)  # the base must stand on its own; its errors name it
+        base = _read_toml(base_path)
+        if "extends" in base:
+            raise DefinitionError(f"{path.name}: extends: {base_name} itself extends another file")
+        data = {**base, **data}
+    table = Table(data, path.name)
+    table.text("extends", None)
+    instrument = _instrument(table, path.stem)
+    table.finish()
+    return instrument
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as error:
+        raise DefinitionError(f"{path.name}: cannot read: {error.strerror or error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise DefinitionError(f"{path.name}: invalid TOML: {error}") from error
+
+
+def _instrument(table: Table, file_stem: str) -> Instrument:
+    key = table.text("key")
+    if not _KEY.fullmatch(key):
+        raise table.error(f"'{key}' must be lower-case letters and digits, joined by hyphens", "key")
+    if key != file_stem:
+        raise table.error(f"'{key}' does not match the file name '{file_stem}'", "key")
+    validated = table.boolean("validated")
+    local_policies = table.texts("local_policies")
+    if not validated and not local_policies:
+        raise table.error("an instrument that is not validated must declare its local policies",
+                          "local_policies")
+    items = _items(table, _option_sets(table))
+    total_min, total_max = _total_range(table, items)
+    subscales = _subscales(table, items)
+    bands, bands_source = _bands(table, total_min, total_max)
+    cutpoint, cutpoint_source = _cutpoint(table, total_min, total_max)
+    codes = table.optional_table("loinc") or Table({}, table.file, "loinc")
+    context = Context({item.id: item for item in items}, {s.key: s for s in subscales},
+                      total_min, total_max, cutpoint)
+    instrument = Instrument(
+        key=key,
+        version=table.text("version"),
+        title=table.text("title"),
+        short_title=table.text("short_title"),
+        citations=table.texts("citations", allow_none=False),
+        licence=table.text("licence"),
+        instructions=table.text("instructions", allow_empty=True),
+        stem=table.text("stem"),
+        time_frame=table.text("time_frame"),
+        validated=validated,
+        items=items,
+        total_min=total_min,
+        total_max=total_max,
+        subscales=subscales,
+        bands=bands,
+        bands_source=bands_source,
+        cutpoint=cutpoint,
+        cutpoint_source=cutpoint_source,
+        loinc_panel=_loinc(codes, "panel"),
+        loinc_total=_loinc(codes, "total"),
+        missing=_missing(table, context),
+        diagnosis=_diagnosis(table, context),
+        flags=_flags(table, context),
+        change_thresholds=_change_thresholds(table, context),
+        local_policies=local_policies,
+    )
+    codes.finish()
+    return instrument
+
+
+def _loinc(table: Table, field: str, pattern: re.Pattern[str] = _LOINC) -> str | None:
+    code = table.text(field, None)
+    if code is None:
+        return None
+    if not pattern.fullmatch(code):
+        raise table.error(f"'{code}' is not a LOINC code", field)
+    if pattern is _LOINC and not _loinc_check_digit_ok(code):
+        raise table.error(f"'{code}' has a wrong check digit", field)
+    return code
+
+
+def _loinc_check_digit_ok(code: str) -> bool:
+    # LOINC part codes end in a mod-10 (Luhn) check digit; a typo in a code is caught here.
+    number, check = code.split("-")
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char) * (2 if position % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return (10 - total % 10) % 10 == int(check)
+
+
+def _name(table: Table, field: str) -> str:
+    name = table.text(field)
+    if not _NAME.fullmatch(name):
+        raise table.error(f"'{name}' must start with a letter and hold only letters, digits and _", field)
+    return name
+
+
+def _check_unique(table: Table, field: str, value: Any, seen: dict[Any, str]) -> None:
+    """Refuse a value already used by an earlier entry (``seen`` maps value → where)."""
+    if value in seen:
+        raise table.error(f"{value!r} duplicates {seen[value]}", field)
+    seen[value] = table.path
+
+
+def _option_sets(table: Table) -> dict[str, tuple[Option, ...]]:
+    sets_table = table.table("option_sets")
+    option_sets = {}
+    for name in list(sets_table.keys()):
+        option_set = sets_table.table(name)
+        low = option_set.integer("min")
+        high = option_set.integer("max", low=low)
+        options, seen = [], {}
+        for option in option_set.tables("options"):
+            value = option.integer("value")
+            if not low <= value <= high:
+                raise option.error(f"{value} is outside the scale {low}-{high}", "value")
+            _check_unique(option, "value", value, seen)
+            options.append(Option(value=value, label=option.text("label"),
+                                  loinc=_loinc(option, "loinc", _LOINC_ANSWER)))
+            option.finish()
+        absent = sorted(set(range(low, high + 1)) - set(seen))
+        if absent:
+            raise option_set.error(f"no option for value {absent[0]} of the scale {low}-{high}", "options")
+        option_set.finish()
+        option_sets[name] = tuple(options)
+    if not option_sets:
+        raise sets_table.error("must define at least one option set")
+    return option_sets
+
+
+def _items(table: Table, option_sets: Mapping[str, tuple[Option, ...]]) -> tuple[Item, ...]:
+    items: list[Item] = []
+    seen_ids: dict[Any, str] = {}
+    seen_numbers: dict[Any, str] = {}
+    for expected, entry in enumerate(table.tables("items"), start=1):
+        item_id = _name(entry, "id")
+        _check_unique(entry, "id", item_id, seen_ids)
+        number = entry.integer("number")
+        _check_unique(entry, "number", number, seen_numbers)
+        if number != expected:
+            raise entry.error(f"{number} is out of order: items must be numbered 1, 2, 3 ... (expected {expected})",
+                              "number")
+        set_name = entry.text("options")
+        if set_name not in option_sets:
+            raise entry.error(f"unknown option set '{set_name}' (known: {', '.join(option_sets)})", "options")
+        scored = entry.boolean("scored", True)
+        required = entry.boolean("required", True)
+        if scored and not required:
+            raise entry.error("a scored item must be required", "required")
+        items.append(Item(id=item_id, number=number, text=entry.text("text"), loinc=_loinc(entry, "loinc"),
+                          scored=scored, required=required, options=option_sets[set_name], option_set=set_name))
+        entry.finish()
+    if not any(item.scored for item in items):
+        raise table.error("no item is scored", "items")
+    unused = sorted(set(option_sets) - {item.option_set for item in items})
+    if unused:
+        raise table.error("not used by any item", f"option_sets.{unused[0]}")
+    return tuple(items)
+
+
+def _total_range(table: Table, items: tuple[Item, ...]) -> tuple[int, int]:
+    """Derive the total range from the scored items; a declared range must agree."""
+    scored = [item for item in items if item.scored]
+    derived = (sum(item.min_value for item in scored), sum(item.max_value for item in scored))
+    for field, value in zip(("total_min", "total_max"), derived):
+        declared = table.integer(field, None)
+        if declared is not None and declared != value:
+            raise table.error(f"declared {declared}, but the scored items give {value}", field)
+    return derived
+
+
+def _subscales(table: Table, items: tuple[Item, ...]) -> tuple[Subscale, ...]:
+    scored_ids = {item.id for item in items if item.scored}
+    subscales, seen = [], {}
+    for entry in table.tables("subscales", []):
+        key = _name(entry, "key")
+        _check_unique(entry, "key", key, seen)
+        item_ids = entry.texts("items", allow_none=False)
+        for index, item_id in enumerate(item_ids):
+            if item_id not in scored_ids:
+                raise entry.error(f"unknown or unscored item '{item_id}'", f"items[{index}]")
+            if item_id in item_ids[:index]:
+                raise entry.error(f"item '{item_id}' listed twice", f"items[{index}]")
+        subscales.append(Subscale(key=key, label=entry.text("label"), items=item_ids))
+        entry.finish()
+    return tuple(subscales)
+
+
+def _bands(table: Table, total_min: int, total_max: int) -> tuple[tuple[Band, ...], str | None]:
+    """Bands must cover the total range exactly, in order, with no gap and no overlap."""
+    entries = table.tables("bands", [])
+    source = table.text("bands_source", None)
+    if entries and source is None:
+        raise table.error("missing required field: bands need their source", "bands_source")
+    if source is not None and not entries:
+        raise table.error("given but there are no bands", "bands_source")
+    bands: list[Band] = []
+    seen: dict[Any, str] = {}
+    for index, entry in enumerate(entries):
+        key = _name(entry, "key")
+        _check_unique(entry, "key", key, seen)
+        band = Band(key=key, label=entry.text("label"), min=entry.integer("min"), max=entry.integer("max"))
+        entry.finish()
+        if band.max < band.min:
+            raise entry.error(f"max {band.max} is below min {band.min}")
+        if bands:
+            _check_follows(entry, bands[-1], band, index)
+        elif band.min != total_min:
+            raise entry.error(f"starts at {band.min}, but the total range starts at {total_min}")
+        bands.append(band)
+    if bands and bands[-1].max != total_max:
+        raise entries[-1].error(f"ends at {bands[-1].max}, but the total range ends at {total_max}")
+    return tuple(bands), source
+
+
+def _check_follows(entry: Table, previous: Band, band: Band, index: int) -> None:
+    spans = f"({previous.min}-{previous.max} vs {band.min}-{band.max})"
+    if band.min <= previous.max:
+        raise entry.error(f"overlaps bands[{index - 1}] {spans}")
+    if band.min > previous.max + 1:
+        raise entry.error(f"leaves a gap after bands[{index - 1}] {spans}")
+
+
+def _cutpoint(table: Table, total_min: int, total_max: int) -> tuple[int | None, str | None]:
+    entry = table.optional_table("cutpoint")
+    if entry is None:
+        return None, None
+    value = entry.integer("value", low=total_min + 1, high=total_max)
+    source = entry.text("source")
+    entry.finish()
+    return value, source
+
+
+def _missing(table: Table, context: Context) -> MissingPolicy:
+    entry = table.table("missing")
+    rule, params = MISSING_RULES.parse(entry, context)
+    policy = MissingPolicy(rule=rule, params=freeze(params), source=entry.text("source"))
+    entry.finish()
+    return policy
+
+
+def _diagnosis(table: Table, context: Context) -> DiagnosisRule | None:
+    entry = table.optional_table("diagnosis")
+    if entry is None:
+        return None
+    rule, params = DIAGNOSIS_RULES.parse(entry, context)
+    diagnosis = DiagnosisRule(rule=rule, params=freeze(params), source=entry.text("source"))
+    entry.finish()
+    return diagnosis
+
+
+def _flags(table: Table, context: Context) -> tuple[FlagRule, ...]:
+    flags, seen = [], {}
+    for entry in table.tables("flags", []):
+        key = _name(entry, "key")
+        _check_unique(entry, "key", key, seen)
+        rule, params = FLAG_RULES.parse(entry, context)
+        outcomes = FLAG_RULES[rule].outcomes(params)
+        alert_values = tuple(entry.value("alert_values", list))
+        for index, value in enumerate(alert_values):
+            # Compare types too: TOML's 1 must not pass for true.
+            if not any(type(value) is type(outcome) and value == outcome for outcome in outcomes):
+                raise entry.error(f"{value!r} is not a value this flag can take", f"alert_values[{index}]")
+        reason = entry.text("alert_reason") if alert_values else entry.text("alert_reason", "")
+        flags.append(FlagRule(key=key, rule=rule, params=freeze(params), alert_values=alert_values,
+                              crisis=entry.boolean("crisis"), alert_reason=reason,
+                              source=entry.text("source")))
+        entry.finish()
+    return tuple(flags)
+
+
+def _change_thresholds(table: Table, context: Context) -> tuple[ChangeThreshold, ...]:
+    thresholds, seen = [], {}
+    for entry in table.tables("change", []):
+        key = _name(entry, "key")
+        _check_unique(entry, "key", key, seen)
+        rule, params = CHANGE_RULES.parse(entry, context)
+        thresholds.append(ChangeThreshold(key=key, rule=rule, params=freeze(params),
+                                          source=entry.text("source")))
+        entry.finish()
+    return tuple(thresholds)
