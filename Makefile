@@ -1,0 +1,51 @@
+# Quick start: `make demo` serves a demo clinic; `make test` runs the whole suite.
+# Both set everything up first (a virtualenv in .venv, packages, browser assets, database).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 5000
+VENDOR := outcomes/static/vendor
+PLOTLY_JS := $(VENDOR)/plotly.min.js
+DEMO_ENV := OUTCOMES_ENV=development
+
+.PHONY: demo test install install-test assets db clean
+
+demo: install assets db
+	@$(DEMO_ENV) $(PY) -m flask --app wsgi seed-demo --if-empty
+	@echo
+	@echo "Outcomes demo: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
+	@echo
+	@$(DEMO_ENV) $(PY) -m flask --app wsgi run --host 127.0.0.1 --port $(PORT)
+
+test: install-test assets
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.runtime-installed
+install-test: $(VENV)/.test-installed
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: requirements-test.txt requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $(VENV)/.runtime-installed $@
+
+# plotly.js is served from this site, copied from the installed plotly package (never a CDN).
+assets: $(PLOTLY_JS)
+$(PLOTLY_JS): requirements.txt | $(VENV)/bin/python
+	@$(PY) -c 'import plotly' 2>/dev/null || $(PY) -m pip install --quiet -r requirements.txt
+	mkdir -p $(VENDOR)
+	$(PY) -c 'import plotly, pathlib, shutil; shutil.copyfile(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js", "$(PLOTLY_JS)")'
+
+db: install
+	@$(DEMO_ENV) $(PY) -m flask --app wsgi db upgrade
+
+clean:
+	rm -rf $(VENV) $(VENDOR) .pytest_cache

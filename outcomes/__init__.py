@@ -1,0 +1,98 @@
+"""The Outcomes web app: measurement-based care for ketamine-infusion clinics."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import check_production_settings, settings_from_environment
+from .extensions import csrf, db, login_manager
+from .templating import install_template_helpers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, then ``config`` on top (tests use it)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(settings_from_environment())
+    if config:
+        app.config.update(config)
+    check_production_settings(app.config)
+    app.config["SQLALCHEMY_ENGINES"] = {
+        "default": {
+            "url": app.config["DATABASE_URL"],
+            "pool_pre_ping": True,
+            # Error messages and logs must never carry the values of a health record.
+            "hide_parameters": True,
+        }
+    }
+    if app.config["TRUSTED_PROXIES"]:
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+    register_extensions(app)
+    install_template_helpers(app)
+    register_request_hooks(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _configure_sqlite_connection)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+
+    from .services.accounts import load_user
+
+    login_manager.user_loader(load_user)
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
+    # SQLite ignores foreign keys unless asked, and WAL lets the demo server read while a
+    # seed or a second worker writes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def register_request_hooks(app: Flask) -> None:
+    from .web import install_request_hooks
+
+    install_request_hooks(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .auth.views import bp as auth_bp
+    from .clinician.views import bp as clinician_bp
+    from .health import bp as health_bp
+    from .patient.views import bp as patient_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(patient_bp)
+    app.register_blueprint(clinician_bp, url_prefix="/clinic")
+
+
+def register_error_handlers(app: Flask) -> None:
+    from .web import install_error_handlers
+
+    install_error_handlers(app)
+
+
+def register_cli(app: Flask) -> None:
+    from .cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,34 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+from ..services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter your email address."),
+                                            Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password."),
+                                                     Length(max=MAX_PASSWORD_LENGTH)])
+
+
+class AcceptInvitationForm(FlaskForm):
+    email = EmailField(
+        "Your email address (you will use it to sign in)",
+        validators=[DataRequired("Enter your email address."),
+                    Email("Enter a valid email address."), Length(max=254)],
+    )
+    password = PasswordField(
+        f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters)",
+        validators=[
+            DataRequired("Choose a password."),
+            Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
+                   message=f"The password must have {MIN_PASSWORD_LENGTH} to "
+                           f"{MAX_PASSWORD_LENGTH} characters."),
+        ],
+    )
+    confirm = PasswordField(
+        "Type the password again",
+        validators=[DataRequired("Type the password again."),
+                    EqualTo("password", "The two passwords do not match.")],
+    )

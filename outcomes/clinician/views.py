@@ -1,0 +1,255 @@
+"""The clinician's side: the patient list, a patient's record, enrolment, paper forms, alerts
+and plans. Every patient id is looked up within the clinician's own clinic."""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import segno
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+import instruments
+
+from ..auth.access import staff_required
+from ..charts import trend_figure
+from ..extensions import db
+from ..forms import questionnaire_form
+from ..models import Alert, Assessment, Patient
+from ..services import audit, plans
+from ..services.alerts import AlertError, acknowledge_alert, patient_alerts
+from ..services.assessments import (
+    SubmissionError,
+    crisis_flagged,
+    current_assessments,
+    patient_assessments,
+    submit_assessment,
+    superseded_ids,
+)
+from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
+from ..services.patients import LIST_MEASURES, clinic_patient, clinic_staff, patient_list
+from ..services.results import trend_series
+from ..web import current_actor
+from .forms import AcknowledgeAlertForm, ConfirmForm, EnrolPatientForm, plan_form
+
+bp = Blueprint("clinician", __name__)
+
+
+def patient_or_404(patient_id: int) -> Patient:
+    patient = clinic_patient(db.session, current_user.clinic_id, patient_id)
+    if patient is None:
+        abort(404)
+    return patient
+
+
+def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
+    assessment = db.session.get(Assessment, assessment_id)
+    if assessment is None or assessment.patient_id != patient.id:
+        abort(404)
+    return assessment
+
+
+@bp.get("/patients")
+@staff_required
+def patients() -> str:
+    rows = patient_list(db.session, current_user.clinic_id)
+    audit.record(db.session, current_actor(), "patient_list.view", object_type="clinic",
+                 object_id=current_user.clinic_id)
+    return render_template("clinician/patients.html", rows=rows, measures=LIST_MEASURES)
+
+
+@bp.route("/patients/new", methods=["GET", "POST"])
+@staff_required
+def enrol() -> Response | str | tuple[str, int]:
+    form = EnrolPatientForm()
+    staff = clinic_staff(db.session, current_user.clinic_id)
+    form.assigned_clinician.choices = [(user.id, user.email) for user in staff]
+    if request.method == "GET":
+        form.assigned_clinician.data = current_user.id
+    if form.validate_on_submit():
+        clinician = next(user for user in staff if user.id == form.assigned_clinician.data)
+        try:
+            patient = enrol_patient(db.session, current_actor(), current_user.clinic,
+                                    form.identifier.data, form.display_name.data,
+                                    form.contact_email.data, clinician)
+            issued = issue_invitation(db.session, current_actor(), patient,
+                                      current_app.config["INVITATION_VALID_DAYS"])
+        except EnrolmentError as error:
+            form.identifier.errors.append(str(error))
+        else:
+            return _invitation_page(patient, issued.token, issued.invitation.expires_at)
+    status = 422 if form.errors else 200
+    return render_template("clinician/enrol.html", form=form), status
+
+
+@bp.post("/patients/<int:patient_id>/invitation")
+@staff_required
+def reissue_invitation(patient_id: int) -> Response | str:
+    patient = patient_or_404(patient_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        issued = issue_invitation(db.session, current_actor(), patient,
+                                  current_app.config["INVITATION_VALID_DAYS"])
+    except EnrolmentError as error:
+        flash(str(error), "error")
+        return redirect(url_for("clinician.patient", patient_id=patient.id))
+    return _invitation_page(patient, issued.token, issued.invitation.expires_at)
+
+
+def _invitation_page(patient: Patient, token: str, expires_at: dt.datetime) -> str:
+    base = current_app.config["PUBLIC_BASE_URL"]
+    path = url_for("auth.accept", token=token)
+    link = base + path if base else url_for("auth.accept", token=token, _external=True)
+    qr = segno.make(link, error="m")
+    svg = qr.svg_inline(scale=6, dark="#000000", light="#ffffff", title="QR code of the link")
+    return render_template("clinician/invitation.html", patient=patient, link=link,
+                           qr=Markup(svg), expires_at=expires_at)
+
+
+@bp.get("/patients/<int:patient_id>")
+@staff_required
+def patient(patient_id: int) -> str:
+    patient = patient_or_404(patient_id)
+    assessments = patient_assessments(db.session, patient.id)
+    current = current_assessments(assessments)
+    series = trend_series(current)
+    due = plans.due_questionnaires(
+        plans.plan_for(db.session, patient), plans.last_completed(db.session, patient.id),
+        patient.enrolled_at, dt.datetime.now(dt.timezone.utc), patient.clinic.timezone,
+    )
+    audit.record(db.session, current_actor(), "patient.view", patient=patient,
+                 object_type="patient", object_id=patient.id)
+    return render_template(
+        "clinician/patient.html", patient=patient, assessments=assessments,
+        superseded=superseded_ids(assessments), alerts=patient_alerts(db.session, patient.id),
+        series=series, figures=[trend_figure(s) for s in series], due=due,
+        instruments=instruments.all(),
+    )
+
+
+@bp.route("/patients/<int:patient_id>/paper/<key>", methods=["GET", "POST"])
+@staff_required
+def transcribe(patient_id: int, key: str) -> Response | str | tuple[str, int]:
+    patient = patient_or_404(patient_id)
+    return _paper_form(patient, key, amends=None)
+
+
+@bp.route("/patients/<int:patient_id>/assessments/<int:assessment_id>/correct",
+          methods=["GET", "POST"])
+@staff_required
+def correct(patient_id: int, assessment_id: int) -> Response | str | tuple[str, int]:
+    patient = patient_or_404(patient_id)
+    original = assessment_or_404(patient, assessment_id)
+    return _paper_form(patient, original.instrument_key, amends=original)
+
+
+def _paper_form(patient: Patient, key: str, amends: Assessment | None
+                ) -> Response | str | tuple[str, int]:
+    try:
+        instrument = instruments.get(key)
+    except instruments.UnknownInstrument:
+        abort(404)
+    prefill = None
+    if amends is not None and request.method == "GET":
+        given = {answer.item_number: answer.value for answer in amends.answers}
+        prefill = [given.get(item.number) for item in instrument.items]
+    form = questionnaire_form(instrument, transcription=True, correction=amends is not None,
+                              prefill=prefill)
+    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    if request.method == "GET":
+        form.administered_on.data = (amends.administered_at.astimezone(zone).date()
+                                     if amends is not None else dt.datetime.now(zone).date())
+    if form.validate_on_submit():
+        try:
+            submission = submit_assessment(
+                db.session, current_actor(), patient, key, form.answers(),
+                form.submission_key.data,
+                administered_at=_administered_at(form.administered_on.data, zone),
+                amends=amends,
+                amendment_reason=form.amendment_reason.data if amends is not None else None,
+            )
+        except SubmissionError as error:
+            form.form_errors.append(str(error))
+        else:
+            if submission.created:
+                flash(f"{instrument.short_title} saved.", "info")
+            if crisis_flagged(submission.assessment):
+                return redirect(url_for("clinician.risk", patient_id=patient.id,
+                                        assessment_id=submission.assessment.id))
+            return redirect(url_for("clinician.patient", patient_id=patient.id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("clinician/paper_form.html", form=form, instrument=instrument,
+                           patient=patient, amends=amends), status
+
+
+def _administered_at(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """Noon on the form's date in the clinic's zone, or now if that is still to come."""
+    noon = dt.datetime.combine(day, dt.time(12), zone).astimezone(dt.timezone.utc)
+    return min(noon, dt.datetime.now(dt.timezone.utc))
+
+
+@bp.get("/patients/<int:patient_id>/assessments/<int:assessment_id>/risk")
+@staff_required
+def risk(patient_id: int, assessment_id: int) -> str:
+    patient = patient_or_404(patient_id)
+    assessment = assessment_or_404(patient, assessment_id)
+    if not crisis_flagged(assessment):
+        abort(404)
+    alerts = [alert for alert in patient_alerts(db.session, patient.id)
+              if alert.assessment_id == assessment.id]
+    audit.record(db.session, current_actor(), "assessment.view", patient=patient,
+                 object_type="assessment", object_id=assessment.id)
+    return render_template("clinician/risk.html", patient=patient, assessment=assessment,
+                           alerts=alerts, clinic=patient.clinic)
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@staff_required
+def acknowledge(alert_id: int) -> Response:
+    alert = db.session.get(Alert, alert_id)
+    if alert is None or alert.patient.clinic_id != current_user.clinic_id:
+        abort(404)
+    form = AcknowledgeAlertForm()
+    if not form.validate_on_submit():
+        flash(form.note.errors[0] if form.note.errors else "The form expired; try again.",
+              "error")
+    else:
+        try:
+            acknowledge_alert(db.session, current_actor(), alert, form.note.data)
+        except AlertError as error:
+            flash(str(error), "error")
+        else:
+            flash("Alert acknowledged.", "info")
+    return redirect(url_for("clinician.patient", patient_id=alert.patient_id) + "#alerts")
+
+
+@bp.route("/patients/<int:patient_id>/plan", methods=["GET", "POST"])
+@staff_required
+def plan(patient_id: int) -> Response | str | tuple[str, int]:
+    patient = patient_or_404(patient_id)
+    entries = {entry.instrument_key: (entry.active, entry.every_days, entry.starts_after_days)
+               for entry in plans.plan_for(db.session, patient)}
+    form = plan_form(entries)
+    if form.validate_on_submit():
+        changes = {
+            instrument.key: (
+                form[f"{instrument.key}__active"].data,
+                None if form[f"{instrument.key}__every"].data == "once"
+                else int(form[f"{instrument.key}__every"].data),
+                form[f"{instrument.key}__starts"].data,
+            )
+            for instrument in instruments.all()
+        }
+        try:
+            plans.update_plan(db.session, current_actor(), patient, changes)
+        except plans.PlanError as error:
+            form.form_errors.append(str(error))
+        else:
+            flash("Plan saved.", "info")
+            return redirect(url_for("clinician.patient", patient_id=patient.id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("clinician/plan.html", form=form, patient=patient,
+                           instruments=instruments.all()), status

@@ -1,0 +1,86 @@
+"""Settings from the environment, with safe production defaults.
+
+Every setting can be overridden by the ``config`` mapping given to ``create_app`` (tests do).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///outcomes.sqlite3"  # relative: lives in the instance folder
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
+
+
+class ConfigurationError(RuntimeError):
+    """The app refuses to start with unsafe or unusable settings."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whichever spelling of the URL was given."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Read the app's settings from environment variables.
+
+    ``OUTCOMES_ENV`` is ``production`` (the default: safe settings unless told otherwise) or
+    ``development``.
+    """
+    environment = environ.get("OUTCOMES_ENV", "production").strip().lower()
+    if environment not in {"production", "development"}:
+        raise ConfigurationError(
+            f"OUTCOMES_ENV must be 'production' or 'development', not {environment!r}"
+        )
+    production = environment == "production"
+    secret_key = environ.get("SECRET_KEY") or (None if production else DEVELOPMENT_SECRET_KEY)
+    return {
+        "OUTCOMES_ENV": environment,
+        "SECRET_KEY": secret_key,
+        "DATABASE_URL": normalise_database_url(
+            environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+        ),
+        "SESSION_COOKIE_SECURE": production and not _flag(environ.get("INSECURE_COOKIES")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production and not _flag(environ.get("INSECURE_COOKIES")),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": int(environ.get("SESSION_LIFETIME_MINUTES", "60")) * 60,
+        # Behind a reverse proxy, how many proxies to trust for the client address in
+        # X-Forwarded-For (0 = none: use the socket's peer address).
+        "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
+        # Public base URL used in invitation links when requests arrive through a proxy
+        # that rewrites the host; empty means "the host the request came to".
+        "PUBLIC_BASE_URL": environ.get("PUBLIC_BASE_URL", "").rstrip("/"),
+        "INVITATION_VALID_DAYS": 7,
+        # argon2id parameters; the defaults (RFC 9106 low-memory profile: 64 MiB, t=3, p=4)
+        # are above the OWASP ASVS 5 minimum (19 MiB, t=2, p=1).
+        "ARGON2_TIME_COST": int(environ.get("ARGON2_TIME_COST", "3")),
+        "ARGON2_MEMORY_COST_KIB": int(environ.get("ARGON2_MEMORY_COST_KIB", str(64 * 1024))),
+        "ARGON2_PARALLELISM": int(environ.get("ARGON2_PARALLELISM", "4")),
+        "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead: a long form must not fail
+    }
+
+
+def check_production_settings(config: Mapping[str, Any]) -> None:
+    """Refuse to run production with a missing or development secret, or weak hashing."""
+    if config.get("TESTING") or config.get("OUTCOMES_ENV") != "production":
+        return
+    secret = config.get("SECRET_KEY")
+    if not secret:
+        raise ConfigurationError("SECRET_KEY must be set in production")
+    if secret == DEVELOPMENT_SECRET_KEY or len(secret) < 32:
+        raise ConfigurationError(
+            "SECRET_KEY is a development key or shorter than 32 characters; "
+            "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    if config["ARGON2_MEMORY_COST_KIB"] < 19 * 1024 or config["ARGON2_TIME_COST"] < 2:
+        raise ConfigurationError("argon2 parameters are below the OWASP ASVS minimum")

@@ -1,0 +1,8 @@
+"""Extensions, created unbound; ``create_app`` binds them to the app."""
+from flask_login import LoginManager
+from flask_sqlalchemy_lite import SQLAlchemy
+from flask_wtf import CSRFProtect
+
+db = SQLAlchemy()
+login_manager = LoginManager()
+csrf = CSRFProtect()

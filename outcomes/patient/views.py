@@ -1,0 +1,116 @@
+"""The patient's phone: what is due, questionnaires, results and their own trend."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+import instruments
+
+from ..charts import trend_figure
+from ..extensions import db
+from ..forms import questionnaire_form
+from ..models import Assessment, Patient, utcnow
+from ..services import audit, plans
+from ..services.assessments import (
+    SubmissionError,
+    crisis_flagged,
+    current_assessments,
+    patient_assessments,
+    submit_assessment,
+)
+from ..services.results import baseline_of, plain_summary, trend_series
+from ..auth.access import patient_required
+from ..web import current_actor
+
+bp = Blueprint("patient", __name__, url_prefix="/me")
+
+
+def own_patient() -> Patient:
+    patient = current_user.patient
+    if patient is None:
+        abort(404)
+    return patient
+
+
+def own_assessment(assessment_id: int) -> Assessment:
+    assessment = db.session.get(Assessment, assessment_id)
+    if assessment is None or assessment.patient_id != own_patient().id:
+        abort(404)
+    return assessment
+
+
+@bp.get("/")
+@patient_required
+def home() -> str:
+    patient = own_patient()
+    assessments = patient_assessments(db.session, patient.id)
+    due = plans.due_questionnaires(
+        plans.plan_for(db.session, patient), plans.last_completed(db.session, patient.id),
+        patient.enrolled_at, utcnow(), patient.clinic.timezone,
+    )
+    series = trend_series(current_assessments(assessments))
+    audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
+                 object_type="patient", object_id=patient.id)
+    return render_template(
+        "patient/home.html", patient=patient, due=due, recent=assessments[:5],
+        series=series, figures=[trend_figure(s, simple=True) for s in series],
+    )
+
+
+@bp.route("/questionnaires/<key>", methods=["GET", "POST"])
+@patient_required
+def questionnaire(key: str) -> Response | str | tuple[str, int]:
+    patient = own_patient()
+    offered = {entry.instrument_key for entry in plans.plan_for(db.session, patient)
+               if entry.active}
+    if key not in offered:
+        abort(404)
+    instrument = instruments.get(key)
+    form = questionnaire_form(instrument)
+    if form.validate_on_submit():
+        try:
+            submission = submit_assessment(db.session, current_actor(), patient, key,
+                                           form.answers(), form.submission_key.data)
+        except SubmissionError as error:
+            form.form_errors.append(str(error))
+        else:
+            return redirect(_after_submission(submission.assessment))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("patient/questionnaire.html", form=form, instrument=instrument), status
+
+
+def _after_submission(assessment: Assessment) -> str:
+    # Crisis resources come before anything else when the answers call for them.
+    if crisis_flagged(assessment):
+        return url_for("patient.support", assessment_id=assessment.id)
+    return url_for("patient.result", assessment_id=assessment.id)
+
+
+@bp.get("/results/<int:assessment_id>/support")
+@patient_required
+def support(assessment_id: int) -> str:
+    assessment = own_assessment(assessment_id)
+    if not crisis_flagged(assessment):
+        abort(404)
+    return render_template("patient/support.html", assessment=assessment,
+                           clinic=assessment.patient.clinic)
+
+
+@bp.get("/results/<int:assessment_id>")
+@patient_required
+def result(assessment_id: int) -> str:
+    assessment = own_assessment(assessment_id)
+    patient = assessment.patient
+    history = current_assessments(patient_assessments(db.session, patient.id))
+    series = [s for s in trend_series(history)
+              if s.measure == instruments.get(assessment.instrument_key).short_title]
+    audit.record(db.session, current_actor(), "assessment.view", patient=patient,
+                 object_type="assessment", object_id=assessment.id)
+    return render_template(
+        "patient/result.html", assessment=assessment,
+        instrument=instruments.get(assessment.instrument_key), clinic=patient.clinic,
+        summary=plain_summary(assessment, baseline_of(history, assessment)),
+        crisis=crisis_flagged(assessment), series=series,
+        figures=[trend_figure(s, simple=True) for s in series],
+    )

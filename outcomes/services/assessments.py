@@ -1,0 +1,178 @@
+"""Submitting questionnaires, scoring them, and raising the alerts their answers call for."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import instruments
+
+from ..models import Alert, Assessment, AssessmentAnswer, Patient, utcnow
+from . import audit
+from .audit import Actor
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be stored, with the reason. Nothing was stored."""
+
+
+@dataclass
+class Submission:
+    assessment: Assessment
+    #: False when the idempotency key had been seen: the earlier record is returned.
+    created: bool
+    alerts: list[Alert] = field(default_factory=list)
+
+
+def submit_assessment(
+    session: Session,
+    actor: Actor,
+    patient: Patient,
+    instrument_key: str,
+    answers: Sequence[int | None],
+    idempotency_key: str,
+    administered_at: dt.datetime | None = None,
+    amends: Assessment | None = None,
+    amendment_reason: str | None = None,
+) -> Submission:
+    """Score and store one questionnaire, with its alerts and audit event, exactly once.
+
+    A patient submits for themselves; staff submissions are transcriptions of paper forms.
+    Every flag the instrument marks as alerting (PHQ-9 item 9 positive or unknown, say)
+    opens an alert here, whoever submits: no path stores an assessment without it.
+    """
+    if actor.user is None:
+        raise SubmissionError("A submission needs a signed-in person.")
+    if not idempotency_key or len(idempotency_key) > 64:
+        raise SubmissionError("The form is missing its submission key; reload the page.")
+    earlier = session.scalar(select(Assessment).where(Assessment.idempotency_key == idempotency_key))
+    if earlier is not None:
+        return _repeat_of(earlier, patient)
+
+    try:
+        instrument = instruments.get(instrument_key)
+        score = instruments.score(instrument_key, answers)
+    except instruments.InstrumentError as error:
+        raise SubmissionError(str(error)) from None
+    now = utcnow()
+    administered_at = administered_at or now
+    if administered_at > now:
+        raise SubmissionError("The date the questionnaire was completed cannot be in the future.")
+    _check_amendment(patient, instrument_key, amends, amendment_reason)
+
+    assessment = Assessment(
+        patient_id=patient.id,
+        instrument_key=instrument.key,
+        instrument_version=instrument.version,
+        administered_at=administered_at,
+        submitted_at=now,
+        entered_by_id=actor.user.id,
+        source="patient" if actor.user.role == "patient" else "transcribed",
+        idempotency_key=idempotency_key,
+        amends_id=amends.id if amends is not None else None,
+        amendment_reason=amendment_reason.strip() if amendment_reason else None,
+        scorable=score.scorable,
+        total=score.total,
+        prorated=score.prorated,
+        band=score.band,
+        above_cutpoint=score.above_cutpoint,
+        provisional_diagnosis=score.provisional_diagnosis,
+        subscales=dict(score.subscales),
+        flags=dict(score.flags),
+        missing_items=list(score.missing_items),
+    )
+    try:
+        with session.begin_nested():
+            session.add(assessment)
+            session.flush()
+    except IntegrityError:
+        # Two copies of one submission raced; the other one was stored first.
+        earlier = session.scalar(
+            select(Assessment).where(Assessment.idempotency_key == idempotency_key))
+        if earlier is None:
+            raise
+        return _repeat_of(earlier, patient)
+
+    items = instrument.items
+    session.add_all(
+        AssessmentAnswer(assessment_id=assessment.id, item_number=item.number, value=value)
+        for item, value in zip(items, score.answers)
+        if value is not None
+    )
+    alerts = [
+        Alert(
+            patient_id=patient.id,
+            assessment_id=assessment.id,
+            kind=triggered.key,
+            value=str(triggered.value).lower(),
+            reason=triggered.reason,
+            crisis=triggered.crisis,
+            raised_at=now,
+        )
+        for triggered in score.alerts
+    ]
+    session.add_all(alerts)
+    session.flush()
+    audit.record(
+        session, actor, "assessment.correct" if amends is not None else "assessment.submit",
+        patient=patient, object_type="assessment", object_id=assessment.id,
+        details={"instrument": instrument.key, "version": instrument.version,
+                 "source": assessment.source, "amends": assessment.amends_id},
+    )
+    for alert in alerts:
+        audit.record(session, actor, "alert.raise", patient=patient, object_type="alert",
+                     object_id=alert.id, details={"kind": alert.kind, "assessment": assessment.id})
+    return Submission(assessment=assessment, created=True, alerts=alerts)
+
+
+def _repeat_of(earlier: Assessment, patient: Patient) -> Submission:
+    if earlier.patient_id != patient.id:
+        raise SubmissionError("The form's submission key does not match; reload the page.")
+    return Submission(assessment=earlier, created=False)
+
+
+def _check_amendment(
+    patient: Patient, instrument_key: str, amends: Assessment | None, reason: str | None
+) -> None:
+    if amends is None:
+        if reason:
+            raise SubmissionError("A reason is given only with a correction.")
+        return
+    if amends.patient_id != patient.id or amends.instrument_key != instrument_key:
+        raise SubmissionError("A correction must be for the same patient and questionnaire.")
+    if not reason or not reason.strip():
+        raise SubmissionError("A correction needs a reason.")
+
+
+def crisis_flagged(assessment: Assessment) -> bool:
+    """True when the answers call for crisis resources (per the instrument's flag rules)."""
+    instrument = instruments.get(assessment.instrument_key)
+    for rule in instrument.flags:
+        value = assessment.flags.get(rule.key)
+        if rule.crisis and value in rule.alert_values:
+            return True
+    return False
+
+
+def patient_assessments(session: Session, patient_id: int) -> list[Assessment]:
+    """The patient's assessments, newest first."""
+    return list(session.scalars(
+        select(Assessment)
+        .where(Assessment.patient_id == patient_id)
+        .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
+    ))
+
+
+def superseded_ids(assessments: Sequence[Assessment]) -> set[int]:
+    """Ids of assessments that a later correction replaces."""
+    return {a.amends_id for a in assessments if a.amends_id is not None}
+
+
+def current_assessments(assessments: Sequence[Assessment]) -> list[Assessment]:
+    """The assessments that count: those no correction replaces."""
+    replaced = superseded_ids(assessments)
+    return [a for a in assessments if a.id not in replaced]

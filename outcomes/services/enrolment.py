@@ -1,0 +1,134 @@
+"""Enrolling patients and their one-time invitation links."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..models import Clinic, Invitation, Patient, User, utcnow
+from . import audit, plans
+from .accounts import AccountError, checked_new_email, hash_password
+from .audit import Actor
+
+
+class EnrolmentError(ValueError):
+    """An enrolment request that cannot be carried out, with the reason."""
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    #: The secret part of the link. Shown once; only its hash is stored.
+    token: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def enrol_patient(
+    session: Session,
+    actor: Actor,
+    clinic: Clinic,
+    identifier: str,
+    display_name: str,
+    contact_email: str | None = None,
+    assigned_clinician: User | None = None,
+) -> Patient:
+    """Add a patient to the clinic with the default measurement plan."""
+    identifier, display_name = identifier.strip(), display_name.strip()
+    if not identifier or not display_name:
+        raise EnrolmentError("A patient needs an identifier and a name.")
+    exists = session.scalar(
+        select(Patient.id).where(Patient.clinic_id == clinic.id, Patient.identifier == identifier)
+    )
+    if exists:
+        raise EnrolmentError(f"A patient with identifier {identifier!r} is already enrolled.")
+    if assigned_clinician is not None and (
+        assigned_clinician.clinic_id != clinic.id or not assigned_clinician.is_staff
+    ):
+        raise EnrolmentError("The assigned clinician must work at this clinic.")
+    patient = Patient(
+        clinic_id=clinic.id,
+        identifier=identifier,
+        display_name=display_name,
+        contact_email=(contact_email or "").strip().lower() or None,
+        assigned_clinician_id=assigned_clinician.id if assigned_clinician else None,
+    )
+    session.add(patient)
+    session.flush()
+    plans.add_default_plan(session, patient)
+    audit.record(session, actor, "patient.enrol", patient=patient, object_type="patient",
+                 object_id=patient.id)
+    return patient
+
+
+def issue_invitation(
+    session: Session, actor: Actor, patient: Patient, valid_days: int = 7
+) -> IssuedInvitation:
+    """A new one-time link for the patient; any earlier unused link stops working."""
+    if patient.user_id is not None:
+        raise EnrolmentError("This patient has already set up their account.")
+    now = utcnow()
+    session.execute(
+        update(Invitation)
+        .where(Invitation.patient_id == patient.id, Invitation.used_at.is_(None),
+               Invitation.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        patient_id=patient.id,
+        token_hash=token_hash(token),
+        created_by_id=actor.user.id if actor.user else None,
+        created_at=now,
+        expires_at=now + dt.timedelta(days=valid_days),
+    )
+    session.add(invitation)
+    session.flush()
+    audit.record(session, actor, "invitation.issue", patient=patient, object_type="invitation",
+                 object_id=invitation.id)
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+def usable_invitation(session: Session, token: str) -> Invitation | None:
+    """The invitation this token opens, if it is unused, not revoked and not expired."""
+    if not token or len(token) > 128:
+        return None
+    invitation = session.scalar(select(Invitation).where(Invitation.token_hash == token_hash(token)))
+    if invitation is None or invitation.used_at or invitation.revoked_at:
+        return None
+    if invitation.expires_at <= utcnow():
+        return None
+    return invitation
+
+
+def accept_invitation(
+    session: Session, actor: Actor, token: str, email: str, password: str
+) -> User:
+    """Create the patient's login from a valid invitation; the link then stops working."""
+    invitation = usable_invitation(session, token)
+    if invitation is None:
+        raise EnrolmentError("This invitation link is no longer valid. Ask the clinic for a "
+                             "new one.")
+    patient = invitation.patient
+    try:
+        user = User(
+            clinic_id=patient.clinic_id,
+            email=checked_new_email(session, email),
+            role="patient",
+            password_hash=hash_password(password),
+        )
+    except AccountError as error:
+        raise EnrolmentError(str(error)) from None
+    session.add(user)
+    session.flush()
+    patient.user_id = user.id
+    invitation.used_at = utcnow()
+    audit.record(session, Actor(user, actor.ip_address, actor.request_id), "invitation.accept",
+                 patient=patient, object_type="invitation", object_id=invitation.id)
+    return user

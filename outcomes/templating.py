@@ -1,0 +1,45 @@
+"""Template filters: times in the clinic's own zone, instrument titles."""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from flask import Flask
+from flask_login import current_user
+
+import instruments
+
+
+def _zone() -> zoneinfo.ZoneInfo:
+    if current_user and current_user.is_authenticated:
+        return zoneinfo.ZoneInfo(current_user.clinic.timezone)
+    return zoneinfo.ZoneInfo("UTC")
+
+
+def local_date(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(_zone()).strftime("%-d %b %Y")
+
+
+def local_datetime(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(_zone()).strftime("%-d %b %Y, %H:%M")
+
+
+def long_date(value: dt.date) -> str:
+    return value.strftime("%A %-d %B")
+
+
+def instrument_title(key: str) -> str:
+    return instruments.get(key).short_title + (
+        " (past week)" if instruments.get(key).time_frame == "past week" else "")
+
+
+def install_template_helpers(app: Flask) -> None:
+    app.jinja_env.add_extension("jinja2.ext.do")
+    for name, function in (("local_date", local_date), ("local_datetime", local_datetime),
+                           ("long_date", long_date), ("instrument_title", instrument_title),
+                           ("instrument", instruments.get)):
+        app.add_template_filter(function, name)

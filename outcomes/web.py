@@ -1,0 +1,93 @@
+"""What every request shares: its id, the one commit at its end, security headers, error pages,
+and the actor that services record in the audit trail."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+from .services.audit import Actor
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+# Scripts and styles only from this site; chart data travels as JSON, never inline script.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def current_actor() -> Actor:
+    """The signed-in user (if any) and where the request came from, for the audit trail."""
+    user = current_user if current_user.is_authenticated else None
+    return Actor(user=user, ip_address=request.remote_addr, request_id=g.get("request_id"))
+
+
+def install_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        # One transaction per request: what the services wrote (including audit rows) is
+        # committed together, or not at all.
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        # Invitation tokens travel in URLs: never leak them to another site.
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if not request.path.startswith("/static/"):
+            # Health data must not linger in caches. A view may choose otherwise for a page
+            # that holds none (a blank questionnaire, so the back button keeps its key).
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "errors/error.html",
+            title="This form has expired",
+            message="The page was open too long or was sent twice. Go back, reload the page "
+            "and try again. Nothing was saved.",
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        messages = {
+            403: ("Not allowed", "You do not have access to this page."),
+            404: ("Page not found", "There is nothing here. Check the address, or go back."),
+            405: ("Not allowed", "This page cannot be used that way."),
+        }
+        title, message = messages.get(
+            error.code or 500, (error.name, "The request could not be handled.")
+        )
+        return render_template("errors/error.html", title=title, message=message), error.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[str, int]:
+        # The traceback goes to the log by type and place only; the page shows nothing of it.
+        log.exception("unhandled error (request %s)", g.get("request_id"))
+        db.session.rollback()
+        return render_template(
+            "errors/error.html",
+            title="Something went wrong",
+            message="The page could not be shown and nothing was changed. Please try again; "
+            f"if it keeps happening, tell the clinic (reference {g.get('request_id', '-')}).",
+        ), 500

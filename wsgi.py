@@ -1,0 +1,3 @@
+from outcomes import create_app
+
+app = create_app()
