@@ -70,8 +70,11 @@ class Table:
 
     def text(self, field: str, default: Any = _REQUIRED, *, allow_empty: bool = False) -> str:
         """A string field; empty strings are refused unless ``allow_empty``."""
-        value = self.value(field, str, default)
-        if value is not None and not allow_empty and not value.strip():
+        if field not in self._data and default is not _REQUIRED:
+            self._read.add(field)
+            return default
+        value = self.value(field, str)
+        if not allow_empty and not value.strip():
             raise self.error("must not be empty", field)
         return value
 
