@@ -2,12 +2,11 @@
 instrument, for patients and for clinicians transcribing paper forms)."""
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, RadioField, TextAreaField
+from wtforms import DateField, HiddenField, RadioField, SelectChoice, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from instruments import Instrument
@@ -31,6 +30,17 @@ class QuestionnaireForm(FlaskForm):
     def unanswered(self) -> list[RadioField]:
         return [field for field in self.item_fields() if field.errors]
 
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not self.submission_key.data:
+            self.form_errors.append("The form is missing its submission key; reload the page "
+                                    "and enter the answers again.")
+            valid = False
+        if valid and all(answer is None for answer in self.answers()):
+            self.form_errors.append("No question has an answer. Enter at least one.")
+            valid = False
+        return valid
+
 
 class TranscriptionFields:
     administered_on = DateField(
@@ -52,7 +62,6 @@ def questionnaire_form(
     transcription: bool = False,
     correction: bool = False,
     prefill: Sequence[int | None] | None = None,
-    formdata: object = None,
 ) -> QuestionnaireForm:
     """A form for ``instrument``.
 
@@ -69,16 +78,16 @@ def questionnaire_form(
         required = item.required and not transcription
         attributes[f"item_{item.number}"] = RadioField(
             item.text,
-            choices=[(option.value, option.label) for option in item.options],
+            choices=[SelectChoice(option.value, option.label) for option in item.options],
             coerce=int,
             validators=[InputRequired(UNANSWERED)] if required else [Optional()],
             invalid_choice_message=UNANSWERED,
         )
-    form_class = type(f"{instrument.key}_form", tuple(bases), attributes)
-    data: dict[str, object] = {"submission_key": uuid.uuid4().hex}
-    if prefill is not None:
-        data.update({f"item_{number}": value for number, value in enumerate(prefill, start=1)})
-    if transcription:
-        data["administered_on"] = dt.date.today()
-    kwargs = {} if formdata is None else {"formdata": formdata}
-    return form_class(data=data, **kwargs)
+    form = type(f"{instrument.key}_form", tuple(bases), attributes)()
+    if not form.is_submitted():
+        # A fresh key per page load: a repeat of the same POST (double tap, retry) carries the
+        # same key and stores nothing new. On a POST only what was sent counts.
+        form.submission_key.data = uuid.uuid4().hex
+        for number, value in enumerate(prefill or (), start=1):
+            form[f"item_{number}"].data = value
+    return form

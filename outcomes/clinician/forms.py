@@ -1,7 +1,15 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 import instruments
@@ -28,8 +36,8 @@ class AcknowledgeAlertForm(FlaskForm):
         Length(max=2000)])
 
 
-INTERVAL_CHOICES = [("once", "Once, at baseline"), ("7", "Every week"), ("14", "Every 2 weeks"),
-                    ("28", "Every 4 weeks")]
+INTERVAL_CHOICES = [SelectChoice("once", "Once, at baseline"), SelectChoice("7", "Every week"),
+                    SelectChoice("14", "Every 2 weeks"), SelectChoice("28", "Every 4 weeks")]
 
 
 def plan_form(entries: dict[str, tuple[bool, int | None, int]]) -> FlaskForm:

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
+from wtforms import SelectChoice
 
 import instruments
 
@@ -65,7 +66,7 @@ def patients() -> str:
 def enrol() -> Response | str | tuple[str, int]:
     form = EnrolPatientForm()
     staff = clinic_staff(db.session, current_user.clinic_id)
-    form.assigned_clinician.choices = [(user.id, user.email) for user in staff]
+    form.assigned_clinician.choices = [SelectChoice(user.id, user.email) for user in staff]
     if request.method == "GET":
         form.assigned_clinician.data = current_user.id
     if form.validate_on_submit():
@@ -153,16 +154,16 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
     except instruments.UnknownInstrument:
         abort(404)
     prefill = None
-    if amends is not None and request.method == "GET":
+    if amends is not None:
         given = {answer.item_number: answer.value for answer in amends.answers}
         prefill = [given.get(item.number) for item in instrument.items]
     form = questionnaire_form(instrument, transcription=True, correction=amends is not None,
                               prefill=prefill)
     zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
-    if request.method == "GET":
+    if not form.is_submitted():
         form.administered_on.data = (amends.administered_at.astimezone(zone).date()
                                      if amends is not None else dt.datetime.now(zone).date())
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _completed_on_a_past_day(form, zone):
         try:
             submission = submit_assessment(
                 db.session, current_actor(), patient, key, form.answers(),
@@ -183,6 +184,14 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
     status = 422 if form.errors or form.form_errors else 200
     return render_template("clinician/paper_form.html", form=form, instrument=instrument,
                            patient=patient, amends=amends), status
+
+
+def _completed_on_a_past_day(form, zone: zoneinfo.ZoneInfo) -> bool:
+    if form.administered_on.data > dt.datetime.now(zone).date():
+        form.administered_on.errors.append("The date the form was completed cannot be in the "
+                                           "future.")
+        return False
+    return True
 
 
 def _administered_at(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:

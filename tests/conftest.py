@@ -1,0 +1,213 @@
+"""Fixtures shared by the app's tests.
+
+Every test that takes ``app`` (or anything built on it) runs once on SQLite and, when
+``TEST_DATABASE_URL`` is set, once more on PostgreSQL. The schema is created by the Alembic
+migrations, never by ``create_all``, so the migrations are what the tests exercise.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from outcomes import create_app, migrate
+from outcomes.config import normalise_database_url
+from outcomes.extensions import db
+from outcomes.models import Base, Clinic, Patient, User
+from outcomes.services import accounts, enrolment
+from outcomes.services.audit import SYSTEM, Actor
+
+PASSWORD = "correct horse battery staple"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_report_header() -> list[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    return [f"databases: SQLite{' and PostgreSQL (' + url + ')' if url else ' only (set TEST_DATABASE_URL for PostgreSQL)'}"]
+
+
+def base_config(database_url: str) -> dict[str, object]:
+    return {
+        "TESTING": True,
+        "OUTCOMES_ENV": "development",
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "DATABASE_URL": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "SESSION_COOKIE_SECURE": False,
+        # Real argon2id, with a small cost so the suite stays quick.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST_KIB": 1024,
+        "ARGON2_PARALLELISM": 1,
+    }
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to head once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> str:
+    """The PostgreSQL test database, emptied and migrated to head once per run."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url = normalise_database_url(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "outcomes.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgresql_url")
+    engine = create_engine(url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        # TRUNCATE skips the row triggers that keep assessments and audit rows append-only.
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    """The app, with no context pushed: each test request gets its own context and database
+    session, as in production."""
+    app = create_app(base_config(database_url))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app_context(app: Flask) -> Iterator[None]:
+    """For tests that call services directly (they read settings from the app)."""
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """A session of the test's own, apart from the ones requests use."""
+    with app.app_context():
+        session = db.sessionmaker()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+@dataclass
+class World:
+    """A clinic with a clinician and an enrolled patient with a login, and a second clinic."""
+
+    clinic: Clinic
+    clinician: User
+    patient: Patient
+    patient_user: User
+    other_clinic: Clinic
+    other_clinician: User
+    other_patient: Patient
+
+
+class Factory:
+    """Creates records through the services, each committed, as the app itself would."""
+
+    def __init__(self, app: Flask, session: Session) -> None:
+        self.app = app
+        self.session = session
+
+    def clinic(self, name: str | None = None) -> Clinic:
+        with self.app.app_context():
+            clinic = accounts.create_clinic(self.session, SYSTEM,
+                                            name or f"Clinic {uuid.uuid4().hex[:6]}",
+                                            "+1 555 0100", "America/New_York")
+            self.session.commit()
+        return clinic
+
+    def staff(self, clinic: Clinic, role: str = "clinician", email: str | None = None) -> User:
+        with self.app.app_context():
+            user = accounts.create_staff_user(
+                self.session, SYSTEM, clinic, role,
+                email or f"{role}-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
+            self.session.commit()
+        return user
+
+    def patient(self, clinic: Clinic, clinician: User, with_login: bool = True,
+                identifier: str | None = None, name: str = "Pat Example") -> Patient:
+        actor = Actor(user=clinician)
+        with self.app.app_context():
+            patient = enrolment.enrol_patient(self.session, actor, clinic,
+                                              identifier or f"MRN-{uuid.uuid4().hex[:6]}",
+                                              name, None, clinician)
+            if with_login:
+                issued = enrolment.issue_invitation(self.session, actor, patient)
+                enrolment.accept_invitation(
+                    self.session, SYSTEM, issued.token,
+                    f"patient-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
+            self.session.commit()
+        return patient
+
+
+@pytest.fixture
+def factory(app: Flask, session: Session) -> Factory:
+    return Factory(app, session)
+
+
+@pytest.fixture
+def world(factory: Factory, session: Session) -> World:
+    clinic = factory.clinic("Harbour Clinic")
+    clinician = factory.staff(clinic)
+    patient = factory.patient(clinic, clinician)
+    other_clinic = factory.clinic("Hilltop Clinic")
+    other_clinician = factory.staff(other_clinic)
+    other_patient = factory.patient(other_clinic, other_clinician)
+    return World(clinic, clinician, patient, patient.user, other_clinic, other_clinician,
+                 other_patient)
+
+
+def sign_in(client: FlaskClient, user: User, password: str = PASSWORD):
+    """Sign in through the real login form."""
+    response = client.post("/login", data={"email": user.email, "password": password})
+    assert response.status_code == 302, response.data[:500]
+    return response
+
+
+def csrf_token(html: bytes) -> str:
+    match = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        rb'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1).decode()

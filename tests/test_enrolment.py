@@ -1,0 +1,149 @@
+"""Enrolling a patient and the one-time invitation link."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import func, select
+
+from outcomes.models import Invitation, Patient, PlanEntry, User
+from outcomes.services import enrolment
+from outcomes.services.audit import Actor
+
+from .conftest import PASSWORD, sign_in
+
+
+def enrol_through_the_page(client, identifier="MRN-42", name="Robin Example", email=""):
+    response = client.post("/clinic/patients/new", data={
+        "identifier": identifier, "display_name": name, "contact_email": email,
+        "assigned_clinician": "1"})
+    return response
+
+
+def invitation_link(html: bytes) -> str:
+    match = re.search(rb'href="http://localhost(/invite/[A-Za-z0-9_-]+)"', html)
+    assert match, "no invitation link on the page"
+    return match.group(1).decode()
+
+
+def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, session):
+    sign_in(client, world.clinician)
+    response = client.post("/clinic/patients/new", data={
+        "identifier": "MRN-42", "display_name": "Robin Example", "contact_email": "",
+        "assigned_clinician": str(world.clinician.id)})
+    assert response.status_code == 200
+    assert b"<svg" in response.data and b"QR code of the link" in response.data
+    link = invitation_link(response.data)
+    patient = session.scalar(select(Patient).where(Patient.identifier == "MRN-42"))
+    assert patient.clinic_id == world.clinic.id
+    assert patient.assigned_clinician_id == world.clinician.id
+    plan = {entry.instrument_key: entry.every_days for entry in
+            session.scalars(select(PlanEntry).where(PlanEntry.patient_id == patient.id))}
+    assert plan == {"pcl5": None, "phq9": 7, "gad7": None, "pcl5-weekly": 7}
+    invitation = session.scalar(select(Invitation).where(Invitation.patient_id == patient.id))
+    token = link.rsplit("/", 1)[1]
+    assert invitation.token_hash == enrolment.token_hash(token)
+    assert token not in invitation.token_hash  # only the hash is stored
+    assert dt.timedelta(days=6, hours=23) < invitation.expires_at - invitation.created_at <= dt.timedelta(days=7)
+
+
+def test_enrolment_refuses_a_duplicate_identifier_and_stores_nothing(client, world, session):
+    sign_in(client, world.clinician)
+    response = client.post("/clinic/patients/new", data={
+        "identifier": world.patient.identifier, "display_name": "Someone Else",
+        "assigned_clinician": str(world.clinician.id)})
+    assert response.status_code == 422
+    assert b"already enrolled" in response.data
+    count = session.scalar(select(func.count(Patient.id)).where(
+        Patient.identifier == world.patient.identifier))
+    assert count == 1
+
+
+def test_enrolment_refuses_a_clinician_of_another_clinic(client, world):
+    sign_in(client, world.clinician)
+    response = client.post("/clinic/patients/new", data={
+        "identifier": "MRN-77", "display_name": "Robin Example",
+        "assigned_clinician": str(world.other_clinician.id)})
+    assert response.status_code == 422
+
+
+def test_the_link_works_once_then_stops(app, client, world, session):
+    sign_in(client, world.clinician)
+    link = invitation_link(client.post("/clinic/patients/new", data={
+        "identifier": "MRN-42", "display_name": "Robin Example", "contact_email": "robin@example.org",
+        "assigned_clinician": str(world.clinician.id)}).data)
+    phone = app.test_client()
+    page = phone.get(link)
+    assert page.status_code == 200
+    assert b'value="robin@example.org"' in page.data
+    response = phone.post(link, data={"email": "robin@example.org", "password": PASSWORD,
+                                      "confirm": PASSWORD})
+    assert response.status_code == 302 and response.location == "/me/"
+    assert phone.get("/me/").status_code == 200
+    assert app.test_client().get(link).status_code == 404
+    user = session.scalar(select(User).where(User.email == "robin@example.org"))
+    assert user.role == "patient" and user.patient.identifier == "MRN-42"
+
+
+def test_mismatched_passwords_store_nothing(app, client, world, session):
+    sign_in(client, world.clinician)
+    link = invitation_link(enrol_through_the_page(client).data)
+    phone = app.test_client()
+    response = phone.post(link, data={"email": "robin@example.org", "password": PASSWORD,
+                                      "confirm": PASSWORD + "x"})
+    assert response.status_code == 422
+    assert b"do not match" in response.data
+    assert session.scalar(select(User).where(User.email == "robin@example.org")) is None
+    assert phone.get(link).status_code == 200  # still usable
+
+
+def test_an_email_already_in_use_is_refused(app, client, world):
+    sign_in(client, world.clinician)
+    link = invitation_link(enrol_through_the_page(client).data)
+    response = app.test_client().post(link, data={
+        "email": world.clinician.email, "password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 422
+    assert b"already exists" in response.data
+
+
+def test_reissuing_a_link_kills_the_old_one(app, client, world, session):
+    sign_in(client, world.clinician)
+    first = invitation_link(enrol_through_the_page(client).data)
+    patient = session.scalar(select(Patient).where(Patient.identifier == "MRN-42"))
+    second = invitation_link(client.post(f"/clinic/patients/{patient.id}/invitation").data)
+    assert first != second
+    assert app.test_client().get(first).status_code == 404
+    assert app.test_client().get(second).status_code == 200
+
+
+def test_an_expired_link_stops_working(app, world, session):
+    with app.app_context():
+        issued = enrolment.issue_invitation(session, Actor(world.clinician),
+                                            _new_patient(session, world))
+        session.commit()
+    invitation = session.get(Invitation, issued.invitation.id)
+    with app.app_context():
+        assert enrolment.usable_invitation(session, issued.token) is not None
+    session.execute(Invitation.__table__.update().where(Invitation.id == invitation.id).values(
+        created_at=invitation.created_at - dt.timedelta(days=8),
+        expires_at=invitation.expires_at - dt.timedelta(days=7, seconds=1)))
+    session.commit()
+    assert app.test_client().get(f"/invite/{issued.token}").status_code == 404
+
+
+def test_a_made_up_token_shows_the_same_page_as_a_used_one(client):
+    response = client.get("/invite/" + "A" * 43)
+    assert response.status_code == 404
+    assert b"This link no longer works" in response.data
+
+
+def test_a_patient_with_an_account_gets_no_new_link(client, world):
+    sign_in(client, world.clinician)
+    response = client.post(f"/clinic/patients/{world.patient.id}/invitation")
+    assert response.status_code == 302
+    assert b"already set up" in client.get(response.location).data
+
+
+def _new_patient(session, world):
+    return enrolment.enrol_patient(session, Actor(world.clinician), world.clinic, "MRN-900",
+                                   "Kai Example", None, world.clinician)
