@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import DefinitionError
 from .model import (Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
-                    MissingPolicy, Option, Subscale, freeze)
+                    MissingPolicy, Option, RuleUse, Subscale, freeze)
 from .reader import Table
-from .rules import CHANGE_RULES, DIAGNOSIS_RULES, FLAG_RULES, MISSING_RULES, Context
+from .rules import CHANGE_RULES, DIAGNOSIS_RULES, FLAG_RULES, MISSING_RULES, Context, Registry
+
+RuleUseT = TypeVar("RuleUseT", bound=RuleUse)
 
 _KEY = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -72,10 +74,11 @@ def _instrument(table: Table, file_stem: str) -> Instrument:
     subscales = _subscales(table, items)
     bands, bands_source = _bands(table, total_min, total_max)
     cutpoint, cutpoint_source = _cutpoint(table, total_min, total_max)
-    codes = table.optional_table("loinc") or Table({}, table.file, "loinc")
+    diagnosis = table.optional_table("diagnosis")
+    loinc_panel, loinc_total = _loinc_codes(table)
     context = Context({item.id: item for item in items}, {s.key: s for s in subscales},
                       total_min, total_max, cutpoint)
-    instrument = Instrument(
+    return Instrument(
         key=key,
         version=table.text("version"),
         title=table.text("title"),
@@ -94,16 +97,23 @@ def _instrument(table: Table, file_stem: str) -> Instrument:
         bands_source=bands_source,
         cutpoint=cutpoint,
         cutpoint_source=cutpoint_source,
-        loinc_panel=_loinc(codes, "panel"),
-        loinc_total=_loinc(codes, "total"),
-        missing=_missing(table, context),
-        diagnosis=_diagnosis(table, context),
+        loinc_panel=loinc_panel,
+        loinc_total=loinc_total,
+        missing=_single_rule(table.table("missing"), MISSING_RULES, context, MissingPolicy),
+        diagnosis=None if diagnosis is None else _single_rule(diagnosis, DIAGNOSIS_RULES, context, DiagnosisRule),
         flags=_flags(table, context),
         change_thresholds=_change_thresholds(table, context),
         local_policies=local_policies,
     )
+
+
+def _loinc_codes(table: Table) -> tuple[str | None, str | None]:
+    codes = table.optional_table("loinc")
+    if codes is None:
+        return None, None
+    panel, total = _loinc(codes, "panel"), _loinc(codes, "total")
     codes.finish()
-    return instrument
+    return panel, total
 
 
 def _loinc(table: Table, field: str, pattern: re.Pattern[str] = _LOINC) -> str | None:
@@ -148,7 +158,8 @@ def _option_sets(table: Table) -> dict[str, tuple[Option, ...]]:
         option_set = sets_table.table(name)
         low = option_set.integer("min")
         high = option_set.integer("max", low=low)
-        options, seen = [], {}
+        options: list[Option] = []
+        seen: dict[Any, str] = {}
         for option in option_set.tables("options"):
             value = option.integer("value")
             if not low <= value <= high:
@@ -210,10 +221,8 @@ def _total_range(table: Table, items: tuple[Item, ...]) -> tuple[int, int]:
 
 def _subscales(table: Table, items: tuple[Item, ...]) -> tuple[Subscale, ...]:
     scored_ids = {item.id for item in items if item.scored}
-    subscales, seen = [], {}
-    for entry in table.tables("subscales", []):
-        key = _name(entry, "key")
-        _check_unique(entry, "key", key, seen)
+    subscales = []
+    for entry, key in _keyed(table, "subscales"):
         item_ids = entry.texts("items", allow_none=False)
         for index, item_id in enumerate(item_ids):
             if item_id not in scored_ids:
@@ -221,25 +230,14 @@ def _subscales(table: Table, items: tuple[Item, ...]) -> tuple[Subscale, ...]:
             if item_id in item_ids[:index]:
                 raise entry.error(f"item '{item_id}' listed twice", f"items[{index}]")
         subscales.append(Subscale(key=key, label=entry.text("label"), items=item_ids))
-        entry.finish()
     return tuple(subscales)
 
 
 def _bands(table: Table, total_min: int, total_max: int) -> tuple[tuple[Band, ...], str | None]:
     """Bands must cover the total range exactly, in order, with no gap and no overlap."""
-    entries = table.tables("bands", [])
-    source = table.text("bands_source", None)
-    if entries and source is None:
-        raise table.error("missing required field: bands need their source", "bands_source")
-    if source is not None and not entries:
-        raise table.error("given but there are no bands", "bands_source")
     bands: list[Band] = []
-    seen: dict[Any, str] = {}
-    for index, entry in enumerate(entries):
-        key = _name(entry, "key")
-        _check_unique(entry, "key", key, seen)
+    for index, (entry, key) in enumerate(_keyed(table, "bands")):
         band = Band(key=key, label=entry.text("label"), min=entry.integer("min"), max=entry.integer("max"))
-        entry.finish()
         if band.max < band.min:
             raise entry.error(f"max {band.max} is below min {band.min}")
         if bands:
@@ -248,7 +246,13 @@ def _bands(table: Table, total_min: int, total_max: int) -> tuple[tuple[Band, ..
             raise entry.error(f"starts at {band.min}, but the total range starts at {total_min}")
         bands.append(band)
     if bands and bands[-1].max != total_max:
-        raise entries[-1].error(f"ends at {bands[-1].max}, but the total range ends at {total_max}")
+        raise table.error(f"ends at {bands[-1].max}, but the total range ends at {total_max}",
+                          f"bands[{len(bands) - 1}]")
+    source = table.text("bands_source", None)
+    if bands and source is None:
+        raise table.error("missing required field: bands need their source", "bands_source")
+    if source is not None and not bands:
+        raise table.error("given but there are no bands", "bands_source")
     return tuple(bands), source
 
 
@@ -270,51 +274,47 @@ def _cutpoint(table: Table, total_min: int, total_max: int) -> tuple[int | None,
     return value, source
 
 
-def _missing(table: Table, context: Context) -> MissingPolicy:
-    entry = table.table("missing")
-    rule, params = MISSING_RULES.parse(entry, context)
-    policy = MissingPolicy(rule=rule, params=freeze(params), source=entry.text("source"))
-    entry.finish()
-    return policy
+def _rule_use(entry: Table, registry: Registry[Any], context: Context) -> dict[str, Any]:
+    """The rule name, its checked and frozen parameters, and its source."""
+    rule, params = registry.parse(entry, context)
+    return {"rule": rule, "params": freeze(params), "source": entry.text("source")}
 
 
-def _diagnosis(table: Table, context: Context) -> DiagnosisRule | None:
-    entry = table.optional_table("diagnosis")
-    if entry is None:
-        return None
-    rule, params = DIAGNOSIS_RULES.parse(entry, context)
-    diagnosis = DiagnosisRule(rule=rule, params=freeze(params), source=entry.text("source"))
+def _single_rule(entry: Table, registry: Registry[Any], context: Context, kind: type[RuleUseT]) -> RuleUseT:
+    use = kind(**_rule_use(entry, registry, context))
     entry.finish()
-    return diagnosis
+    return use
+
+
+def _keyed(table: Table, field: str) -> Iterator[tuple[Table, str]]:
+    """Each table of an optional array with its key, refusing a repeated key.
+
+    The entry is checked for unknown fields once the caller has read what it needs.
+    """
+    seen: dict[Any, str] = {}
+    for entry in table.tables(field, []):
+        key = _name(entry, "key")
+        _check_unique(entry, "key", key, seen)
+        yield entry, key
+        entry.finish()
 
 
 def _flags(table: Table, context: Context) -> tuple[FlagRule, ...]:
-    flags, seen = [], {}
-    for entry in table.tables("flags", []):
-        key = _name(entry, "key")
-        _check_unique(entry, "key", key, seen)
-        rule, params = FLAG_RULES.parse(entry, context)
-        outcomes = FLAG_RULES[rule].outcomes(params)
+    flags = []
+    for entry, key in _keyed(table, "flags"):
+        use = _rule_use(entry, FLAG_RULES, context)
+        outcomes = FLAG_RULES[use["rule"]].outcomes(use["params"])
         alert_values = tuple(entry.value("alert_values", list))
         for index, value in enumerate(alert_values):
             # Compare types too: TOML's 1 must not pass for true.
             if not any(type(value) is type(outcome) and value == outcome for outcome in outcomes):
                 raise entry.error(f"{value!r} is not a value this flag can take", f"alert_values[{index}]")
         reason = entry.text("alert_reason") if alert_values else entry.text("alert_reason", "")
-        flags.append(FlagRule(key=key, rule=rule, params=freeze(params), alert_values=alert_values,
-                              crisis=entry.boolean("crisis"), alert_reason=reason,
-                              source=entry.text("source")))
-        entry.finish()
+        flags.append(FlagRule(key=key, alert_values=alert_values, crisis=entry.boolean("crisis"),
+                              alert_reason=reason, **use))
     return tuple(flags)
 
 
 def _change_thresholds(table: Table, context: Context) -> tuple[ChangeThreshold, ...]:
-    thresholds, seen = [], {}
-    for entry in table.tables("change", []):
-        key = _name(entry, "key")
-        _check_unique(entry, "key", key, seen)
-        rule, params = CHANGE_RULES.parse(entry, context)
-        thresholds.append(ChangeThreshold(key=key, rule=rule, params=freeze(params),
-                                          source=entry.text("source")))
-        entry.finish()
-    return tuple(thresholds)
+    return tuple(ChangeThreshold(key=key, **_rule_use(entry, CHANGE_RULES, context))
+                 for entry, key in _keyed(table, "change"))

@@ -65,44 +65,37 @@ class Subscale:
 
 
 @dataclass(frozen=True)
-class MissingPolicy:
-    """How missing answers affect the total: a registered rule and its parameters."""
+class RuleUse:
+    """A registered rule as a definition uses it: its name, its parameters and their source."""
 
     rule: str
     params: Mapping[str, Any]
     source: str
 
 
-@dataclass(frozen=True)
-class DiagnosisRule:
+class MissingPolicy(RuleUse):
+    """How missing answers affect the total."""
+
+
+class DiagnosisRule(RuleUse):
     """How a provisional diagnosis is decided from the answers."""
 
-    rule: str
-    params: Mapping[str, Any]
-    source: str
-
 
 @dataclass(frozen=True)
-class FlagRule:
+class FlagRule(RuleUse):
     """A flag computed from the answers, and what the app must do when it is raised."""
 
     key: str
-    rule: str
-    params: Mapping[str, Any]
     alert_values: tuple[FlagValue, ...]
     crisis: bool
     alert_reason: str
-    source: str
 
 
 @dataclass(frozen=True)
-class ChangeThreshold:
+class ChangeThreshold(RuleUse):
     """A named yes/no judgement about the change between two totals."""
 
     key: str
-    rule: str
-    params: Mapping[str, Any]
-    source: str
 
 
 @dataclass(frozen=True)

@@ -37,41 +37,39 @@ class Context:
         return sum(1 for item in self.items.values() if item.scored)
 
 
-class MissingStrategy(Protocol):
-    """Decides the total from the scored items' answers, some of which may be missing."""
+class Strategy(Protocol):
+    """Any rule: reads and checks its own parameters from the definition."""
 
     def parse(self, table: Table, context: Context) -> dict[str, Any]: ...
+
+
+class MissingStrategy(Strategy, Protocol):
+    """Decides the total from the scored items' answers, some of which may be missing."""
 
     def total(self, params: Params, values: Sequence[int | None]) -> tuple[int | None, bool]: ...
 
 
-class FlagStrategy(Protocol):
+class FlagStrategy(Strategy, Protocol):
     """Computes one flag from the answers, whether or not the total is scorable."""
-
-    def parse(self, table: Table, context: Context) -> dict[str, Any]: ...
 
     def outcomes(self, params: Params) -> tuple[FlagValue, ...]: ...
 
     def evaluate(self, params: Params, answers: Answers) -> FlagValue: ...
 
 
-class DiagnosisStrategy(Protocol):
+class DiagnosisStrategy(Strategy, Protocol):
     """Decides a provisional diagnosis; None when missing answers leave it open."""
-
-    def parse(self, table: Table, context: Context) -> dict[str, Any]: ...
 
     def evaluate(self, params: Params, answers: Answers, instrument: Instrument) -> bool | None: ...
 
 
-class ChangeStrategy(Protocol):
+class ChangeStrategy(Strategy, Protocol):
     """Judges the change from a baseline total to a current total; None when undefined."""
-
-    def parse(self, table: Table, context: Context) -> dict[str, Any]: ...
 
     def evaluate(self, params: Params, baseline: int, current: int) -> bool | None: ...
 
 
-S = TypeVar("S")
+S = TypeVar("S", bound=Strategy)
 
 
 class Registry(Generic[S]):
@@ -126,9 +124,10 @@ class NoneAllowed:
 
     def total(self, params: Params, values: Sequence[int | None]) -> tuple[int | None, bool]:
         """The plain sum, or None when an answer is missing; never prorated."""
-        if any(value is None for value in values):
+        answered = [value for value in values if value is not None]
+        if len(answered) < len(values):
             return None, False
-        return sum(values), False
+        return sum(answered), False
 
 
 class ProrateMean:

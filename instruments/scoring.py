@@ -67,7 +67,8 @@ def score_answers(instrument: Instrument, answers: Sequence[Answer] | Mapping[st
     policy = instrument.missing
     total, prorated = MISSING_RULES[policy.rule].total(policy.params, scored_values)
     scorable = total is not None
-    band = instrument.band_for(total) if scorable else None
+    band = instrument.band_for(total) if total is not None else None
+    cutpoint = instrument.cutpoint
     flags = {rule.key: FLAG_RULES[rule.rule].evaluate(rule.params, by_id) for rule in instrument.flags}
     return Score(
         instrument=instrument.key,
@@ -78,7 +79,7 @@ def score_answers(instrument: Instrument, answers: Sequence[Answer] | Mapping[st
         band=band.key if band else None,
         band_label=band.label if band else None,
         subscales=_subscales(instrument, by_id, scorable),
-        above_cutpoint=total >= instrument.cutpoint if scorable and instrument.cutpoint is not None else None,
+        above_cutpoint=total >= cutpoint if total is not None and cutpoint is not None else None,
         provisional_diagnosis=_diagnosis(instrument, by_id) if scorable else None,
         flags=flags,
         missing_items=[item.number for item, answer in zip(instrument.items, normalised)
@@ -97,9 +98,9 @@ def _is_alert(value: FlagValue, alert_values: tuple[FlagValue, ...]) -> bool:
 def _subscales(instrument: Instrument, by_id: Mapping[str, Answer], scorable: bool) -> dict[str, int | None]:
     result: dict[str, int | None] = {}
     for subscale in instrument.subscales:
-        values = [by_id[item_id] for item_id in subscale.items]
-        complete = scorable and None not in values
-        result[subscale.key] = sum(values) if complete else None
+        answered = [answer for item_id in subscale.items if (answer := by_id[item_id]) is not None]
+        complete = scorable and len(answered) == len(subscale.items)
+        result[subscale.key] = sum(answered) if complete else None
     return result
 
 
