@@ -9,7 +9,7 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from . import migrate
 from .extensions import db
@@ -47,6 +47,7 @@ def db_revision(message: str) -> None:
 
 
 @click.command("create-clinic")
+@with_appcontext
 @click.argument("name")
 @click.option("--crisis-phone", required=True, help="The clinic's own number for patients in crisis.")
 @click.option("--timezone", default="America/New_York", show_default=True,
@@ -62,6 +63,7 @@ def create_clinic(name: str, crisis_phone: str, timezone: str) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--clinic", "clinic_name", required=True, help="The clinic's name.")
 @click.option("--role", type=click.Choice(["clinician", "admin"]), required=True)
 @click.option("--email", required=True)
@@ -85,6 +87,7 @@ def create_user(clinic_name: str, role: str, email: str, password_stdin: bool) -
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--patients", type=click.IntRange(1, 100_000), default=40, show_default=True)
 @click.option("--weeks", type=click.IntRange(2, 104), default=16, show_default=True,
               help="Length of the history, in weeks before today.")
@@ -97,6 +100,8 @@ def seed_demo(patients: int, weeks: int, seed: int, today: dt.datetime | None,
     """Create a demo clinic whose patients have realistic treatment histories."""
     if if_empty and demo.any_clinic(db.session):
         click.echo("The database already has a clinic; no demo data added.")
+        if accounts.find_clinic(db.session, demo.CLINIC_NAME):
+            click.echo(demo.describe_logins())
         return
     try:
         summary = demo.seed_demo(db.session, patients=patients, weeks=weeks, seed=seed,

@@ -65,11 +65,17 @@ class DemoSummary:
     logins: list[tuple[str, str, str]] = field(default_factory=list)
 
     def describe(self) -> str:
-        lines = [f"Demo clinic {self.clinic!r}: {self.patients} patients, "
-                 f"{self.assessments} assessments, {self.alerts} alerts.", "Demo logins:"]
-        lines += [f"  {role:<10} {email}  password: {password}"
-                  for role, email, password in self.logins]
-        return "\n".join(lines)
+        return (f"Demo clinic {self.clinic!r}: {self.patients} patients, "
+                f"{self.assessments} assessments, {self.alerts} alerts.\n"
+                + describe_logins(self.logins))
+
+
+def describe_logins(logins: list[tuple[str, str, str]] | None = None) -> str:
+    """The demo accounts as lines to print."""
+    lines = ["Demo logins:"]
+    lines += [f"  {role:<10} {email}  password: {password}"
+              for role, email, password in (logins or demo_logins())]
+    return "\n".join(lines)
 
 
 def any_clinic(session: Session) -> bool:
