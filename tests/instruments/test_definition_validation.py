@@ -9,11 +9,11 @@ import json
 import re
 import shutil
 import tomllib
-from pathlib import Path
 
 import pytest
 
 import instruments
+from instruments import catalog
 from instruments.catalog import DEFINITIONS_DIR
 
 
@@ -213,9 +213,20 @@ def test_shipped_definitions_survive_a_round_trip_through_the_test_writer(tmp_pa
     assert instruments.load_definition(copy_path) == instruments.get(path.stem)
 
 
-def test_a_new_instrument_is_a_dropped_in_file(tmp_path):
-    """A made-up three-item scale using only existing rules loads and scores with no code."""
-    path = tmp_path / "demo-3.toml"
+@pytest.fixture
+def definitions_dir(tmp_path, monkeypatch):
+    """A copy of the shipped definitions folder that the catalogue reads instead."""
+    folder = tmp_path / "definitions"
+    shutil.copytree(DEFINITIONS_DIR, folder)
+    monkeypatch.setattr(catalog, "DEFINITIONS_DIR", folder)
+    catalog._catalog.cache_clear()
+    yield folder
+    catalog._catalog.cache_clear()
+
+
+def test_a_new_instrument_is_a_dropped_in_file(definitions_dir):
+    """A made-up three-item scale using only existing rules is served with no code change."""
+    path = definitions_dir / "demo-3.toml"
     path.write_text('''
 key = "demo-3"
 version = "0.1"
@@ -287,12 +298,17 @@ rule = "at_or_below"
 value = 3
 source = "Test fixture."
 ''', encoding="utf-8")
-    demo = instruments.load_definition(path)
+    assert [i.key for i in instruments.all()] == ["after-infusion", "demo-3", "gad7", "pcl5", "pcl5-weekly", "phq9"]
+    demo = instruments.get("demo-3")
     assert (demo.total_min, demo.total_max, demo.cutpoint) == (0, 6, None)
     # Item b missing: 2 answered summing 3 -> 3 x 3 / 2 = 4.5 -> 5 (halves up), band high.
-    from instruments.scoring import score_answers
-    from instruments.change import change_between
-    result = score_answers(demo, [1, None, 2])
+    result = instruments.score("demo-3", [1, None, 2])
     assert (result.total, result.prorated, result.band, result.flags) == (5, True, "high", {"c_often": "yes"})
     assert result.alerts == []
-    assert change_between(demo, 5, 3).fields == {"low_now": True}
+    assert instruments.change("demo-3", 5, 3).fields == {"low_now": True}
+
+
+def test_a_broken_file_in_the_folder_is_reported_not_skipped(definitions_dir):
+    (definitions_dir / "demo-3.toml").write_text('key = "demo-3"\n', encoding="utf-8")
+    with pytest.raises(instruments.DefinitionError, match=r"^demo-3\.toml: "):
+        instruments.get("phq9")
