@@ -83,7 +83,7 @@ def _instrument(table: Table, file_stem: str) -> Instrument:
         version=table.text("version"),
         title=table.text("title"),
         short_title=table.text("short_title"),
-        citations=table.texts("citations", allow_none=False),
+        citations=table.texts("citations", may_be_empty=False),
         licence=table.text("licence"),
         instructions=table.text("instructions", allow_empty=True),
         stem=table.text("stem"),
@@ -223,7 +223,7 @@ def _subscales(table: Table, items: tuple[Item, ...]) -> tuple[Subscale, ...]:
     scored_ids = {item.id for item in items if item.scored}
     subscales = []
     for entry, key in _keyed(table, "subscales"):
-        item_ids = entry.texts("items", allow_none=False)
+        item_ids = entry.texts("items", may_be_empty=False)
         for index, item_id in enumerate(item_ids):
             if item_id not in scored_ids:
                 raise entry.error(f"unknown or unscored item '{item_id}'", f"items[{index}]")

@@ -10,7 +10,6 @@ from .errors import DefinitionError
 
 T = TypeVar("T")
 
-# TOML booleans are Python bools, which are also ints: checks must tell them apart.
 _TYPE_NAMES: dict[type, str] = {
     str: "a string",
     int: "an integer",
@@ -23,6 +22,7 @@ _REQUIRED: Any = object()
 
 
 def _is_a(value: Any, kind: type) -> bool:
+    # TOML booleans are Python bools, which are also ints: true must not pass for 1.
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)
@@ -92,10 +92,10 @@ class Table:
         """A true/false field."""
         return self.value(field, bool, default)
 
-    def texts(self, field: str, default: Any = _REQUIRED, *, allow_none: bool = True) -> tuple[str, ...]:
-        """An array of non-empty strings; ``allow_none=False`` refuses an empty array."""
-        values = self.value(field, list, default)
-        if not allow_none and not values:
+    def texts(self, field: str, *, may_be_empty: bool = True) -> tuple[str, ...]:
+        """A required array of non-empty strings; ``may_be_empty=False`` refuses ``[]``."""
+        values = self.value(field, list)
+        if not may_be_empty and not values:
             raise self.error("must not be empty", field)
         for index, value in enumerate(values):
             if not isinstance(value, str) or not value.strip():

@@ -192,7 +192,7 @@ def _item_refs(table: Table, field: str, context: Context) -> tuple[str, ...]:
     """A list of item ids, or "all" for every item."""
     if table.has(field) and table.value(field, object) == "all":
         return tuple(context.items)
-    ids = table.texts(field, allow_none=False)
+    ids = table.texts(field, may_be_empty=False)
     for index, item_id in enumerate(ids):
         if item_id not in context.items:
             raise table.error(f"unknown item '{item_id}'", f"{field}[{index}]")
