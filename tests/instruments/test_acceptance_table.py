@@ -124,8 +124,15 @@ SCORE_CASES = [
     after(",,,,,,,,", None, True, range(1, 10)),
 ]
 
+def pcl5_change(baseline, current, points, percent, improvement, worsening, below, key="pcl5"):
+    return (key, baseline, current, points, percent,
+            dict(clinically_meaningful_improvement=improvement, clinically_meaningful_worsening=worsening,
+                 below_cutpoint=below))
+
+
 CHANGE_CASES = [
     # (instrument, baseline, current, change, percent_change, change fields)
+    # PHQ-9: response is a fall of 50 % or more (exactly 50 % counts); remission is below 5
     ("phq9", 20, 10, -10, -50.0, dict(response=True, remission=False)),
     ("phq9", 20, 11, -9, -45.0, dict(response=False, remission=False)),
     ("phq9", 10, 4, -6, -60.0, dict(response=True, remission=True)),
@@ -144,24 +151,16 @@ CHANGE_CASES = [
     ("phq9", 15, 8, -7, -46.7, dict(response=False, remission=False)),
     ("phq9", 27, 14, -13, -48.1, dict(response=False, remission=False)),
     ("phq9", 27, 13, -14, -51.9, dict(response=True, remission=False)),
-    ("pcl5", 50, 40, -10, -20.0, dict(clinically_meaningful_improvement=True,
-                                      clinically_meaningful_worsening=False, below_cutpoint=False)),
-    ("pcl5", 50, 41, -9, -18.0, dict(clinically_meaningful_improvement=False,
-                                     clinically_meaningful_worsening=False, below_cutpoint=False)),
-    ("pcl5", 40, 50, 10, 25.0, dict(clinically_meaningful_improvement=False,
-                                    clinically_meaningful_worsening=True, below_cutpoint=False)),
-    ("pcl5", 40, 49, 9, 22.5, dict(clinically_meaningful_improvement=False,
-                                   clinically_meaningful_worsening=False, below_cutpoint=False)),
-    ("pcl5", 40, 32, -8, -20.0, dict(clinically_meaningful_improvement=False,
-                                     clinically_meaningful_worsening=False, below_cutpoint=True)),
-    ("pcl5", 43, 33, -10, -23.3, dict(clinically_meaningful_improvement=True,
-                                      clinically_meaningful_worsening=False, below_cutpoint=False)),
-    ("pcl5", 33, 33, 0, 0.0, dict(clinically_meaningful_improvement=False,
-                                  clinically_meaningful_worsening=False, below_cutpoint=False)),
-    ("pcl5", 0, 80, 80, None, dict(clinically_meaningful_improvement=False,
-                                   clinically_meaningful_worsening=True, below_cutpoint=False)),
-    ("pcl5-weekly", 45, 30, -15, -33.3, dict(clinically_meaningful_improvement=True,
-                                             clinically_meaningful_worsening=False, below_cutpoint=True)),
+    # PCL-5: improvement a fall of 10+, worsening a rise of 10+, below the cut-point 33
+    pcl5_change(50, 40, -10, -20.0, True, False, False),
+    pcl5_change(50, 41, -9, -18.0, False, False, False),
+    pcl5_change(40, 50, 10, 25.0, False, True, False),
+    pcl5_change(40, 49, 9, 22.5, False, False, False),
+    pcl5_change(40, 32, -8, -20.0, False, False, True),
+    pcl5_change(43, 33, -10, -23.3, True, False, False),
+    pcl5_change(33, 33, 0, 0.0, False, False, False),
+    pcl5_change(0, 80, 80, None, False, True, False),
+    pcl5_change(45, 30, -15, -33.3, True, False, True, key="pcl5-weekly"),
     ("gad7", 10, 5, -5, -50.0, {}),
     ("gad7", 21, 0, -21, -100.0, {}),
     ("after-infusion", 4, 2, -2, -50.0, {}),

@@ -32,6 +32,13 @@ def scored_sum(key, answers):
     return sum(answer for item, answer in zip(instruments.get(key).items, answers) if item.scored)
 
 
+def draw_item(data, key):
+    """An item index and its item, drawn at random."""
+    items = instruments.get(key).items
+    index = data.draw(st.integers(0, len(items) - 1))
+    return index, items[index]
+
+
 def half_up(value: Fraction) -> int:
     return math.floor(value + Fraction(1, 2))
 
@@ -69,12 +76,11 @@ def test_band_and_cutpoint_agree_with_the_total(key, data):
 @given(data=st.data())
 def test_total_never_falls_when_an_answer_rises(key, data):
     answers = data.draw(answers_with_missing(key))
-    instrument = instruments.get(key)
-    index = data.draw(st.integers(0, len(answers) - 1))
-    assume(answers[index] is not None and answers[index] < instrument.items[index].max_value)
+    index, item = draw_item(data, key)
+    assume(answers[index] is not None and answers[index] < item.max_value)
     before = instruments.score(key, answers)
     raised = list(answers)
-    raised[index] += data.draw(st.integers(1, instrument.items[index].max_value - answers[index]))
+    raised[index] += data.draw(st.integers(1, item.max_value - answers[index]))
     after = instruments.score(key, raised)
     assert after.scorable == before.scorable
     if before.scorable:
@@ -187,9 +193,7 @@ def test_pcl5_change_fields(baseline, current):
 @given(data=st.data())
 def test_any_answer_outside_the_options_is_refused(key, data):
     answers = data.draw(complete_answers(key))
-    instrument = instruments.get(key)
-    index = data.draw(st.integers(0, len(answers) - 1))
-    item = instrument.items[index]
+    index, item = draw_item(data, key)
     answers[index] = data.draw(st.integers(max_value=item.min_value - 1) | st.integers(min_value=item.max_value + 1))
     with pytest.raises(instruments.InvalidAnswers, match=f"^{key}: item {item.number} answer "):
         instruments.score(key, answers)
