@@ -83,6 +83,7 @@ def _instrument(table: Table, file_stem: str) -> Instrument:
         version=table.text("version"),
         title=table.text("title"),
         short_title=table.text("short_title"),
+        measure=_measure(table),
         citations=table.texts("citations", may_be_empty=False),
         licence=table.text("licence"),
         instructions=table.text("instructions", allow_empty=True),
@@ -105,6 +106,12 @@ def _instrument(table: Table, file_stem: str) -> Instrument:
         change_thresholds=_change_thresholds(table, context),
         local_policies=local_policies,
     )
+
+
+def _measure(table: Table) -> str:
+    # Versions that share items and scoring (PCL-5 past month and past week) name one measure,
+    # so their totals can be compared and plotted as one series.
+    return table.text("measure", None) or table.text("short_title")
 
 
 def _loinc_codes(table: Table) -> tuple[str | None, str | None]:

@@ -106,6 +106,8 @@ class Instrument:
     version: str
     title: str
     short_title: str
+    #: What the totals measure; versions sharing items and scoring share it (e.g. "PCL-5").
+    measure: str
     citations: tuple[str, ...]
     licence: str
     instructions: str

@@ -33,7 +33,7 @@ class Point:
 @dataclass
 class Series:
     """One measure over time. Versions of a questionnaire that share items and scoring (PCL-5
-    past month and past week) share a short title and form one series."""
+    past month and past week) share a measure and form one series."""
 
     measure: str
     title: str

@@ -33,8 +33,7 @@ def long_date(value: dt.date) -> str:
 
 
 def instrument_title(key: str) -> str:
-    return instruments.get(key).short_title + (
-        " (past week)" if instruments.get(key).time_frame == "past week" else "")
+    return instruments.get(key).short_title
 
 
 def install_template_helpers(app: Flask) -> None:

@@ -236,3 +236,13 @@ def test_an_empty_paper_form_or_a_post_without_its_key_stores_nothing(
     response = clinician_client.post(path, data=keyless)
     assert response.status_code == 422 and b"submission key" in response.data
     assert count(session, Assessment) == 0 and count(session, Alert) == 0
+
+
+def test_weekly_pcl5_is_compared_with_the_past_month_baseline_on_one_chart(patient_client):
+    patient_client.post("/me/questionnaires/pcl5", data=answers_form([3] * 20, key="a"))
+    response = patient_client.post("/me/questionnaires/pcl5-weekly",
+                                   data=answers_form([1] * 20, key="b"))
+    page = patient_client.get(response.location).data.decode()
+    assert "In the past week" not in page  # the result page, not the form
+    assert "Your PCL-5 score is 20 out of 80" in page and "was 60: this one is 40 points lower" in page
+    assert page.count('data-chart="') == 1

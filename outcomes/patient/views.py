@@ -104,7 +104,7 @@ def result(assessment_id: int) -> str:
     patient = assessment.patient
     history = current_assessments(patient_assessments(db.session, patient.id))
     series = [s for s in trend_series(history)
-              if s.measure == instruments.get(assessment.instrument_key).short_title]
+              if s.measure == instruments.get(assessment.instrument_key).measure]
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
                  object_type="assessment", object_id=assessment.id)
     return render_template(

@@ -10,8 +10,8 @@ from ..models import Assessment
 
 
 def measure_of(instrument_key: str) -> str:
-    """The measure an instrument's totals belong to (its short title)."""
-    return instruments.get(instrument_key).short_title
+    """The measure an instrument's totals belong to (PCL-5 for both of its versions)."""
+    return instruments.get(instrument_key).measure
 
 
 def trend_series(assessments: Sequence[Assessment]) -> list[Series]:
@@ -24,8 +24,8 @@ def trend_series(assessments: Sequence[Assessment]) -> list[Series]:
         instrument = instruments.get(assessment.instrument_key)
         if not instrument.validated or not assessment.scorable:
             continue
-        entry = series.setdefault(instrument.short_title, Series(
-            measure=instrument.short_title, title=instrument.title,
+        entry = series.setdefault(instrument.measure, Series(
+            measure=instrument.measure, title=instrument.title,
             total_max=instrument.total_max, cutpoint=instrument.cutpoint, bands=instrument.bands,
         ))
         entry.points.append(Point(assessment.administered_at, assessment.total, assessment.id,
@@ -57,7 +57,7 @@ def plain_summary(assessment: Assessment, baseline: Assessment | None) -> str:
     if not assessment.scorable:
         return ("Some questions were left blank, so a total score cannot be worked out. "
                 "Your care team can see the answers you gave.")
-    text = f"Your {instrument.short_title} score is {assessment.total} out of {instrument.total_max}."
+    text = f"Your {instrument.measure} score is {assessment.total} out of {instrument.total_max}."
     band = instrument.band_for(assessment.total) if instrument.bands else None
     if band is not None:
         text += f" On this questionnaire, scores from {band.min} to {band.max} are in the range " \

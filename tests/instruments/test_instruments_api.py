@@ -162,3 +162,8 @@ def test_importing_and_using_instruments_pulls_in_no_web_code():
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_both_pcl5_versions_share_one_measure_and_others_default_to_their_short_title():
+    assert instruments.get("pcl5").measure == instruments.get("pcl5-weekly").measure == "PCL-5"
+    assert instruments.get("phq9").measure == instruments.get("phq9").short_title
