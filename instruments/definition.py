@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import DefinitionError
-from .model import (Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
+from .model import (CHANGE_SIGNALS, Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
                     MissingPolicy, Option, RuleUse, Subscale, freeze)
 from .reader import Table
 from .rules import CHANGE_RULES, DIAGNOSIS_RULES, FLAG_RULES, MISSING_RULES, Context, Registry
@@ -323,5 +323,13 @@ def _flags(table: Table, context: Context) -> tuple[FlagRule, ...]:
 
 
 def _change_thresholds(table: Table, context: Context) -> tuple[ChangeThreshold, ...]:
-    return tuple(ChangeThreshold(key=key, **_rule_use(entry, CHANGE_RULES, context))
-                 for entry, key in _keyed(table, "change"))
+    thresholds = []
+    for entry, key in _keyed(table, "change"):
+        use = _rule_use(entry, CHANGE_RULES, context)
+        signals = entry.text("signals")
+        if signals not in CHANGE_SIGNALS:
+            raise entry.error(f"'{signals}' is not one of {', '.join(CHANGE_SIGNALS)}", "signals")
+        thresholds.append(ChangeThreshold(
+            key=key, label=entry.text("label"), signals=signals,
+            alert_reason=entry.text("alert_reason", ""), **use))
+    return tuple(thresholds)

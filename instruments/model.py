@@ -91,11 +91,22 @@ class FlagRule(RuleUse):
     alert_reason: str
 
 
+#: What a met change threshold says about the patient: better, worse, or neither.
+CHANGE_SIGNALS = ("improvement", "worsening", "status")
+
+
 @dataclass(frozen=True)
 class ChangeThreshold(RuleUse):
     """A named yes/no judgement about the change between two totals."""
 
     key: str
+    #: How people read it, e.g. "Response".
+    label: str
+    #: One of CHANGE_SIGNALS.
+    signals: str
+    #: When not empty, a new total that meets the threshold against the baseline raises a
+    #: clinician alert with this reason.
+    alert_reason: str
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,8 @@ CASES = [
     ("phq9", setter(("change", 1, "key"), "response"), "change[1].key", "'response' duplicates change[0]"),
     ("pcl5", deleter("cutpoint"), "change[2].rule", "rule 'below_cutpoint' needs a cutpoint"),
     ("pcl5", setter(("change", 0, "points"), 0), "change[0].points", "0 is outside 1-80"),
+    ("phq9", setter(("change", 0, "signals"), "better"), "change[0].signals", "'better' is not one of improvement, worsening, status"),
+    ("phq9", deleter("change", 0, "label"), "change[0].label", "missing required field"),
     ("pcl5", setter(("diagnosis", "rule"), "cluster_sums"), "diagnosis.rule", "unknown diagnosis rule 'cluster_sums'"),
     ("pcl5", setter(("diagnosis", "minimum", "F"), 1), "diagnosis.minimum.F", "unknown subscale 'F'"),
     ("pcl5", setter(("diagnosis", "minimum", "C"), 3), "diagnosis.minimum.C", "3 is outside 0-2"),
@@ -294,6 +296,8 @@ source = "Test fixture."
 
 [[change]]
 key = "low_now"
+label = "Low now"
+signals = "status"
 rule = "at_or_below"
 value = 3
 source = "Test fixture."
