@@ -15,7 +15,9 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,10 +26,16 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("patient", "clinician", "admin")
+INDICATIONS = ("ptsd", "depression", "anxiety", "other")
+COURSE_STATUSES = ("planned", "active", "completed", "stopped")
+#: How a plan entry is timed: once before the first infusion; within 24 hours before each
+#: infusion; the day after each infusion; or at a regular interval.
+SCHEDULES = ("baseline", "before_infusion", "after_infusion", "recurring")
 STAFF_ROLES = ("clinician", "admin")
 ASSESSMENT_SOURCES = ("patient", "transcribed")
 
@@ -183,10 +191,11 @@ class Invitation(Base):
 
 
 class PlanEntry(Base):
-    """One questionnaire in a patient's measurement plan.
+    """One questionnaire timing in a patient's measurement plan (see ``SCHEDULES``).
 
-    ``every_days`` NULL means once (at baseline); otherwise it recurs at that interval, first
-    due ``starts_after_days`` after enrolment.
+    A recurring entry repeats every ``every_days`` from the first infusion (from enrolment
+    when there is no course) until ``follow_up_weeks`` after the course ends, then every
+    ``then_every_days`` (never, when that is NULL).
     """
 
     __tablename__ = "plan_entry"
@@ -194,14 +203,152 @@ class PlanEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     instrument_key: Mapped[str] = mapped_column(String(64))
+    schedule: Mapped[str] = mapped_column(String(16))
     every_days: Mapped[int | None] = mapped_column(Integer)
-    starts_after_days: Mapped[int] = mapped_column(Integer, default=0)
+    follow_up_weeks: Mapped[int | None] = mapped_column(Integer)
+    then_every_days: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     __table_args__ = (
-        UniqueConstraint("patient_id", "instrument_key", name="uq_plan_entry_patient_instrument"),
+        UniqueConstraint("patient_id", "instrument_key", "schedule",
+                         name="uq_plan_entry_patient_instrument_schedule"),
+        CheckConstraint(
+            "schedule IN ('baseline', 'before_infusion', 'after_infusion', 'recurring')",
+            name="schedule_known"),
+        CheckConstraint("(schedule = 'recurring') = (every_days IS NOT NULL)",
+                        name="interval_iff_recurring"),
         CheckConstraint("every_days IS NULL OR every_days BETWEEN 1 AND 365", name="interval"),
-        CheckConstraint("starts_after_days BETWEEN 0 AND 365", name="start_offset"),
+        CheckConstraint("follow_up_weeks IS NULL OR follow_up_weeks BETWEEN 0 AND 104",
+                        name="follow_up"),
+        CheckConstraint("then_every_days IS NULL OR then_every_days BETWEEN 1 AND 365",
+                        name="later_interval"),
+    )
+
+
+class Course(Base):
+    """A treatment course: a planned series of infusions for one indication."""
+
+    __tablename__ = "course"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    indication: Mapped[str] = mapped_column(String(16))
+    planned_infusions: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    #: The next booked infusion, if any: the PHQ-9 is due in the 24 hours before it.
+    next_infusion_at: Mapped[dt.datetime | None]
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    infusions: Mapped[list[Infusion]] = relationship(order_by="Infusion.number",
+                                                     back_populates="course")
+
+    __table_args__ = (
+        CheckConstraint("indication IN ('ptsd', 'depression', 'anxiety', 'other')",
+                        name="indication_known"),
+        CheckConstraint("status IN ('planned', 'active', 'completed', 'stopped')",
+                        name="status_known"),
+        CheckConstraint("planned_infusions BETWEEN 1 AND 24", name="planned_infusions"),
+        CheckConstraint("(ended_on IS NOT NULL) = (status IN ('completed', 'stopped'))",
+                        name="ended_iff_finished"),
+        # One open course per patient at a time.
+        Index("uq_course_one_open_per_patient", "patient_id", unique=True,
+              sqlite_where=text("status IN ('planned', 'active')"),
+              postgresql_where=text("status IN ('planned', 'active')")),
+    )
+
+
+class Infusion(Base):
+    """The k-th infusion of a course. What was given is in its versions: a correction adds a
+    version and the earlier ones stay."""
+
+    __tablename__ = "infusion"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    course: Mapped[Course] = relationship(back_populates="infusions")
+    versions: Mapped[list[InfusionVersion]] = relationship(
+        order_by="InfusionVersion.version", lazy="selectin")
+
+    __table_args__ = (
+        UniqueConstraint("course_id", "number", name="uq_infusion_course_number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+    )
+
+    @property
+    def current(self) -> InfusionVersion:
+        return self.versions[-1]
+
+
+class InfusionVersion(Base):
+    """One version of an infusion record. Append-only; physiological bounds are constraints."""
+
+    __tablename__ = "infusion_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    infusion_id: Mapped[int] = mapped_column(ForeignKey("infusion.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    administered_at: Mapped[dt.datetime]
+    weight_kg: Mapped[float] = mapped_column(Float)
+    dose_mg_per_kg: Mapped[float] = mapped_column(Float)
+    total_dose_mg: Mapped[float] = mapped_column(Float)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    systolic_before: Mapped[int] = mapped_column(Integer)
+    diastolic_before: Mapped[int] = mapped_column(Integer)
+    heart_rate_before: Mapped[int] = mapped_column(Integer)
+    spo2_before: Mapped[int] = mapped_column(Integer)
+    systolic_peak: Mapped[int | None] = mapped_column(Integer)
+    diastolic_peak: Mapped[int | None] = mapped_column(Integer)
+    heart_rate_peak: Mapped[int | None] = mapped_column(Integer)
+    spo2_peak: Mapped[int | None] = mapped_column(Integer)
+    systolic_after: Mapped[int] = mapped_column(Integer)
+    diastolic_after: Mapped[int] = mapped_column(Integer)
+    heart_rate_after: Mapped[int] = mapped_column(Integer)
+    spo2_after: Mapped[int] = mapped_column(Integer)
+    #: Keys from ``services.infusions.SIDE_EFFECTS``.
+    side_effects: Mapped[list[Any]] = mapped_column(default=list)
+    #: The clinician's dissociation rating: a local 0-4 rating, not a validated scale.
+    dissociation_rating: Mapped[int | None] = mapped_column(Integer)
+    adverse_events: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    correction_reason: Mapped[str | None] = mapped_column(Text)
+
+    recorded_by: Mapped[User] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("infusion_id", "version", name="uq_infusion_version_number"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("(version = 1) = (correction_reason IS NULL)",
+                        name="correction_has_reason"),
+        CheckConstraint("weight_kg BETWEEN 20 AND 350", name="weight"),
+        CheckConstraint("dose_mg_per_kg > 0 AND dose_mg_per_kg <= 3", name="dose_per_kg"),
+        CheckConstraint("total_dose_mg > 0 AND total_dose_mg <= 1000", name="total_dose"),
+        CheckConstraint("duration_minutes BETWEEN 1 AND 480", name="duration"),
+        CheckConstraint(
+            "systolic_before BETWEEN 50 AND 300 AND systolic_after BETWEEN 50 AND 300"
+            " AND (systolic_peak IS NULL OR systolic_peak BETWEEN 50 AND 300)",
+            name="systolic"),
+        CheckConstraint(
+            "diastolic_before BETWEEN 20 AND 200 AND diastolic_after BETWEEN 20 AND 200"
+            " AND (diastolic_peak IS NULL OR diastolic_peak BETWEEN 20 AND 200)",
+            name="diastolic"),
+        CheckConstraint(
+            "heart_rate_before BETWEEN 20 AND 250 AND heart_rate_after BETWEEN 20 AND 250"
+            " AND (heart_rate_peak IS NULL OR heart_rate_peak BETWEEN 20 AND 250)",
+            name="heart_rate"),
+        CheckConstraint(
+            "spo2_before BETWEEN 50 AND 100 AND spo2_after BETWEEN 50 AND 100"
+            " AND (spo2_peak IS NULL OR spo2_peak BETWEEN 50 AND 100)",
+            name="spo2"),
+        CheckConstraint("dissociation_rating IS NULL OR dissociation_rating BETWEEN 0 AND 4",
+                        name="dissociation_rating"),
     )
 
 
@@ -341,4 +488,41 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),
         Index("ix_audit_event_clinic_time", "clinic_id", "occurred_at"),
+    )
+
+
+class PatientSummary(Base):
+    """One row per patient for the dashboard, kept current by ``services.summaries`` in the
+    same transaction as every change it depends on, so the dashboard reads one row per
+    patient however long their history."""
+
+    __tablename__ = "patient_summary"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    pcl5_baseline: Mapped[int | None] = mapped_column(Integer)
+    pcl5_latest: Mapped[int | None] = mapped_column(Integer)
+    pcl5_latest_at: Mapped[dt.datetime | None]
+    phq9_baseline: Mapped[int | None] = mapped_column(Integer)
+    phq9_latest: Mapped[int | None] = mapped_column(Integer)
+    phq9_latest_at: Mapped[dt.datetime | None]
+    #: Any improvement threshold (instruments package) met by the latest totals.
+    improving: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Any worsening threshold met by the latest totals.
+    worsening: Mapped[bool] = mapped_column(Boolean, default=False)
+    open_alerts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The earliest day a questionnaire of the plan is (or becomes) due and not yet done.
+    next_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    course_status: Mapped[str | None] = mapped_column(String(16))
+    infusions_done: Mapped[int] = mapped_column(Integer, default=0)
+    infusions_planned: Mapped[int | None] = mapped_column(Integer)
+    next_infusion_at: Mapped[dt.datetime | None]
+    last_activity_at: Mapped[dt.datetime | None]
+
+    patient: Mapped[Patient] = relationship()
+
+    __table_args__ = (
+        Index("ix_patient_summary_clinic_alerts", "clinic_id", "open_alerts"),
+        Index("ix_patient_summary_clinic_due", "clinic_id", "next_due_on"),
+        Index("ix_patient_summary_clinic_activity", "clinic_id", "last_activity_at"),
     )

@@ -28,10 +28,6 @@ def local_datetime(value: dt.datetime | None) -> str:
     return value.astimezone(_zone()).strftime("%-d %b %Y, %H:%M")
 
 
-def long_date(value: dt.date) -> str:
-    return value.strftime("%A %-d %B")
-
-
 def instrument_title(key: str) -> str:
     return instruments.get(key).short_title
 
@@ -39,6 +35,6 @@ def instrument_title(key: str) -> str:
 def install_template_helpers(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     for name, function in (("local_date", local_date), ("local_datetime", local_datetime),
-                           ("long_date", long_date), ("instrument_title", instrument_title),
+                           ("instrument_title", instrument_title),
                            ("instrument", instruments.get)):
         app.add_template_filter(function, name)

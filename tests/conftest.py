@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from outcomes import create_app, migrate
@@ -62,19 +62,28 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgresql_url() -> str:
-    """The PostgreSQL test database, emptied and migrated to head once per run."""
+def postgresql_url() -> Iterator[str]:
+    """A schema of this test run's own in the PostgreSQL test database, migrated to head.
+
+    A schema per run lets two runs (a developer's and CI's, say) share one server safely.
+    """
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.skip("TEST_DATABASE_URL is not set")
-    url = normalise_database_url(url)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+    schema = f"outcomes_test_{os.getpid()}"
+    base = make_url(normalise_database_url(url))
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = create_engine(scoped)
     migrate.upgrade(engine)
     engine.dispose()
-    return url
+    yield scoped.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -211,3 +220,13 @@ def csrf_token(html: bytes) -> str:
         rb'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token on the page"
     return match.group(1).decode()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line per reason for skipped tests, so a skipped database or browser is visible."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] = reasons.get(reason.removeprefix("Skipped: "), 0) + 1
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"SKIPPED {count} tests: {reason}", yellow=True)

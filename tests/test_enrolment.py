@@ -37,9 +37,12 @@ def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, s
     patient = session.scalar(select(Patient).where(Patient.identifier == "MRN-42"))
     assert patient.clinic_id == world.clinic.id
     assert patient.assigned_clinician_id == world.clinician.id
-    plan = {entry.instrument_key: entry.every_days for entry in
+    plan = {(entry.instrument_key, entry.schedule): entry.every_days for entry in
             session.scalars(select(PlanEntry).where(PlanEntry.patient_id == patient.id))}
-    assert plan == {"pcl5": None, "phq9": 7, "gad7": None, "pcl5-weekly": 7}
+    assert plan == {("pcl5", "baseline"): None, ("phq9", "baseline"): None,
+                    ("gad7", "baseline"): None, ("phq9", "before_infusion"): None,
+                    ("after-infusion", "after_infusion"): None, ("pcl5-weekly", "recurring"): 7,
+                    ("phq9", "recurring"): 7}
     invitation = session.scalar(select(Invitation).where(Invitation.patient_id == patient.id))
     token = link.rsplit("/", 1)[1]
     assert invitation.token_hash == enrolment.token_hash(token)

@@ -139,8 +139,15 @@ def test_a_made_up_answer_value_is_refused(patient_client, session):
     assert count(session, Assessment) == 0
 
 
-def test_questionnaires_outside_the_plan_or_unknown_are_404(patient_client):
-    assert patient_client.get("/me/questionnaires/after-infusion").status_code == 404
+def test_questionnaires_outside_the_plan_or_unknown_are_404(patient_client, world, session):
+    from outcomes.models import PlanEntry
+
+    assert patient_client.get("/me/questionnaires/gad7").status_code == 200
+    for entry in session.scalars(select(PlanEntry).where(
+            PlanEntry.patient_id == world.patient.id, PlanEntry.instrument_key == "gad7")):
+        entry.active = False
+    session.commit()
+    assert patient_client.get("/me/questionnaires/gad7").status_code == 404
     assert patient_client.get("/me/questionnaires/nope").status_code == 404
 
 

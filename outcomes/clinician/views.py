@@ -33,7 +33,14 @@ from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
 from ..services.patients import LIST_MEASURES, clinic_patient, clinic_staff, patient_list
 from ..services.results import trend_series
 from ..web import current_actor
-from .forms import AcknowledgeAlertForm, ConfirmForm, EnrolPatientForm, plan_form
+from .forms import (
+    TIMINGS,
+    AcknowledgeAlertForm,
+    ConfirmForm,
+    EnrolPatientForm,
+    plan_changes,
+    plan_form,
+)
 
 bp = Blueprint("clinician", __name__)
 
@@ -117,10 +124,8 @@ def patient(patient_id: int) -> str:
     assessments = patient_assessments(db.session, patient.id)
     current = current_assessments(assessments)
     series = trend_series(current)
-    due = plans.due_questionnaires(
-        plans.plan_for(db.session, patient), plans.last_completed(db.session, patient.id),
-        patient.enrolled_at, dt.datetime.now(dt.timezone.utc), patient.clinic.timezone,
-    )
+    due = plans.due_questionnaires(*plans.patient_schedule(db.session, patient),
+                                   dt.datetime.now(dt.timezone.utc))
     audit.record(db.session, current_actor(), "patient.view", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
@@ -239,26 +244,18 @@ def acknowledge(alert_id: int) -> Response:
 @staff_required
 def plan(patient_id: int) -> Response | str | tuple[str, int]:
     patient = patient_or_404(patient_id)
-    entries = {entry.instrument_key: (entry.active, entry.every_days, entry.starts_after_days)
-               for entry in plans.plan_for(db.session, patient)}
+    entries = {(e.instrument_key, e.schedule): e for e in plans.plan_for(db.session, patient.id)}
     form = plan_form(entries)
     if form.validate_on_submit():
-        changes = {
-            instrument.key: (
-                form[f"{instrument.key}__active"].data,
-                None if form[f"{instrument.key}__every"].data == "once"
-                else int(form[f"{instrument.key}__every"].data),
-                form[f"{instrument.key}__starts"].data,
-            )
-            for instrument in instruments.all()
-        }
         try:
-            plans.update_plan(db.session, current_actor(), patient, changes)
+            plans.update_plan(db.session, current_actor(), patient, plan_changes(form))
         except plans.PlanError as error:
             form.form_errors.append(str(error))
         else:
             flash("Plan saved.", "info")
             return redirect(url_for("clinician.patient", patient_id=patient.id))
+    audit.record(db.session, current_actor(), "plan.view", patient=patient,
+                 object_type="patient", object_id=patient.id)
     status = 422 if form.errors or form.form_errors else 200
     return render_template("clinician/plan.html", form=form, patient=patient,
-                           instruments=instruments.all()), status
+                           instruments=instruments.all(), timings=TIMINGS), status

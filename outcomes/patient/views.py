@@ -45,10 +45,7 @@ def own_assessment(assessment_id: int) -> Assessment:
 def home() -> str:
     patient = own_patient()
     assessments = patient_assessments(db.session, patient.id)
-    due = plans.due_questionnaires(
-        plans.plan_for(db.session, patient), plans.last_completed(db.session, patient.id),
-        patient.enrolled_at, utcnow(), patient.clinic.timezone,
-    )
+    due = plans.due_questionnaires(*plans.patient_schedule(db.session, patient), utcnow())
     series = trend_series(current_assessments(assessments))
     audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
                  object_type="patient", object_id=patient.id)
@@ -62,7 +59,7 @@ def home() -> str:
 @patient_required
 def questionnaire(key: str) -> Response | str | tuple[str, int]:
     patient = own_patient()
-    offered = {entry.instrument_key for entry in plans.plan_for(db.session, patient)
+    offered = {entry.instrument_key for entry in plans.plan_for(db.session, patient.id)
                if entry.active}
     if key not in offered:
         abort(404)

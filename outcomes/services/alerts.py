@@ -5,7 +5,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..models import Alert, Patient, utcnow
-from . import audit
+from . import audit, summaries
 from .audit import Actor
 
 
@@ -44,4 +44,5 @@ def acknowledge_alert(session: Session, actor: Actor, alert: Alert, note: str) -
     patient = session.get(Patient, alert.patient_id)
     audit.record(session, actor, "alert.acknowledge", patient=patient, object_type="alert",
                  object_id=alert.id, details={"kind": alert.kind})
+    summaries.refresh(session, patient.id)
     return alert

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 import instruments
 
 from ..models import Alert, Assessment, AssessmentAnswer, Patient, utcnow
-from . import audit
+from . import audit, summaries
 from .audit import Actor
 
 
@@ -103,17 +103,15 @@ def submit_assessment(
         for item, value in zip(items, score.answers)
         if value is not None
     )
+    baseline = _baseline_total(session, patient.id, instrument.measure, administered_at)
+    open_kinds = set(session.scalars(select(Alert.kind).where(
+        Alert.patient_id == patient.id, Alert.acknowledged_at.is_(None))))
     alerts = [
-        Alert(
-            patient_id=patient.id,
-            assessment_id=assessment.id,
-            kind=triggered.key,
-            value=str(triggered.value).lower(),
-            reason=triggered.reason,
-            crisis=triggered.crisis,
-            raised_at=now,
-        )
-        for triggered in score.alerts
+        Alert(patient_id=patient.id, assessment_id=assessment.id, kind=spec.kind,
+              value=spec.value, reason=spec.reason, crisis=spec.crisis, raised_at=now)
+        for spec in alerts_called_for(instrument.key, score.flags, score.total, baseline)
+        # A worsening already waiting for a clinician is not raised again each week.
+        if spec.crisis or spec.from_answers or spec.kind not in open_kinds
     ]
     session.add_all(alerts)
     session.flush()
@@ -126,7 +124,50 @@ def submit_assessment(
     for alert in alerts:
         audit.record(session, actor, "alert.raise", patient=patient, object_type="alert",
                      object_id=alert.id, details={"kind": alert.kind, "assessment": assessment.id})
+    summaries.refresh(session, patient.id)
     return Submission(assessment=assessment, created=True, alerts=alerts)
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """An alert that a score calls for."""
+
+    kind: str
+    value: str
+    reason: str
+    crisis: bool
+    #: True for a flag on the answers themselves; False for a change against the baseline.
+    from_answers: bool
+
+
+def alerts_called_for(instrument_key: str, flags: Mapping[str, object], total: int | None,
+                      baseline_total: int | None) -> list[AlertSpec]:
+    """Every alert the instrument's definition asks for: flags on the answers (PHQ-9 item 9
+    positive or unknown, an after-infusion review) and change thresholds met against the
+    baseline that carry an alert (PCL-5 clinically meaningful worsening)."""
+    instrument = instruments.get(instrument_key)
+    specs = [AlertSpec(rule.key, str(flags[rule.key]).lower(), rule.alert_reason, rule.crisis,
+                       True)
+             for rule in instrument.flags
+             if rule.key in flags and flags[rule.key] in rule.alert_values]
+    if total is not None and baseline_total is not None:
+        change = instruments.change(instrument_key, baseline_total, total)
+        specs += [AlertSpec(threshold.key, "true", threshold.alert_reason, False, False)
+                  for threshold in instrument.change_thresholds
+                  if threshold.alert_reason and change.fields.get(threshold.key) is True]
+    return specs
+
+
+def _baseline_total(session: Session, patient_id: int, measure: str,
+                    before: dt.datetime) -> int | None:
+    """The total of the patient's first scorable record of this measure, if it came before."""
+    keys = [i.key for i in instruments.all() if i.measure == measure]
+    records = current_assessments(session.scalars(
+        select(Assessment).where(Assessment.patient_id == patient_id,
+                                 Assessment.instrument_key.in_(keys))).all())
+    scored = sorted((a for a in records if a.scorable and a.administered_at < before),
+                    key=lambda a: (a.administered_at, a.id))
+    return scored[0].total if scored else None
 
 
 def _repeat_of(earlier: Assessment, patient: Patient) -> Submission:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,25 @@ from sqlalchemy.orm import Session
 
 import instruments
 
-from ..models import Alert, Assessment, AssessmentAnswer, Clinic, Patient, PlanEntry, User
+from ..models import (
+    Alert,
+    Assessment,
+    AssessmentAnswer,
+    Clinic,
+    Course,
+    Infusion,
+    InfusionVersion,
+    Patient,
+    PatientSummary,
+    PlanEntry,
+    User,
+)
 from . import audit
 from .accounts import create_clinic, create_staff_user, password_hasher
 from .audit import SYSTEM
+from .assessments import alerts_called_for
 from .plans import DEFAULT_PLAN
+from .summaries import summary_values
 
 CLINIC_NAME = "Riverside Ketamine Clinic (demo)"
 CLINIC_PHONE = "+1 555 0100"
@@ -49,7 +64,7 @@ LAST_NAMES = ("Garcia", "Smith", "Nguyen", "Johnson", "Williams", "Brown", "Jone
 #: Trajectory kinds with their share of patients, and the fraction of the baseline score
 #: they settle at after the course (relapses climb back later).
 TRAJECTORIES = (("responder", 0.40, (0.35, 0.55)), ("partial", 0.25, (0.62, 0.80)),
-                ("non-responder", 0.25, (0.90, 1.05)), ("relapse", 0.10, (0.40, 0.55)))
+                ("non-responder", 0.25, (0.90, 1.25)), ("relapse", 0.10, (0.40, 0.55)))
 
 
 class DemoError(ValueError):
@@ -122,40 +137,46 @@ def _patient_email(index: int) -> str:
 def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians: list[User],
                 patient_hash: str, indexes: range, weeks: int, today: dt.date) -> tuple[int, int]:
     zone = zoneinfo.ZoneInfo(clinic.timezone)
-    plans = [_plan_patient(rng, index, weeks, today, zone) for index in indexes]
+    now = dt.datetime.combine(today, dt.time(18), zone).astimezone(dt.timezone.utc)
+    histories = [_plan_patient(rng, index, weeks, today, zone) for index in indexes]
     user_ids = session.scalars(
         insert(User).returning(User.id, sort_by_parameter_order=True),
-        [{"clinic_id": clinic.id, "email": _patient_email(plan.index), "role": "patient",
-          "password_hash": patient_hash, "created_at": plan.enrolled_at} for plan in plans],
+        [{"clinic_id": clinic.id, "email": _patient_email(h.index), "role": "patient",
+          "password_hash": patient_hash, "created_at": h.enrolled_at} for h in histories],
     ).all()
-    patient_ids = session.scalars(
-        insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
-        [{"clinic_id": clinic.id, "identifier": f"MRN-{100001 + plan.index}",
-          "display_name": plan.name, "contact_email": _patient_email(plan.index),
-          "user_id": user_id, "assigned_clinician_id": clinicians[plan.index % 2].id,
-          "enrolled_at": plan.enrolled_at} for plan, user_id in zip(plans, user_ids)],
-    ).all()
-    session.execute(insert(PlanEntry), [
-        {"patient_id": patient_id, "instrument_key": key, "every_days": every_days,
-         "starts_after_days": starts_after, "active": True}
-        for patient_id in patient_ids for key, every_days, starts_after in DEFAULT_PLAN
-    ])
+    patients = [Patient(id=patient_id, clinic_id=clinic.id, clinic=clinic,
+                        identifier=f"MRN-{100001 + h.index}", display_name=h.name,
+                        contact_email=_patient_email(h.index), user_id=user_id,
+                        assigned_clinician_id=clinicians[h.index % 2].id,
+                        enrolled_at=h.enrolled_at)
+                for h, user_id, patient_id in zip(histories, user_ids, session.scalars(
+                    insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
+                    [{"clinic_id": clinic.id, "identifier": f"MRN-{100001 + h.index}",
+                      "display_name": h.name, "contact_email": _patient_email(h.index),
+                      "user_id": user_id, "assigned_clinician_id": clinicians[h.index % 2].id,
+                      "enrolled_at": h.enrolled_at} for h, user_id in zip(histories, user_ids)],
+                ).all())]
+    plan_rows = [{"patient_id": patient.id, "instrument_key": d.instrument_key,
+                  "schedule": d.schedule, "every_days": d.every_days,
+                  "follow_up_weeks": d.follow_up_weeks, "then_every_days": d.then_every_days,
+                  "active": True} for patient in patients for d in DEFAULT_PLAN]
+    session.execute(insert(PlanEntry), plan_rows)
+    courses = _insert_courses(session, rng, histories, patients, clinicians)
 
     rows: list[dict[str, Any]] = []
-    answer_lists: list[tuple[int, ...]] = []
-    for plan, patient_id, user_id in zip(plans, patient_ids, user_ids):
-        clinician = clinicians[plan.index % 2]
-        for record in plan.records:
+    answer_lists: list[tuple[int | None, ...]] = []
+    for history, patient, user_id in zip(histories, patients, user_ids):
+        clinician = clinicians[history.index % 2]
+        for record in history.records:
             score = instruments.score(record.key, record.answers)
-            transcribed = record.transcribed
             rows.append({
-                "patient_id": patient_id, "instrument_key": record.key,
+                "patient_id": patient.id, "instrument_key": record.key,
                 "instrument_version": instruments.get(record.key).version,
                 "administered_at": record.at,
-                "submitted_at": record.at + dt.timedelta(hours=3 if transcribed else 0),
-                "entered_by_id": clinician.id if transcribed else user_id,
-                "source": "transcribed" if transcribed else "patient",
-                "idempotency_key": f"demo-{plan.index}-{len(rows)}-{rng.getrandbits(48):012x}",
+                "submitted_at": record.at + dt.timedelta(hours=3 if record.transcribed else 0),
+                "entered_by_id": clinician.id if record.transcribed else user_id,
+                "source": "transcribed" if record.transcribed else "patient",
+                "idempotency_key": f"demo-{history.index}-{len(rows)}-{rng.getrandbits(48):012x}",
                 "scorable": score.scorable, "total": score.total, "prorated": score.prorated,
                 "band": score.band, "above_cutpoint": score.above_cutpoint,
                 "provisional_diagnosis": score.provisional_diagnosis,
@@ -173,33 +194,137 @@ def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians
     ]
     for chunk in _chunks(answers, 20_000):
         session.execute(insert(AssessmentAnswer), chunk)
-    alerts = list(_alerts_for(rows, assessment_ids, clinicians, today))
+    alerts = _alerts_for(rows, assessment_ids, clinicians, now)
     if alerts:
         session.execute(insert(Alert), alerts)
+    _insert_summaries(session, patients, rows, assessment_ids, alerts, courses, plan_rows, now)
     return len(rows), len(alerts)
 
 
+def _insert_courses(session: Session, rng: random.Random, histories: list[_PatientHistory],
+                    patients: list[Patient], clinicians: list[User]) -> dict[int, Course]:
+    """Each patient's course and its infusion records (a few corrected), as transient objects
+    mirroring the rows written, for the summaries."""
+    course_rows = [{"patient_id": patient.id, "indication": h.indication,
+                    "planned_infusions": h.planned_infusions, "start_date": h.course_start,
+                    "status": h.course_status, "next_infusion_at": h.next_infusion_at,
+                    "ended_on": h.course_ended_on, "created_by_id": clinicians[h.index % 2].id,
+                    "created_at": h.enrolled_at}
+                   for h, patient in zip(histories, patients)]
+    course_ids = session.scalars(insert(Course).returning(Course.id, sort_by_parameter_order=True),
+                                 course_rows).all()
+    courses = {row["patient_id"]: Course(id=course_id, **row)
+               for row, course_id in zip(course_rows, course_ids)}
+    infusion_rows = [{"course_id": courses[patient.id].id, "number": number,
+                      "created_at": moment}
+                     for h, patient in zip(histories, patients)
+                     for number, moment in enumerate(h.infusions, start=1)]
+    infusion_ids = session.scalars(
+        insert(Infusion).returning(Infusion.id, sort_by_parameter_order=True), infusion_rows
+    ).all() if infusion_rows else []
+    version_rows = []
+    position = 0
+    for h, patient in zip(histories, patients):
+        course = courses[patient.id]
+        weight = round(rng.uniform(55, 115), 1)
+        infusions = []
+        for moment in h.infusions:
+            infusion = Infusion(id=infusion_ids[position], course_id=course.id,
+                                number=infusion_rows[position]["number"])
+            position += 1
+            recorder = clinicians[(h.index + infusion.number) % 2].id
+            first = _infusion_values(rng, moment, weight) | {
+                "infusion_id": infusion.id, "version": 1, "recorded_by_id": recorder,
+                "recorded_at": moment + dt.timedelta(hours=2), "correction_reason": None}
+            versions = [first]
+            if rng.random() < 0.03:
+                versions.append(first | {"version": 2, "notes": "Peak pressure re-read from "
+                                         "the monitor printout.",
+                                         "systolic_peak": first["systolic_peak"] + 4,
+                                         "recorded_at": moment + dt.timedelta(days=1),
+                                         "correction_reason": "Transcription error"})
+            version_rows += versions
+            infusion.versions = [InfusionVersion(**version) for version in versions]
+            infusions.append(infusion)
+        course.infusions = infusions
+    if version_rows:
+        session.execute(insert(InfusionVersion), version_rows)
+    return courses
+
+
+def _infusion_values(rng: random.Random, moment: dt.datetime, weight: float) -> dict[str, Any]:
+    # 0.5 mg/kg over 40 minutes; pressure peaks about +16/+11 mmHg (clinical reference).
+    systolic, diastolic = rng.randint(108, 138), rng.randint(66, 88)
+    heart_rate = rng.randint(58, 88)
+    side_effects = [key for key, odds in (("dissociation", 0.55), ("dizziness", 0.3),
+                                          ("nausea", 0.2), ("headache", 0.15),
+                                          ("blurred_vision", 0.15), ("anxiety", 0.1),
+                                          ("raised_blood_pressure", 0.1))
+                    if rng.random() < odds]
+    return {
+        "administered_at": moment, "weight_kg": weight, "dose_mg_per_kg": 0.5,
+        "total_dose_mg": round(weight * 0.5, 1), "duration_minutes": 40,
+        "systolic_before": systolic, "diastolic_before": diastolic,
+        "heart_rate_before": heart_rate, "spo2_before": rng.randint(96, 99),
+        "systolic_peak": systolic + rng.randint(8, 24), "diastolic_peak": diastolic + rng.randint(5, 16),
+        "heart_rate_peak": heart_rate + rng.randint(4, 18), "spo2_peak": rng.randint(95, 99),
+        "systolic_after": systolic + rng.randint(-4, 8), "diastolic_after": diastolic + rng.randint(-3, 6),
+        "heart_rate_after": heart_rate + rng.randint(-4, 6), "spo2_after": rng.randint(96, 99),
+        "side_effects": side_effects, "dissociation_rating": rng.choice((0, 1, 1, 2, 2, 2, 3)),
+        "adverse_events": None, "notes": None,
+    }
+
+
 def _alerts_for(rows: list[dict[str, Any]], assessment_ids: list[int], clinicians: list[User],
-                today: dt.date) -> Iterator[dict[str, Any]]:
-    recent = dt.datetime.combine(today, dt.time(), dt.timezone.utc) - dt.timedelta(days=3)
-    for row, assessment_id in zip(rows, assessment_ids):
-        instrument = instruments.get(row["instrument_key"])
-        for rule in instrument.flags:
-            value = row["flags"].get(rule.key)
-            if value not in rule.alert_values:
+                now: dt.datetime) -> list[dict[str, Any]]:
+    """The alerts each record calls for, by the same rules as a live submission; those older
+    than a week are acknowledged, as a clinic would have done."""
+    recent = now - dt.timedelta(days=7)
+    alerts: list[dict[str, Any]] = []
+    baselines: dict[tuple[int, str], int] = {}
+    open_kinds: set[tuple[int, str]] = set()
+    for row, assessment_id in sorted(zip(rows, assessment_ids),
+                                     key=lambda pair: (pair[0]["patient_id"],
+                                                       pair[0]["administered_at"])):
+        measure = instruments.get(row["instrument_key"]).measure
+        baseline = baselines.get((row["patient_id"], measure))
+        if baseline is None and row["scorable"]:
+            baselines[(row["patient_id"], measure)] = row["total"]
+        for spec in alerts_called_for(row["instrument_key"], row["flags"], row["total"],
+                                      baseline):
+            if not (spec.crisis or spec.from_answers) and (row["patient_id"], spec.kind) in open_kinds:
                 continue
-            acknowledged = row["administered_at"] < recent
-            reviewer = clinicians[row["patient_id"] % 2]
-            yield {
+            acknowledged = row["submitted_at"] < recent
+            if not acknowledged:
+                open_kinds.add((row["patient_id"], spec.kind))
+            alerts.append({
                 "patient_id": row["patient_id"], "assessment_id": assessment_id,
-                "kind": rule.key, "value": str(value).lower(), "reason": rule.alert_reason,
-                "crisis": rule.crisis, "raised_at": row["submitted_at"],
+                "kind": spec.kind, "value": spec.value, "reason": spec.reason,
+                "crisis": spec.crisis, "raised_at": row["submitted_at"],
                 "acknowledged_at": row["submitted_at"] + dt.timedelta(hours=4)
                 if acknowledged else None,
-                "acknowledged_by_id": reviewer.id if acknowledged else None,
-                "acknowledgement_note": "Called the patient; safety plan reviewed."
+                "acknowledged_by_id": clinicians[row["patient_id"] % 2].id
                 if acknowledged else None,
-            }
+                "acknowledgement_note": "Called the patient; reviewed and documented."
+                if acknowledged else None,
+            })
+    return alerts
+
+
+def _insert_summaries(session: Session, patients: list[Patient], rows: list[dict[str, Any]],
+                      assessment_ids: list[int], alerts: list[dict[str, Any]],
+                      courses: dict[int, Course], plan_rows: list[dict[str, Any]],
+                      now: dt.datetime) -> None:
+    by_patient: dict[int, list[Assessment]] = {patient.id: [] for patient in patients}
+    for row, assessment_id in zip(rows, assessment_ids):
+        by_patient[row["patient_id"]].append(Assessment(id=assessment_id, **row))
+    plan = [PlanEntry(**row) for row in plan_rows[:len(DEFAULT_PLAN)]]
+    open_alerts = Counter(a["patient_id"] for a in alerts if a["acknowledged_at"] is None)
+    session.execute(insert(PatientSummary), [
+        summary_values(patient, by_patient[patient.id], [courses[patient.id]],
+                       open_alerts[patient.id], plan, now)
+        for patient in patients
+    ])
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -216,32 +341,48 @@ class _Record:
 
 
 @dataclass
-class _PatientPlan:
+class _PatientHistory:
     index: int
     name: str
     enrolled_at: dt.datetime
     records: list[_Record]
+    indication: str
+    planned_infusions: int
+    course_start: dt.date
+    course_status: str
+    course_ended_on: dt.date | None
+    next_infusion_at: dt.datetime | None
+    #: When each infusion given so far took place.
+    infusions: list[dt.datetime]
 
 
 def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
-                  zone: zoneinfo.ZoneInfo) -> _PatientPlan:
+                  zone: zoneinfo.ZoneInfo) -> _PatientHistory:
     """One patient's invented history, from enrolment to ``today``."""
     name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-    # Demo patients 1 and 2 (the ones with printed logins) have full histories.
-    history_days = weeks * 7 if index < 3 else rng.randint(max(8, weeks * 7 // 3), weeks * 7)
+    # Demo patients 1 to 3 (the ones with printed logins) have full histories.
+    if index < 3:
+        history_days = weeks * 7
+    elif rng.random() < 0.2:  # recently enrolled: the course is under way
+        history_days = rng.randint(3, min(27, weeks * 7))
+    else:
+        history_days = rng.randint(min(28, weeks * 7), weeks * 7)
     start = today - dt.timedelta(days=history_days)
     kind, settle = _trajectory(rng)
-    infusions = 6 if rng.random() < 0.6 else 8
-    course_days = 14 if infusions == 6 else 28
+    planned = 6 if rng.random() < 0.6 else 8
+    course_days = 14 if planned == 6 else 28
+    # Some non-responders stop their course early.
+    given = 4 if kind == "non-responder" and rng.random() < 0.3 else planned
     pcl_base = _clamp(round(rng.gauss(52, 9)), 34, 78)
     phq_base = _clamp(round(rng.gauss(16, 4)), 8, 27)
     gad_base = _clamp(round(rng.gauss(13, 4)), 5, 21)
     # A few patients, and always demo patient 2, report thoughts of self-harm at some point.
     risky = index == 1 or rng.random() < 0.06
 
-    def at(day: int) -> dt.datetime:
-        local = dt.datetime.combine(start + dt.timedelta(days=day),
-                                    dt.time(rng.randint(8, 19), rng.randint(0, 59)), zone)
+    def at(day: int, hour: int | None = None) -> dt.datetime:
+        local = dt.datetime.combine(
+            start + dt.timedelta(days=day),
+            dt.time(rng.randint(8, 19) if hour is None else hour, rng.randint(0, 59)), zone)
         return local.astimezone(dt.timezone.utc)
 
     def level(day: int) -> float:
@@ -252,34 +393,49 @@ def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
             fraction = min(0.95, fraction + (day - course_days - 28) / 60)
         return fraction
 
+    def phq9(day: int, item9: int = 0) -> tuple[int, ...]:
+        fraction = max(0.05, level(day) + rng.gauss(0, 0.08))
+        return _phq9_answers(rng, round(phq_base * fraction), item9)
+
     records = [
         _Record("pcl5", at(0), _answers(rng, 20, 4, pcl_base)),
         _Record("phq9", at(0), _phq9_answers(rng, phq_base, item9=0)),
         _Record("gad7", at(0), _answers(rng, 7, 3, gad_base)),
     ]
-    infusion_days = [2 + round(n * course_days / infusions) for n in range(infusions)]
-    for day in infusion_days:
+    infusion_days = [2 + round(n * course_days / planned) for n in range(given)]
+    infusions = [at(day, hour=10) for day in infusion_days if day <= history_days]
+    for day, moment in zip(infusion_days, infusions):
+        if day > 2 and rng.random() < 0.8:  # the PHQ-9 in the 24 hours before
+            records.append(_Record("phq9", moment - dt.timedelta(hours=rng.randint(1, 20)),
+                                   phq9(day)))
         if day + 1 <= history_days:
             records.append(_Record("after-infusion", at(day + 1), _after_infusion(rng)))
-    last_week = history_days // 7
+    first = infusion_days[0]
+    last_week = (history_days - first) // 7
     for week in range(1, last_week + 1):
-        skip = rng.random() < 0.08 or (index == 0 and week == last_week)
-        if skip:
-            continue
-        day = week * 7
-        noise = rng.gauss(0, 0.06)
-        fraction = max(0.05, level(day) + noise)
+        if rng.random() < 0.08 or (index == 0 and week == last_week):
+            continue  # a missed week (and demo patient 1 has one due now)
+        day = first + week * 7
         transcribed = rng.random() < 0.08
+        fraction = max(0.05, level(day) + rng.gauss(0, 0.06))
         records.append(_Record("pcl5-weekly", at(day),
                                _answers(rng, 20, 4, round(pcl_base * fraction)), transcribed))
         item9 = rng.choice((1, 1, 2)) if risky and (
             week == last_week or rng.random() < 0.15) else 0
-        records.append(_Record("phq9", at(day), _phq9_answers(
-            rng, round(phq_base * max(0.05, level(day) + rng.gauss(0, 0.08))), item9),
-            transcribed))
+        records.append(_Record("phq9", at(day), phq9(day, item9), transcribed))
     records.sort(key=lambda record: record.at)
-    enrolled_at = records[0].at - dt.timedelta(minutes=30)
-    return _PatientPlan(index=index, name=name, enrolled_at=enrolled_at, records=records)
+    finished = len(infusions) == given
+    status = ("stopped" if given < planned else "completed") if finished else "active"
+    next_day = infusion_days[len(infusions)] if not finished else None
+    return _PatientHistory(
+        index=index, name=name, enrolled_at=records[0].at - dt.timedelta(minutes=30),
+        records=records, indication="ptsd" if rng.random() < 0.85 else "depression",
+        planned_infusions=planned, course_start=start + dt.timedelta(days=first),
+        course_status=status,
+        course_ended_on=infusions[-1].astimezone(zone).date() if finished else None,
+        next_infusion_at=at(next_day, hour=10) if next_day is not None else None,
+        infusions=infusions,
+    )
 
 
 def _trajectory(rng: random.Random) -> tuple[str, float]:

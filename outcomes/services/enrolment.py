@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..models import Clinic, Invitation, Patient, User, utcnow
-from . import audit, plans
+from . import audit, plans, summaries
 from .accounts import AccountError, checked_new_email, hash_password
 from .audit import Actor
 
@@ -64,6 +64,7 @@ def enrol_patient(
     plans.add_default_plan(session, patient)
     audit.record(session, actor, "patient.enrol", patient=patient, object_type="patient",
                  object_id=patient.id)
+    summaries.refresh(session, patient.id)
     return patient
 
 

@@ -1,0 +1,112 @@
+"""The per-patient summary row the dashboard reads.
+
+Every service that changes what the summary depends on (a submission, an alert, an infusion,
+a course, a plan) calls ``refresh`` in the same transaction, so the dashboard stays one row
+per patient, whatever the length of their history.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import instruments
+
+from ..models import Alert, Assessment, Course, Patient, PatientSummary, PlanEntry, utcnow
+from . import plans
+
+#: The measures whose baseline and latest totals the dashboard shows.
+SUMMARY_MEASURES = {"PCL-5": "pcl5", "PHQ-9": "phq9"}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A change threshold met between a baseline and a later total."""
+
+    key: str
+    label: str
+    signals: str
+    source: str
+
+
+def change_signals(instrument_key: str, baseline: int | None,
+                   current: int | None) -> list[Signal]:
+    """The improvement or worsening thresholds (from the instrument's definition) that the
+    change from ``baseline`` to ``current`` meets."""
+    if baseline is None or current is None:
+        return []
+    instrument = instruments.get(instrument_key)
+    change = instruments.change(instrument_key, baseline, current)
+    return [Signal(t.key, t.label, t.signals, t.source) for t in instrument.change_thresholds
+            if t.signals != "status" and change.fields.get(t.key) is True]
+
+
+def summary_values(patient: Patient, assessments: Sequence[Assessment],
+                   courses: Sequence[Course], open_alerts: int, plan: Sequence[PlanEntry],
+                   now: dt.datetime) -> dict[str, Any]:
+    """The summary row's values from the patient's records (current assessments only)."""
+    values: dict[str, Any] = {"patient_id": patient.id, "clinic_id": patient.clinic_id,
+                              "open_alerts": open_alerts, "improving": False,
+                              "worsening": False}
+    ordered = sorted(assessments, key=lambda a: (a.administered_at, a.id))
+    for measure, column in SUMMARY_MEASURES.items():
+        scored = [a for a in ordered
+                  if a.scorable and instruments.get(a.instrument_key).measure == measure]
+        baseline, latest = (scored[0], scored[-1]) if scored else (None, None)
+        values[f"{column}_baseline"] = baseline.total if baseline else None
+        values[f"{column}_latest"] = latest.total if latest else None
+        values[f"{column}_latest_at"] = latest.administered_at if latest else None
+        if baseline is not None and latest is not baseline:
+            kinds = {s.signals for s in change_signals(latest.instrument_key, baseline.total,
+                                                       latest.total)}
+            values["improving"] |= "improvement" in kinds
+            values["worsening"] |= "worsening" in kinds
+    course = current_course_of(courses)
+    values.update(
+        course_status=course.status if course else None,
+        infusions_done=len(course.infusions) if course else 0,
+        infusions_planned=course.planned_infusions if course else None,
+        next_infusion_at=course.next_infusion_at if course else None,
+    )
+    values["next_due_on"] = plans.next_due_on(plan, plans.timeline_of(patient, courses, ordered),
+                                              now)
+    activity = [a.submitted_at for a in ordered] + [
+        v.recorded_at for c in courses for i in c.infusions for v in i.versions]
+    values["last_activity_at"] = max(activity) if activity else None
+    return values
+
+
+def current_course_of(courses: Sequence[Course]) -> Course | None:
+    """The open course (planned or active), else the most recent one."""
+    open_courses = [c for c in courses if c.status in ("planned", "active")]
+    if open_courses:
+        return open_courses[0]
+    return max(courses, key=lambda c: (c.start_date, c.id)) if courses else None
+
+
+def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -> PatientSummary:
+    """Recompute one patient's summary from their own rows only."""
+    from .assessments import current_assessments, patient_assessments
+
+    session.flush()
+    patient = session.get(Patient, patient_id)
+    courses = list(session.scalars(select(Course).where(Course.patient_id == patient_id)))
+    open_alerts = session.scalar(select(func.count(Alert.id)).where(
+        Alert.patient_id == patient_id, Alert.acknowledged_at.is_(None)))
+    values = summary_values(
+        patient, current_assessments(patient_assessments(session, patient_id)), courses,
+        open_alerts, plans.plan_for(session, patient_id), now or utcnow(),
+    )
+    summary = session.get(PatientSummary, patient_id)
+    if summary is None:
+        summary = PatientSummary(**values)
+        session.add(summary)
+    else:
+        for name, value in values.items():
+            setattr(summary, name, value)
+    session.flush()
+    return summary
