@@ -1,0 +1,222 @@
+"""A patient answers questionnaires on their phone: PCL-5 to its result, PHQ-9 to the crisis
+screen, repeated submissions that store one record; and two known app bugs held as strict
+expected failures, so their fixes are noticed."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import func, select
+
+import instruments
+from outcomes.models import Alert, Assessment
+from outcomes.services.assessments import submit_assessment
+from outcomes.services.audit import Actor
+
+from .conftest import check_page, expect, goto, page_problems, sign_in
+
+pytestmark = pytest.mark.browser
+
+PCL5_ANSWERS = [2, 3, 1, 4, 0, 2, 3, 1, 2, 2, 3, 4, 1, 0, 2, 3, 1, 2, 0, 1]
+#: Item 9 ("better off dead or of hurting yourself") answered "Several days"; item 10 is
+#: optional and left blank.
+PHQ9_ANSWERS = [1, 2, 1, 2, 0, 1, 1, 0, 1, None]
+GAD7_ANSWERS = [1, 1, 2, 0, 1, 3, 0]
+# A fragment (a link to a question followed before sending) survives the redirect.
+RESULT_URL = re.compile(r"/me/results/(\d+)(#[\w-]*)?$")
+
+
+def tap_answers(page, key: str, answers: Sequence[int | None]) -> None:
+    """Tap each answer's words, as a thumb would; ``None`` leaves that item alone."""
+    for item, value in zip(instruments.get(key).items, answers, strict=True):
+        if value is None:
+            continue
+        words = next(option.label for option in item.options if option.value == value)
+        option = page.locator(f"#item-{item.number} li.option").filter(
+            has=page.locator(f'input[value="{value}"]'))
+        option.get_by_text(words).click()
+
+
+def open_questionnaire(page, base_url: str, key: str) -> None:
+    """Open a questionnaire from the home page's "Start" button, as a patient would."""
+    title = instruments.get(key).title
+    goto(page, f"{base_url}/me/")
+    page.locator(".card-list li").filter(has_text=title).get_by_role("link", name="Start").click()
+    expect(page.get_by_role("heading", level=1, name=title)).to_be_visible()
+
+
+def submit(page, status: int):
+    """Press the send button; return the POST's response after checking its status."""
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.get_by_role("button", name="Send my answers").click()
+    assert posted.value.status == status, posted.value.status
+    page.wait_for_load_state()
+    return posted.value
+
+
+def assessment_count(session, patient_id: int) -> int:
+    session.rollback()  # a fresh snapshot: the server commits on its own connections
+    return session.scalar(
+        select(func.count()).select_from(Assessment).where(Assessment.patient_id == patient_id))
+
+
+def test_pcl5_incomplete_then_complete_shows_the_result(
+        live_server, phone, world, session, screenshot):
+    patient_id = world.patient.id
+    sign_in(phone, live_server, world.patient_user.email)
+    check_page(phone)
+    open_questionnaire(phone, live_server, "pcl5")
+    check_page(phone, keyboard=True)
+    screenshot(phone, "patient-questionnaire")
+
+    # Item 7 left blank: the page comes back with everything else kept and nothing stored.
+    unanswered = 7
+    tap_answers(phone, "pcl5", [None if number == unanswered else value
+                                for number, value in enumerate(PCL5_ANSWERS, start=1)])
+    expect(phone.locator("#progress-text")).to_have_text("19 of 20 answered")
+    submit(phone, status=422)
+    summary = phone.locator("#error-summary")
+    expect(summary).to_be_visible()
+    expect(summary).to_be_focused()
+    expect(summary.get_by_role("heading")).to_have_text("1 question still needs an answer")
+    expect(summary.get_by_role("link", name=f"Question {unanswered}")).to_have_attribute(
+        "href", f"#item-{unanswered}")
+    expect(phone.locator(f"#item-{unanswered}")).to_have_class(re.compile(r"\binvalid\b"))
+    expect(phone.locator(f"#item-{unanswered} .error-message")).to_be_visible()
+    expect(phone.locator("fieldset.invalid")).to_have_count(1)
+    for number, value in enumerate(PCL5_ANSWERS, start=1):
+        chosen = phone.locator(f'input[name="item_{number}"][value="{value}"]')
+        if number == unanswered:
+            expect(phone.locator(f'input[name="item_{number}"]:checked')).to_have_count(0)
+        else:
+            expect(chosen).to_be_checked()
+    assert assessment_count(session, patient_id) == 0
+    check_page(phone)
+
+    summary.get_by_role("link", name=f"Question {unanswered}").click()
+    tap_answers(phone, "pcl5", [PCL5_ANSWERS[number - 1] if number == unanswered else None
+                                for number in range(1, 21)])
+    submit(phone, status=302)
+    expect(phone).to_have_url(RESULT_URL)
+
+    expected = instruments.score("pcl5", PCL5_ANSWERS)
+    expect(phone.locator(".score-card .total")).to_have_text(
+        re.compile(rf"^\s*{expected.total}\s*/\s*80\s*$"))
+    # Plotly draws the chart from the page's JSON; its SVG appears only if the script ran.
+    expect(phone.locator(".chart .main-svg").first).to_be_visible()
+    check_page(phone)
+
+    assert assessment_count(session, patient_id) == 1
+    stored = session.scalar(select(Assessment).where(Assessment.patient_id == patient_id))
+    assert RESULT_URL.search(phone.url).group(1) == str(stored.id)
+    assert stored.total == expected.total
+    assert [answer.value for answer in stored.answers] == PCL5_ANSWERS
+    assert stored.source == "patient"
+
+    # The header's link: the result page's own "Back to home" lies under the chart's overlay
+    # (KNOWN_PLOTLY_CSP_BUG); test_charts_keep_to_their_box holds that case.
+    phone.get_by_role("navigation").get_by_role("link", name="Home").click()
+    expect(phone.get_by_role("heading", name="Recently completed")).to_be_visible()
+    expect(phone.locator(".chart .main-svg").first).to_be_visible()
+    check_page(phone)
+
+
+def test_phq9_item9_shows_crisis_resources_first_and_opens_an_alert(
+        live_server, phone, world, session, screenshot):
+    patient_id = world.patient.id
+    crisis_phone = world.clinic.crisis_phone
+    sign_in(phone, live_server, world.patient_user.email)
+    open_questionnaire(phone, live_server, "phq9")
+    check_page(phone, keyboard=True)
+    tap_answers(phone, "phq9", PHQ9_ANSWERS)
+    submit(phone, status=302)
+
+    expect(phone).to_have_url(re.compile(r"/me/results/\d+/support$"))
+    crisis = phone.locator(".crisis")
+    expect(crisis).to_be_visible()
+    expect(crisis.locator('a[href="tel:988"]')).to_be_visible()
+    expect(crisis).to_contain_text("988")
+    expect(crisis).to_contain_text("911")
+    expect(crisis).to_contain_text(crisis_phone)
+    expect(crisis.locator(f'a[href="tel:{crisis_phone.replace(" ", "")}"]')).to_be_visible()
+    # Before anything else: no score on this screen.
+    expect(phone.locator(".score-card")).to_have_count(0)
+    check_page(phone)
+    screenshot(phone, "patient-crisis")
+
+    session.rollback()
+    alert = session.scalar(select(Alert).where(Alert.patient_id == patient_id))
+    assert alert is not None and alert.is_open
+    assert (alert.kind, alert.value, alert.crisis) == ("suicide_risk", "positive", True)
+
+    # The result page that follows keeps the resources above the score.
+    phone.get_by_role("link", name="Continue to my result").click()
+    expect(phone).to_have_url(RESULT_URL)
+    expected = instruments.score("phq9", PHQ9_ANSWERS)
+    expect(phone.locator(".score-card .total")).to_have_text(
+        re.compile(rf"^\s*{expected.total}\s*/\s*27\s*$"))
+    expect(phone.locator(".crisis")).to_be_visible()
+    assert phone.evaluate(
+        "document.querySelector('.crisis').compareDocumentPosition("
+        "document.querySelector('.score-card')) & Node.DOCUMENT_POSITION_FOLLOWING")
+    check_page(phone)
+
+
+def test_a_double_tap_or_a_retry_stores_one_assessment(live_server, phone, world, session):
+    """A double tap (chromium itself sends one request for it) and a retry of the very same
+    form after a lost connection, which reaches the server, store one record."""
+    patient_id = world.patient.id
+    sign_in(phone, live_server, world.patient_user.email)
+    open_questionnaire(phone, live_server, "gad7")
+    check_page(phone, keyboard=True)
+    tap_answers(phone, "gad7", GAD7_ANSWERS)
+
+    posts = []
+    phone.on("request", lambda request: request.method == "POST" and posts.append(request))
+    phone.get_by_role("button", name="Send my answers").dblclick()
+    expect(phone).to_have_url(RESULT_URL)
+    result_url = phone.url
+    check_page(phone)
+
+    # The retry: the same form, sent again with the phone's cookies.
+    replay = phone.request.post(posts[0].url, data=posts[0].post_data, max_redirects=0,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert replay.status == 302, replay.status
+    assert replay.headers["location"] in (result_url, result_url.removeprefix(live_server))
+    assert assessment_count(session, patient_id) == 1
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "app bug: Back after sending reloads the questionnaire with a new submission key while "
+    "chromium restores the answers, so sending again stores a second assessment"))
+def test_back_then_send_again_stores_one_assessment(live_server, phone, world, session):
+    patient_id = world.patient.id
+    sign_in(phone, live_server, world.patient_user.email)
+    open_questionnaire(phone, live_server, "gad7")
+    tap_answers(phone, "gad7", GAD7_ANSWERS)
+    submit(phone, status=302)
+    expect(phone).to_have_url(RESULT_URL)
+
+    phone.go_back(wait_until="load")
+    expect(phone.get_by_role("button", name="Send my answers")).to_be_visible()
+    tap_answers(phone, "gad7", GAD7_ANSWERS)  # kept by the browser; tapped again to be sure
+    submit(phone, status=302)
+    expect(phone).to_have_url(RESULT_URL)
+    assert assessment_count(session, patient_id) == 1
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "app bug: the CSP refuses the <style> element Plotly adds, so Plotly's overlay SVGs are "
+    "not positioned and cover the controls below the chart; when this passes, delete "
+    "KNOWN_PLOTLY_CSP_BUG in conftest.py and this marker"))
+def test_charts_keep_to_their_box(live_server, phone, app, world, session):
+    with app.app_context():
+        submission = submit_assessment(session, Actor(user=world.patient_user), world.patient,
+                                       "pcl5", PCL5_ANSWERS, uuid.uuid4().hex)
+        session.commit()
+    sign_in(phone, live_server, world.patient_user.email)
+    goto(phone, f"{live_server}/me/results/{submission.assessment.id}")
+    expect(phone.locator(".chart .main-svg").first).to_be_visible()
+    assert page_problems(phone, tolerate_known_bugs=False) == []
