@@ -10,6 +10,7 @@ Pure Python with no web framework, so the web app, exports and command line shar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from .catalog import all_instruments, get_instrument
 from .change import Change, change_between
@@ -23,7 +24,7 @@ __all__ = [
     "Band", "Change", "ChangeThreshold", "DefinitionError", "DiagnosisRule", "FlagRule",
     "Instrument", "InstrumentError", "InvalidAnswers", "InvalidScore", "Item", "MissingPolicy",
     "Option", "Score", "Subscale", "TriggeredFlag", "UnknownInstrument",
-    "all", "change", "get", "load_definition", "score",
+    "all", "change", "crisis_items", "get", "load_definition", "score",
 ]
 
 
@@ -45,6 +46,20 @@ def score(key: str, answers: Sequence[int | None] | Mapping[str, int | None]) ->
     InvalidAnswers; never returns a number for bad input.
     """
     return score_answers(get_instrument(key), answers)
+
+
+@lru_cache(maxsize=None)
+def crisis_items(key: str) -> tuple[int, ...]:
+    """Numbers of the items whose being left blank raises a crisis flag on its own (PHQ-9
+    item 9: risk unknown). Found by scoring, so it follows whatever rules the definition
+    uses."""
+    instrument = get_instrument(key)
+    found = []
+    for item in instrument.items:
+        answers = [None if other is item else other.min_value for other in instrument.items]
+        if any(flag.crisis for flag in score_answers(instrument, answers).alerts):
+            found.append(item.number)
+    return tuple(found)
 
 
 def change(key: str, baseline: int, current: int) -> Change:

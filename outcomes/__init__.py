@@ -7,9 +7,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from .config import check_production_settings, settings_from_environment
-from .extensions import csrf, db, login_manager
+from .extensions import csrf, db, limiter, login_manager
 from .templating import install_template_helpers
 
 
@@ -42,23 +43,40 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    app.url_map.converters["id"] = RecordIdConverter
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _configure_sqlite_connection)
+            event.listen(db.engine, "begin", _begin_sqlite_transaction)
     csrf.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # "basic": a changed address (a phone moving between networks) marks the session
+    # non-fresh instead of ending it mid-questionnaire; sessions end server-side at sign-out.
+    login_manager.session_protection = "basic"
 
     from .services.accounts import load_user
 
     login_manager.user_loader(load_user)
 
 
+class RecordIdConverter(IntegerConverter):
+    """Record ids in URLs: positive and within a 32-bit integer, so an absurd id is a plain
+    404 instead of a database overflow."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
 def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
+    # Python's sqlite3 driver opens transactions by itself and not before a SAVEPOINT, which
+    # would commit a savepoint's work on its own; SQLAlchemy's documented fix is to turn
+    # that off and emit BEGIN ourselves (_begin_sqlite_transaction).
+    dbapi_connection.isolation_level = None
     # SQLite ignores foreign keys unless asked, and WAL lets the demo server read while a
     # seed or a second worker writes.
     cursor = dbapi_connection.cursor()
@@ -66,6 +84,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA busy_timeout = 5000")
     cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -8,7 +8,7 @@ import datetime as dt
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from . import migrate
@@ -98,6 +98,9 @@ def create_user(clinic_name: str, role: str, email: str, password_stdin: bool) -
 def seed_demo(patients: int, weeks: int, seed: int, today: dt.datetime | None,
               if_empty: bool) -> None:
     """Create a demo clinic whose patients have realistic treatment histories."""
+    if current_app.config["OUTCOMES_ENV"] == "production":
+        raise CommandError("seed-demo creates accounts with published passwords; it runs only "
+                           "with OUTCOMES_ENV=development.")
     if if_empty and demo.any_clinic(db.session):
         click.echo("The database already has a clinic; no demo data added.")
         if accounts.find_clinic(db.session, demo.CLINIC_NAME):

@@ -67,6 +67,12 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "ARGON2_MEMORY_COST_KIB": int(environ.get("ARGON2_MEMORY_COST_KIB", str(64 * 1024))),
         "ARGON2_PARALLELISM": int(environ.get("ARGON2_PARALLELISM", "4")),
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead: a long form must not fail
+        # No form needs more; a larger body is refused before it is read.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        #: Sign-in and invitation attempts allowed per client address.
+        "SIGN_IN_RATE_LIMIT": environ.get("SIGN_IN_RATE_LIMIT", "10 per minute; 100 per hour"),
     }
 
 
@@ -82,5 +88,10 @@ def check_production_settings(config: Mapping[str, Any]) -> None:
             "SECRET_KEY is a development key or shorter than 32 characters; "
             "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
         )
-    if config["ARGON2_MEMORY_COST_KIB"] < 19 * 1024 or config["ARGON2_TIME_COST"] < 2:
+    if (config["ARGON2_MEMORY_COST_KIB"] < 19 * 1024 or config["ARGON2_TIME_COST"] < 2
+            or config["ARGON2_PARALLELISM"] < 1):
         raise ConfigurationError("argon2 parameters are below the OWASP ASVS minimum")
+    if not config.get("PUBLIC_BASE_URL", "").startswith("https://"):
+        raise ConfigurationError(
+            "PUBLIC_BASE_URL must be set to the https:// address patients use; invitation "
+            "links are built from it, never from the request's Host header")

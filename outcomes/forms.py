@@ -9,6 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, RadioField, SelectChoice, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+import instruments
 from instruments import Instrument
 
 UNANSWERED = "Choose an answer for this question."
@@ -26,6 +27,10 @@ class QuestionnaireForm(FlaskForm):
     def answers(self) -> list[int | None]:
         """The answers in item order; None where an item was left unanswered."""
         return [field.data for field in self.item_fields()]
+
+    def valid_answers(self) -> list[int | None]:
+        """The answers in item order, None where unanswered or not a valid answer."""
+        return [None if field.errors else field.data for field in self.item_fields()]
 
     def unanswered(self) -> list[RadioField]:
         return [field for field in self.item_fields() if field.errors]
@@ -74,8 +79,11 @@ def questionnaire_form(
     if transcription:
         bases.insert(0, TranscriptionFields)
     attributes: dict[str, object] = {"instrument": instrument}
+    # An item whose blank is itself a risk signal (PHQ-9 item 9) never blocks a patient's
+    # submission: a blank there is stored, scored as risk unknown, and alerts the clinic.
+    blank_is_risk = instruments.crisis_items(instrument.key)
     for item in instrument.items:
-        required = item.required and not transcription
+        required = item.required and not transcription and item.number not in blank_is_risk
         attributes[f"item_{item.number}"] = RadioField(
             item.text,
             choices=[SelectChoice(option.value, option.label) for option in item.options],

@@ -8,6 +8,7 @@ refuse UPDATE and DELETE on them.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from flask_login import UserMixin
@@ -43,6 +44,10 @@ ASSESSMENT_SOURCES = ("patient", "transcribed")
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware, in UTC."""
     return dt.datetime.now(dt.timezone.utc)
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(16)
 
 
 def as_utc(value: dt.datetime | str) -> dt.datetime:
@@ -118,6 +123,9 @@ class User(UserMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
+    #: Part of every session's identity: changing it (at sign-out) ends all the user's sessions,
+    #: even copies of a session cookie.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -135,6 +143,9 @@ class User(UserMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses sessions of inactive users
         return self.active
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
 
     @property
     def is_staff(self) -> bool:
@@ -187,6 +198,10 @@ class Invitation(Base):
     __table_args__ = (
         CheckConstraint("expires_at > created_at", name="expires_after_creation"),
         CheckConstraint("used_at IS NULL OR revoked_at IS NULL", name="used_or_revoked"),
+        # One live link per patient, even when two are issued at once.
+        Index("uq_invitation_one_open_per_patient", "patient_id", unique=True,
+              sqlite_where=text("used_at IS NULL AND revoked_at IS NULL"),
+              postgresql_where=text("used_at IS NULL AND revoked_at IS NULL")),
     )
 
 
@@ -408,6 +423,10 @@ class Assessment(Base):
         ),
         Index("ix_assessment_patient_instrument_time", "patient_id", "instrument_key",
               "administered_at"),
+        # A record is corrected once; a further correction amends the correction.
+        Index("uq_assessment_amends_once", "amends_id", unique=True,
+              sqlite_where=text("amends_id IS NOT NULL"),
+              postgresql_where=text("amends_id IS NOT NULL")),
     )
 
 
@@ -436,6 +455,9 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessment.id"))
+    #: For risk seen in answers that could not be stored (an incomplete form): the form's
+    #: submission key, so a repeat raises nothing new.
+    submission_key: Mapped[str | None] = mapped_column(String(64))
     #: The flag that raised it, e.g. ``suicide_risk``.
     kind: Mapped[str] = mapped_column(String(64))
     #: The flag's value, e.g. ``positive`` or ``unknown``.
@@ -454,6 +476,9 @@ class Alert(Base):
 
     __table_args__ = (
         UniqueConstraint("assessment_id", "kind", name="uq_alert_assessment_kind"),
+        UniqueConstraint("submission_key", "kind", name="uq_alert_submission_kind"),
+        CheckConstraint("assessment_id IS NULL OR submission_key IS NULL",
+                        name="one_origin"),
         CheckConstraint(
             "(acknowledged_at IS NULL) = (acknowledged_by_id IS NULL)"
             " AND (acknowledged_at IS NULL) = (acknowledgement_note IS NULL)",

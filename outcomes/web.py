@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 import uuid
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, abort, g, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -16,7 +17,9 @@ from .services.audit import Actor
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Characters no field may carry: NUL and other control characters (tab and line breaks are
+# fine). PostgreSQL refuses NUL in text, and none of them belongs in a health record.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Scripts and styles only from this site; chart data travels as JSON, never inline script.
 CONTENT_SECURITY_POLICY = (
@@ -34,8 +37,15 @@ def current_actor() -> Actor:
 def install_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        # Always our own: a client-chosen id could forge or collide in the audit trail.
+        g.request_id = uuid.uuid4().hex
+
+    @app.before_request
+    def refuse_control_characters() -> None:
+        values = [*request.args.values(), *request.form.values()]
+        if any(_CONTROL_CHARACTERS.search(value) for value in values):
+            abort(400, "The form contained characters that cannot be stored (such as control "
+                       "characters). Remove them and try again. Nothing was saved.")
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -71,9 +81,14 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
         messages = {
+            400: ("This request could not be handled",
+                  error.description if error.description != type(error).description
+                  else "Something in the request was not as expected. Nothing was saved."),
             403: ("Not allowed", "You do not have access to this page."),
             404: ("Page not found", "There is nothing here. Check the address, or go back."),
             405: ("Not allowed", "This page cannot be used that way."),
+            413: ("Too much data", "The form sent too much data. Nothing was saved."),
+            429: ("Too many attempts", "Please wait a minute and try again."),
         }
         title, message = messages.get(
             error.code or 500, (error.name, "The request could not be handled.")
@@ -82,8 +97,10 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> tuple[str, int]:
-        # The traceback goes to the log by type and place only; the page shows nothing of it.
-        log.exception("unhandled error (request %s)", g.get("request_id"))
+        # The log gets the error's type and where it happened, never its message: database
+        # errors quote the values of the row (health data) in theirs.
+        log.error("unhandled %s (request %s)\n%s", type(error).__name__, g.get("request_id"),
+                  "".join(traceback.format_tb(error.__traceback__)))
         db.session.rollback()
         return render_template(
             "errors/error.html",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from outcomes.models import Alert, Assessment, AuditEvent
 from outcomes.services.assessments import submit_assessment
@@ -18,7 +18,7 @@ CLINICIAN_GETS = [
     "/clinic/patients/{patient}/paper/phq9",
     "/clinic/patients/{patient}/plan",
     "/clinic/patients/{patient}/assessments/{assessment}/correct",
-    "/clinic/patients/{patient}/assessments/{assessment}/risk",
+    "/clinic/patients/{patient}/assessments/{assessment}",
 ]
 CLINICIAN_POSTS = [
     "/clinic/patients/{patient}/invitation",
@@ -26,7 +26,7 @@ CLINICIAN_POSTS = [
     "/clinic/patients/{patient}/plan",
     "/clinic/alerts/{alert}/acknowledge",
 ]
-PATIENT_GETS = ["/me/results/{assessment}", "/me/results/{assessment}/support"]
+PATIENT_GETS = ["/me/results/{assessment}"]
 
 
 @pytest.fixture
@@ -106,11 +106,13 @@ def test_patient_list_shows_only_the_clinics_own_patients(client, world, factory
 def test_reading_a_patient_record_is_audited_with_who_where_and_when(client, world, records,
                                                                     session):
     sign_in(client, world.clinician)
-    client.get(f"/clinic/patients/{world.patient.id}", headers={"X-Request-ID": "req-12345678"})
+    response = client.get(f"/clinic/patients/{world.patient.id}",
+                          headers={"X-Request-ID": "chosen-by-the-client"})
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "patient.view"))
     assert (event.actor_id, event.actor_role, event.clinic_id, event.patient_id) == \
         (world.clinician.id, "clinician", world.clinic.id, world.patient.id)
-    assert event.ip_address == "127.0.0.1" and event.request_id == "req-12345678"
+    assert event.ip_address == "127.0.0.1"
+    assert event.request_id == response.headers["X-Request-ID"] != "chosen-by-the-client"
     assert event.occurred_at.tzinfo is not None
 
 
@@ -130,3 +132,37 @@ def test_acknowledging_an_alert_keeps_who_when_and_what(client, world, records, 
     assert b"already acknowledged" in client.get(again.location).data
     assert session.scalar(select(AuditEvent).where(AuditEvent.action == "alert.acknowledge"))
     assert session.scalars(select(Assessment)).all()  # the assessment itself is untouched
+
+
+@pytest.mark.parametrize("path", ["/clinic/patients/2147483648", "/clinic/patients/0",
+                                  "/clinic/patients/99999999999999999999999",
+                                  "/clinic/patients/1/assessments/9223372036854775808"])
+def test_absurd_ids_are_a_plain_404(client, world, path):
+    sign_in(client, world.clinician)
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("field", ["identifier", "display_name"])
+def test_control_characters_are_refused_with_a_message_and_change_nothing(
+        client, world, session, field):
+    from outcomes.models import Patient
+
+    sign_in(client, world.clinician)
+    before = session.scalar(select(func.count(Patient.id)))
+    data = {"identifier": "MRN-9", "display_name": "Kim Example",
+            "assigned_clinician": str(world.clinician.id)}
+    data[field] += "\x00"
+    response = client.post("/clinic/patients/new", data=data)
+    assert response.status_code == 400
+    assert b"cannot be stored" in response.data
+    assert session.scalar(select(func.count(Patient.id))) == before
+
+
+def test_login_with_a_nul_character_is_a_400_not_a_500(client):
+    response = client.post("/login", data={"email": "a\x00@example.org", "password": "x" * 12})
+    assert response.status_code == 400
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(client):
+    response = client.post("/login", data={"email": "a@example.org", "password": "x" * 2_000_000})
+    assert response.status_code == 413

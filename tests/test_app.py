@@ -27,6 +27,13 @@ def test_production_refuses_a_development_or_short_secret(secret):
         create_app({"SECRET_KEY": secret, "DATABASE_URL": "sqlite://"})
 
 
+def test_production_refuses_to_start_without_an_https_public_address():
+    with pytest.raises(ConfigurationError, match="PUBLIC_BASE_URL"):
+        create_app({"SECRET_KEY": "s" * 40, "DATABASE_URL": "sqlite://"})
+    create_app({"SECRET_KEY": "s" * 40, "DATABASE_URL": "sqlite://",
+                "PUBLIC_BASE_URL": "https://outcomes.example.org"})
+
+
 def test_production_defaults_are_safe():
     settings = settings_from_environment({"SECRET_KEY": "s" * 40})
     assert settings["OUTCOMES_ENV"] == "production"

@@ -124,7 +124,7 @@ def test_every_post_needs_a_csrf_token(database_url, world):
 def test_session_cookie_is_httponly_lax_and_secure_in_production(database_url, world):
     config = {**base_config(database_url), "OUTCOMES_ENV": "production", "TESTING": False,
               "SESSION_COOKIE_SECURE": True, "ARGON2_MEMORY_COST_KIB": 19 * 1024,
-              "ARGON2_TIME_COST": 2}
+              "ARGON2_TIME_COST": 2, "PUBLIC_BASE_URL": "https://outcomes.example.org"}
     app = create_app(config)
     client = app.test_client()
     response = client.post("/login", data={"email": world.clinician.email, "password": PASSWORD})
@@ -147,3 +147,24 @@ def test_audit_rows_for_sign_in_carry_the_ip_address(client, world, session):
     assert event.ip_address == "127.0.0.1"
     assert event.actor_id == world.clinician.id and event.actor_role == "clinician"
     assert session.scalar(select(func.count(AuditEvent.id))) >= 1
+
+
+def test_a_copied_session_cookie_stops_working_at_sign_out(app, client, world):
+    sign_in(client, world.clinician)
+    stolen = client.get_cookie("session").value
+    client.post("/logout")
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    response = thief.get("/clinic/patients")
+    assert response.status_code == 302 and response.location.startswith("/login")
+
+
+def test_sign_in_attempts_are_rate_limited_per_address(database_url, world):
+    app = create_app({**base_config(database_url), "RATELIMIT_ENABLED": True,
+                      "SIGN_IN_RATE_LIMIT": "3 per minute"})
+    client = app.test_client()
+    statuses = [client.post("/login", data={"email": world.clinician.email,
+                                            "password": "wrong password!"}).status_code
+                for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert b"Please wait a minute" in client.post("/login", data={}).data

@@ -127,3 +127,9 @@ def test_seed_demo_is_deterministic_and_refuses_to_seed_twice(runner, session, s
         db.engine.dispose()
     assert [row[:3] + row[4:] for row in second] == [row[:3] + row[4:] for row in first]
     assert [row[3] for row in second] == [row[3] for row in first]
+
+
+def test_seed_demo_refuses_to_run_in_production(database_url):
+    app = create_app({**base_config(database_url), "OUTCOMES_ENV": "production"})
+    result = app.test_cli_runner().invoke(args=["seed-demo", "--patients", "2"])
+    assert result.exit_code == 2 and "OUTCOMES_ENV=development" in result.output

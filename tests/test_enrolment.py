@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
+
 from sqlalchemy import func, select
 
 from outcomes.models import Invitation, Patient, PlanEntry, User
@@ -148,5 +150,53 @@ def test_a_patient_with_an_account_gets_no_new_link(client, world):
 
 
 def _new_patient(session, world):
-    return enrolment.enrol_patient(session, Actor(world.clinician), world.clinic, "MRN-900",
-                                   "Kai Example", None, world.clinician)
+    clinician = session.get(User, world.clinician.id)
+    return enrolment.enrol_patient(session, Actor(clinician), clinician.clinic, "MRN-900",
+                                   "Kai Example", None, clinician)
+
+
+def test_links_use_the_public_address_not_the_requests_host(database_url, world):
+    from outcomes import create_app
+
+    from .conftest import base_config
+
+    app = create_app({**base_config(database_url),
+                      "PUBLIC_BASE_URL": "https://outcomes.example.org"})
+    client = app.test_client()
+    client.environ_base["HTTP_HOST"] = "evil.example.net"
+    sign_in(client, world.clinician)
+    page = client.post("/clinic/patients/new", data={
+        "identifier": "MRN-42", "display_name": "Robin Example",
+        "assigned_clinician": str(world.clinician.id)}).data.decode()
+    assert 'href="https://outcomes.example.org/invite/' in page
+    assert "evil.example.net" not in page
+
+
+def test_an_invitation_already_claimed_cannot_be_claimed_again(app, world, session, monkeypatch):
+    """Two acceptances racing: the second finds the invitation claimed by its conditional
+    update, even though it passed the first check."""
+    from outcomes.extensions import db
+
+    with app.app_context():
+        live = db.session  # the app's own transactional session, as a request has
+        patient = _new_patient(live, world)
+        issued = enrolment.issue_invitation(live, Actor(world.clinician), patient)
+        enrolment.accept_invitation(live, Actor(None), issued.token, "first@example.org",
+                                    PASSWORD)
+        live.commit()
+        invitation = live.get(Invitation, issued.invitation.id)
+        monkeypatch.setattr(enrolment, "usable_invitation", lambda *args: invitation)
+        with pytest.raises(enrolment.EnrolmentError, match="no longer valid"):
+            enrolment.accept_invitation(live, Actor(None), issued.token,
+                                        "second@example.org", PASSWORD)
+        live.rollback()
+    assert session.scalar(select(User).where(User.email == "second@example.org")) is None
+    assert session.scalar(select(User).where(User.email == "first@example.org")) is not None
+
+
+def test_opening_an_invitation_does_not_sign_out_whoever_is_signed_in(app, client, world):
+    sign_in(client, world.clinician)
+    link = invitation_link(enrol_through_the_page(client).data)
+    page = client.get(link).data.decode()
+    assert "is signed in on this device" in page
+    assert client.get("/clinic/patients").status_code == 200

@@ -105,29 +105,69 @@ def test_item9_above_zero_shows_crisis_resources_first_and_opens_an_alert(
         patient_client, session, world, item9):
     response = patient_client.post("/me/questionnaires/phq9",
                                    data=answers_form([0] * 8 + [item9]))
-    assert response.location.endswith("/support")
+    assert re.fullmatch(r"/me/results/\d+", response.location)  # the URL says nothing of risk
     page = patient_client.get(response.location).data.decode()
     assert 'href="tel:988"' in page and 'href="sms:988"' in page and "911" in page
-    assert world.clinic.crisis_phone in page
+    assert world.clinic.crisis_phone in page and "has been told" in page
+    assert page.index('href="tel:988"') < page.index("score-card")
     alert = session.scalars(select(Alert)).one()
     assert (alert.kind, alert.value, alert.crisis, alert.is_open) == \
         ("suicide_risk", "positive", True, True)
-    # The result page, reached any way, shows the resources above the score too.
-    result = patient_client.get(response.location.removesuffix("/support")).data.decode()
-    assert result.index('href="tel:988"') < result.index("score-card")
 
 
-def test_item9_zero_raises_no_alert_and_goes_straight_to_the_result(patient_client, session):
+def test_item9_zero_raises_no_alert_and_shows_no_crisis_section(patient_client, session):
     response = patient_client.post("/me/questionnaires/phq9", data=answers_form([3] * 8 + [0]))
-    assert not response.location.endswith("/support")
+    assert 'href="tel:988"' not in patient_client.get(response.location).data.decode()
     assert count(session, Alert) == 0
-    assert patient_client.get(response.location + "/support").status_code == 404
 
 
-def test_patient_cannot_skip_item9(patient_client, session):
-    response = patient_client.post("/me/questionnaires/phq9", data=answers_form([0] * 8 + [None]))
-    assert response.status_code == 422
+def test_a_patient_may_leave_item9_blank_and_is_then_shown_resources_and_alerted(
+        patient_client, session):
+    response = patient_client.post("/me/questionnaires/phq9",
+                                   data=answers_form([1] * 8 + [None]))
+    assert response.status_code == 302
+    stored = session.scalars(select(Assessment)).one()
+    assert stored.flags == {"suicide_risk": "unknown"} and stored.total == 9 and stored.prorated
+    assert 'href="tel:988"' in patient_client.get(response.location).data.decode()
+    assert session.scalars(select(Alert)).one().value == "unknown"
+
+
+def test_an_incomplete_form_disclosing_risk_shows_resources_and_alerts_once(
+        patient_client, session):
+    answers = [1, None, 1, 1, 1, 1, 1, 1, 2]
+    for _ in range(2):  # sent twice: one alert
+        response = patient_client.post("/me/questionnaires/phq9", data=answers_form(answers))
+        assert response.status_code == 422
+        page = response.data.decode()
+        assert 'href="tel:988"' in page and "has been told" in page
+        assert "1 question still needs an answer" in page
     assert count(session, Assessment) == 0
+    alert = session.scalars(select(Alert)).one()
+    assert (alert.assessment_id, alert.value, alert.is_open) == (None, "positive", True)
+
+
+def test_an_incomplete_form_with_item9_blank_shows_resources_without_alerting(
+        patient_client, session):
+    response = patient_client.post("/me/questionnaires/phq9",
+                                   data=answers_form([1, None] + [1] * 6 + [None]))
+    page = response.data.decode()
+    assert response.status_code == 422 and 'href="tel:988"' in page
+    assert "has been told" not in page
+    assert count(session, Alert) == 0 and count(session, Assessment) == 0
+
+
+def test_the_same_key_with_other_answers_is_a_new_submission_scored_on_its_own(
+        patient_client, session):
+    first = patient_client.post("/me/questionnaires/pcl5", data=answers_form([1] * 20, "k"))
+    risky = patient_client.post("/me/questionnaires/phq9",
+                                data=answers_form([0] * 8 + [3], "k"))
+    assert risky.location != first.location
+    changed = patient_client.post("/me/questionnaires/phq9",
+                                  data=answers_form([0] * 8 + [2], "k"))
+    assert changed.location != risky.location
+    assert count(session, Assessment) == 3
+    assert [a.value for a in session.scalars(select(Alert).order_by(Alert.id))] == \
+        ["positive", "positive"]
 
 
 def test_a_made_up_answer_value_is_refused(patient_client, session):
@@ -190,9 +230,9 @@ def test_paper_form_with_item9_blank_opens_an_unknown_risk_alert_and_shows_resou
         clinician_client, session, world):
     response = clinician_client.post(f"/clinic/patients/{world.patient.id}/paper/phq9",
                                      data=paper_form([2] * 8 + [None]))
-    assert response.location.endswith("/risk")
+    assert re.fullmatch(r"/clinic/patients/\d+/assessments/\d+", response.location)
     page = clinician_client.get(response.location).data.decode()
-    assert "This form signals risk" in page and 'href="tel:988"' in page
+    assert "This questionnaire signals risk" in page and 'href="tel:988"' in page
     alert = session.scalars(select(Alert)).one()
     assert (alert.value, alert.is_open) == ("unknown", True)
     stored = session.scalars(select(Assessment)).one()
@@ -253,3 +293,49 @@ def test_weekly_pcl5_is_compared_with_the_past_month_baseline_on_one_chart(patie
     assert "In the past week" not in page  # the result page, not the form
     assert "Your PCL-5 score is 20 out of 80" in page and "was 60: this one is 40 points lower" in page
     assert page.count('data-chart="') == 1
+
+
+def test_a_record_is_corrected_once_then_its_correction_is_corrected(
+        clinician_client, session, world):
+    base = f"/clinic/patients/{world.patient.id}"
+    clinician_client.post(f"{base}/paper/gad7", data=paper_form([1] * 7))
+    original = session.scalars(select(Assessment)).one()
+    fix = paper_form([2] * 7, key="fix", amendment_reason="Misread")
+    assert clinician_client.post(f"{base}/assessments/{original.id}/correct",
+                                 data=fix).status_code == 302
+    again = clinician_client.post(f"{base}/assessments/{original.id}/correct",
+                                  data=paper_form([3] * 7, key="fix-2", amendment_reason="x"))
+    assert again.status_code == 422 and b"already been corrected" in again.data
+    correction = session.scalars(select(Assessment).where(
+        Assessment.amends_id == original.id)).one()
+    assert clinician_client.post(f"{base}/assessments/{correction.id}/correct",
+                                 data=paper_form([3] * 7, key="fix-3",
+                                                 amendment_reason="Second look")).status_code == 302
+
+
+def test_a_paper_form_dated_long_before_enrolment_is_refused(clinician_client, session, world):
+    response = clinician_client.post(f"/clinic/patients/{world.patient.id}/paper/gad7",
+                                     data=paper_form([1] * 7, date="0001-01-01"))
+    assert response.status_code == 422 and b"more than a year before" in response.data
+    assert count(session, Assessment) == 0
+
+
+def test_a_failure_after_the_assessment_is_written_leaves_nothing_behind(
+        app, patient_client, session, monkeypatch):
+    """The assessment, its answers, alert and audit rows commit together or not at all (on
+    SQLite a savepoint must not commit the assessment on its own)."""
+    from outcomes.services import assessments
+
+    original = assessments.audit.record
+
+    def failing_record(session, actor, action, **kwargs):
+        if action == "alert.raise":
+            raise RuntimeError("the disk is full")
+        return original(session, actor, action, **kwargs)
+
+    monkeypatch.setattr(assessments.audit, "record", failing_record)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = patient_client.post("/me/questionnaires/phq9", data=answers_form([0] * 8 + [2]))
+    assert response.status_code == 500
+    assert count(session, Assessment) == 0 and count(session, AssessmentAnswer) == 0
+    assert count(session, Alert) == 0

@@ -123,6 +123,38 @@ def upgrade() -> None:
 
     convert_plan_entries()
     create_append_only_trigger("infusion_version")
+    harden_existing_tables()
+
+
+def harden_existing_tables() -> None:
+    """Fixes from the security review of revision 0001's tables."""
+    with op.batch_alter_table("users") as batch_op:
+        # Existing sessions end: every user gets a fresh token.
+        batch_op.add_column(sa.Column("session_token", sa.String(length=64), nullable=False,
+                                      server_default="0"))
+    op.execute("UPDATE users SET session_token = " + (
+        "md5(random()::text || id::text)" if op.get_bind().dialect.name == "postgresql"
+        else "lower(hex(randomblob(16)))"))
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.alter_column("session_token", existing_type=sa.String(length=64),
+                              server_default=None)
+    op.create_index("uq_invitation_one_open_per_patient", "invitation", ["patient_id"],
+                    unique=True,
+                    sqlite_where=sa.text("used_at IS NULL AND revoked_at IS NULL"),
+                    postgresql_where=sa.text("used_at IS NULL AND revoked_at IS NULL"))
+    op.create_index("uq_assessment_amends_once", "assessment", ["amends_id"], unique=True,
+                    sqlite_where=sa.text("amends_id IS NOT NULL"),
+                    postgresql_where=sa.text("amends_id IS NOT NULL"))
+    with op.batch_alter_table("alert") as batch_op:
+        batch_op.add_column(sa.Column("submission_key", sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint("uq_alert_submission_kind", ["submission_key", "kind"])
+        batch_op.create_check_constraint("one_origin",
+                                         "assessment_id IS NULL OR submission_key IS NULL")
+    if op.get_bind().dialect.name == "postgresql":
+        # Row triggers do not see TRUNCATE; a statement trigger refuses it too.
+        for table in ("assessment", "assessment_answer", "audit_event", "infusion_version"):
+            op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()")
 
 
 def convert_plan_entries() -> None:
@@ -178,6 +210,17 @@ def create_append_only_trigger(table: str) -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in ("assessment", "assessment_answer", "audit_event"):
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
+    with op.batch_alter_table("alert") as batch_op:
+        batch_op.drop_constraint(op.f("ck_alert_one_origin"), type_="check")
+        batch_op.drop_constraint("uq_alert_submission_kind", type_="unique")
+        batch_op.drop_column("submission_key")
+    op.drop_index("uq_assessment_amends_once", table_name="assessment")
+    op.drop_index("uq_invitation_one_open_per_patient", table_name="invitation")
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("session_token")
     op.execute("DELETE FROM plan_entry WHERE schedule IN ('before_infusion', 'after_infusion') "
                "OR (schedule = 'baseline' AND instrument_key = 'phq9')")
     with op.batch_alter_table("plan_entry") as batch_op:

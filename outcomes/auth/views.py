@@ -1,13 +1,22 @@
 """Signing in and out, and accepting an invitation."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..services import audit
-from ..services.accounts import authenticate
+from ..services.accounts import authenticate, end_all_sessions
 from ..services.enrolment import EnrolmentError, accept_invitation, usable_invitation
 from ..web import current_actor
 from .access import safe_next_path
@@ -29,7 +38,12 @@ def index() -> Response:
     return redirect(url_for("auth.login"))
 
 
+def sign_in_limit() -> str:
+    return current_app.config["SIGN_IN_RATE_LIMIT"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
 def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -54,6 +68,7 @@ def login() -> Response | str:
 def logout() -> Response:
     audit.record(db.session, current_actor(), "auth.logout", object_type="user",
                  object_id=current_user.id)
+    end_all_sessions(current_user)
     logout_user()
     session.clear()
     flash("You have signed out.", "info")
@@ -61,17 +76,18 @@ def logout() -> Response:
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
 def accept(token: str) -> Response | str:
     invitation = usable_invitation(db.session, token)
     if invitation is None:
         return render_template("auth/invitation_invalid.html"), 404
-    if current_user.is_authenticated:
-        logout_user()
-        session.clear()
     form = AcceptInvitationForm()
     if request.method == "GET" and invitation.patient.contact_email:
         form.email.data = invitation.patient.contact_email
     if form.validate_on_submit():
+        if current_user.is_authenticated:  # someone else's session on this device ends here
+            logout_user()
+            session.clear()
         try:
             user = accept_invitation(db.session, current_actor(), token, form.email.data,
                                      form.password.data)

@@ -63,8 +63,10 @@ def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
 @staff_required
 def patients() -> str:
     rows = patient_list(db.session, current_user.clinic_id)
+    # What this page shows of each patient is part of their record: the read names them.
     audit.record(db.session, current_actor(), "patient_list.view", object_type="clinic",
-                 object_id=current_user.clinic_id)
+                 object_id=current_user.clinic_id,
+                 details={"patients": [row.patient.id for row in rows]})
     return render_template("clinician/patients.html", rows=rows, measures=LIST_MEASURES)
 
 
@@ -92,7 +94,7 @@ def enrol() -> Response | str | tuple[str, int]:
     return render_template("clinician/enrol.html", form=form), status
 
 
-@bp.post("/patients/<int:patient_id>/invitation")
+@bp.post("/patients/<id:patient_id>/invitation")
 @staff_required
 def reissue_invitation(patient_id: int) -> Response | str:
     patient = patient_or_404(patient_id)
@@ -117,7 +119,7 @@ def _invitation_page(patient: Patient, token: str, expires_at: dt.datetime) -> s
                            qr=Markup(svg), expires_at=expires_at)
 
 
-@bp.get("/patients/<int:patient_id>")
+@bp.get("/patients/<id:patient_id>")
 @staff_required
 def patient(patient_id: int) -> str:
     patient = patient_or_404(patient_id)
@@ -136,14 +138,14 @@ def patient(patient_id: int) -> str:
     )
 
 
-@bp.route("/patients/<int:patient_id>/paper/<key>", methods=["GET", "POST"])
+@bp.route("/patients/<id:patient_id>/paper/<key>", methods=["GET", "POST"])
 @staff_required
 def transcribe(patient_id: int, key: str) -> Response | str | tuple[str, int]:
     patient = patient_or_404(patient_id)
     return _paper_form(patient, key, amends=None)
 
 
-@bp.route("/patients/<int:patient_id>/assessments/<int:assessment_id>/correct",
+@bp.route("/patients/<id:patient_id>/assessments/<id:assessment_id>/correct",
           methods=["GET", "POST"])
 @staff_required
 def correct(patient_id: int, assessment_id: int) -> Response | str | tuple[str, int]:
@@ -168,7 +170,7 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
     if not form.is_submitted():
         form.administered_on.data = (amends.administered_at.astimezone(zone).date()
                                      if amends is not None else dt.datetime.now(zone).date())
-    if form.validate_on_submit() and _completed_on_a_past_day(form, zone):
+    if form.validate_on_submit() and _completed_on_a_past_day(form, patient, zone):
         try:
             submission = submit_assessment(
                 db.session, current_actor(), patient, key, form.answers(),
@@ -183,20 +185,30 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
             if submission.created:
                 flash(f"{instrument.short_title} saved.", "info")
             if crisis_flagged(submission.assessment):
-                return redirect(url_for("clinician.risk", patient_id=patient.id,
+                return redirect(url_for("clinician.assessment", patient_id=patient.id,
                                         assessment_id=submission.assessment.id))
             return redirect(url_for("clinician.patient", patient_id=patient.id))
+    if not form.is_submitted():
+        audit.record(db.session, current_actor(),
+                     "assessment.view" if amends is not None else "patient.view",
+                     patient=patient, object_type="assessment" if amends is not None
+                     else "patient", object_id=amends.id if amends is not None else patient.id)
     status = 422 if form.errors or form.form_errors else 200
     return render_template("clinician/paper_form.html", form=form, instrument=instrument,
                            patient=patient, amends=amends), status
 
 
-def _completed_on_a_past_day(form, zone: zoneinfo.ZoneInfo) -> bool:
-    if form.administered_on.data > dt.datetime.now(zone).date():
+def _completed_on_a_past_day(form, patient: Patient, zone: zoneinfo.ZoneInfo) -> bool:
+    day = form.administered_on.data
+    earliest = patient.enrolled_at.astimezone(zone).date() - dt.timedelta(days=365)
+    if day > dt.datetime.now(zone).date():
         form.administered_on.errors.append("The date the form was completed cannot be in the "
                                            "future.")
-        return False
-    return True
+    elif day < earliest:
+        form.administered_on.errors.append(
+            f"The date is more than a year before the patient was enrolled; give a date from "
+            f"{earliest:%-d %B %Y} on.")
+    return not form.administered_on.errors
 
 
 def _administered_at(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -205,22 +217,21 @@ def _administered_at(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     return min(noon, dt.datetime.now(dt.timezone.utc))
 
 
-@bp.get("/patients/<int:patient_id>/assessments/<int:assessment_id>/risk")
+@bp.get("/patients/<id:patient_id>/assessments/<id:assessment_id>")
 @staff_required
-def risk(patient_id: int, assessment_id: int) -> str:
+def assessment(patient_id: int, assessment_id: int) -> str:
     patient = patient_or_404(patient_id)
-    assessment = assessment_or_404(patient, assessment_id)
-    if not crisis_flagged(assessment):
-        abort(404)
+    record = assessment_or_404(patient, assessment_id)
     alerts = [alert for alert in patient_alerts(db.session, patient.id)
-              if alert.assessment_id == assessment.id]
+              if alert.assessment_id == record.id]
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
-                 object_type="assessment", object_id=assessment.id)
-    return render_template("clinician/risk.html", patient=patient, assessment=assessment,
-                           alerts=alerts, clinic=patient.clinic)
+                 object_type="assessment", object_id=record.id)
+    return render_template("clinician/assessment.html", patient=patient, assessment=record,
+                           alerts=alerts, crisis=crisis_flagged(record), clinic=patient.clinic,
+                           instrument=instruments.get(record.instrument_key))
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post("/alerts/<id:alert_id>/acknowledge")
 @staff_required
 def acknowledge(alert_id: int) -> Response:
     alert = db.session.get(Alert, alert_id)
@@ -240,7 +251,7 @@ def acknowledge(alert_id: int) -> Response:
     return redirect(url_for("clinician.patient", patient_id=alert.patient_id) + "#alerts")
 
 
-@bp.route("/patients/<int:patient_id>/plan", methods=["GET", "POST"])
+@bp.route("/patients/<id:patient_id>/plan", methods=["GET", "POST"])
 @staff_required
 def plan(patient_id: int) -> Response | str | tuple[str, int]:
     patient = patient_or_404(patient_id)

@@ -17,6 +17,8 @@ from ..services.assessments import (
     crisis_flagged,
     current_assessments,
     patient_assessments,
+    raise_unsaved_risk_alerts,
+    risk_in_unsaved_answers,
     submit_assessment,
 )
 from ..services.results import baseline_of, plain_summary, trend_series
@@ -72,29 +74,23 @@ def questionnaire(key: str) -> Response | str | tuple[str, int]:
         except SubmissionError as error:
             form.form_errors.append(str(error))
         else:
-            return redirect(_after_submission(submission.assessment))
-    status = 422 if form.errors or form.form_errors else 200
-    return render_template("patient/questionnaire.html", form=form, instrument=instrument), status
+            # The result page puts crisis resources before anything else when called for.
+            return redirect(url_for("patient.result", assessment_id=submission.assessment.id))
+    if not form.is_submitted():
+        # A blank form holds no health data: the back button may keep it, with its key.
+        page = render_template("patient/questionnaire.html", form=form, instrument=instrument)
+        return page, 200, {"Cache-Control": "private, no-cache"}
+    crisis, settled = risk_in_unsaved_answers(key, form.valid_answers())
+    if settled and form.submission_key.data:
+        # Risk the patient has disclosed is never lost, even on a form sent incomplete.
+        raise_unsaved_risk_alerts(db.session, current_actor(), patient,
+                                  form.submission_key.data, settled)
+        db.session.commit()
+    return render_template("patient/questionnaire.html", form=form, instrument=instrument,
+                           crisis=crisis, told=bool(settled), clinic=patient.clinic), 422
 
 
-def _after_submission(assessment: Assessment) -> str:
-    # Crisis resources come before anything else when the answers call for them.
-    if crisis_flagged(assessment):
-        return url_for("patient.support", assessment_id=assessment.id)
-    return url_for("patient.result", assessment_id=assessment.id)
-
-
-@bp.get("/results/<int:assessment_id>/support")
-@patient_required
-def support(assessment_id: int) -> str:
-    assessment = own_assessment(assessment_id)
-    if not crisis_flagged(assessment):
-        abort(404)
-    return render_template("patient/support.html", assessment=assessment,
-                           clinic=assessment.patient.clinic)
-
-
-@bp.get("/results/<int:assessment_id>")
+@bp.get("/results/<id:assessment_id>")
 @patient_required
 def result(assessment_id: int) -> str:
     assessment = own_assessment(assessment_id)

@@ -1,6 +1,7 @@
 """Clinics, staff accounts, passwords and sign-in."""
 from __future__ import annotations
 
+import hmac
 import zoneinfo
 from functools import lru_cache
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..models import STAFF_ROLES, Clinic, User
+from ..models import STAFF_ROLES, Clinic, User, new_session_token
 from . import audit
 from .audit import Actor
 
@@ -84,11 +85,20 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def load_user(user_id: str) -> User | None:
-    """Flask-Login's user loader."""
-    if not user_id.isdigit():
+def load_user(session_id: str) -> User | None:
+    """Flask-Login's user loader: the id and the user's current session token must match."""
+    user_id, _, token = session_id.partition(":")
+    if not user_id.isdigit() or not token:
         return None
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is None or not hmac.compare_digest(user.session_token, token):
+        return None
+    return user
+
+
+def end_all_sessions(user: User) -> None:
+    """Invalidate every session of the user, including copies of their cookie."""
+    user.session_token = new_session_token()
 
 
 def create_clinic(

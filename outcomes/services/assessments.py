@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -14,6 +16,10 @@ import instruments
 from ..models import Alert, Assessment, AssessmentAnswer, Patient, utcnow
 from . import audit, summaries
 from .audit import Actor
+
+
+ALREADY_CORRECTED = ("This record has already been corrected. Correct the latest version "
+                     "instead.")
 
 
 class SubmissionError(ValueError):
@@ -49,9 +55,13 @@ def submit_assessment(
         raise SubmissionError("A submission needs a signed-in person.")
     if not idempotency_key or len(idempotency_key) > 64:
         raise SubmissionError("The form is missing its submission key; reload the page.")
-    earlier = session.scalar(select(Assessment).where(Assessment.idempotency_key == idempotency_key))
+    # The same form sent again with the same answers is one submission; sent again with other
+    # answers (back button, changed answer) it is another, and is scored on its own.
+    stored_key = submission_fingerprint(patient.id, idempotency_key, instrument_key, answers,
+                                        administered_at, amends, amendment_reason)
+    earlier = session.scalar(select(Assessment).where(Assessment.idempotency_key == stored_key))
     if earlier is not None:
-        return _repeat_of(earlier, patient)
+        return Submission(assessment=earlier, created=False)
 
     try:
         instrument = instruments.get(instrument_key)
@@ -62,7 +72,7 @@ def submit_assessment(
     administered_at = administered_at or now
     if administered_at > now:
         raise SubmissionError("The date the questionnaire was completed cannot be in the future.")
-    _check_amendment(patient, instrument_key, amends, amendment_reason)
+    _check_amendment(session, patient, instrument_key, amends, amendment_reason)
 
     assessment = Assessment(
         patient_id=patient.id,
@@ -72,7 +82,7 @@ def submit_assessment(
         submitted_at=now,
         entered_by_id=actor.user.id,
         source="patient" if actor.user.role == "patient" else "transcribed",
-        idempotency_key=idempotency_key,
+        idempotency_key=stored_key,
         amends_id=amends.id if amends is not None else None,
         amendment_reason=amendment_reason.strip() if amendment_reason else None,
         scorable=score.scorable,
@@ -92,10 +102,12 @@ def submit_assessment(
     except IntegrityError:
         # Two copies of one submission raced; the other one was stored first.
         earlier = session.scalar(
-            select(Assessment).where(Assessment.idempotency_key == idempotency_key))
-        if earlier is None:
-            raise
-        return _repeat_of(earlier, patient)
+            select(Assessment).where(Assessment.idempotency_key == stored_key))
+        if earlier is not None:
+            return Submission(assessment=earlier, created=False)
+        if amends is not None:
+            raise SubmissionError(ALREADY_CORRECTED) from None
+        raise
 
     items = instrument.items
     session.add_all(
@@ -158,6 +170,45 @@ def alerts_called_for(instrument_key: str, flags: Mapping[str, object], total: i
     return specs
 
 
+def risk_in_unsaved_answers(instrument_key: str, answers: Sequence[int | None]
+                            ) -> tuple[bool, list[AlertSpec]]:
+    """For answers that could not be stored (an incomplete form): whether they call for
+    crisis resources now (a blank counts), and the crisis alerts that the given answers
+    settle whatever the blanks turn out to be."""
+    instrument = instruments.get(instrument_key)
+    partial = instruments.score(instrument_key, answers)
+    show = any(flag.crisis for flag in partial.alerts)
+    filled = [item.min_value if answer is None else answer
+              for item, answer in zip(instrument.items, partial.answers)]
+    settled = [spec for spec in alerts_called_for(
+        instrument_key, instruments.score(instrument_key, filled).flags, None, None)
+        if spec.crisis]
+    return show, settled
+
+
+def raise_unsaved_risk_alerts(session: Session, actor: Actor, patient: Patient,
+                              client_key: str, specs: Sequence[AlertSpec]) -> list[Alert]:
+    """Open an alert for risk seen in answers that were not stored, once per form."""
+    submission_key = hashlib.sha256(f"{patient.id}:{client_key}".encode()).hexdigest()
+    raised = []
+    for spec in specs:
+        alert = Alert(patient_id=patient.id, submission_key=submission_key, kind=spec.kind,
+                      value=spec.value, crisis=spec.crisis, raised_at=utcnow(),
+                      reason=spec.reason + " (on a form sent incomplete; not stored)")
+        try:
+            with session.begin_nested():
+                session.add(alert)
+                session.flush()
+        except IntegrityError:
+            continue  # this form's risk was already raised
+        audit.record(session, actor, "alert.raise", patient=patient, object_type="alert",
+                     object_id=alert.id, details={"kind": alert.kind, "assessment": None})
+        raised.append(alert)
+    if raised:
+        summaries.refresh(session, patient.id)
+    return raised
+
+
 def _baseline_total(session: Session, patient_id: int, measure: str,
                     before: dt.datetime) -> int | None:
     """The total of the patient's first scorable record of this measure, if it came before."""
@@ -170,14 +221,19 @@ def _baseline_total(session: Session, patient_id: int, measure: str,
     return scored[0].total if scored else None
 
 
-def _repeat_of(earlier: Assessment, patient: Patient) -> Submission:
-    if earlier.patient_id != patient.id:
-        raise SubmissionError("The form's submission key does not match; reload the page.")
-    return Submission(assessment=earlier, created=False)
+def submission_fingerprint(patient_id: int, client_key: str, instrument_key: str,
+                           answers: Sequence[int | None], administered_at: dt.datetime | None,
+                           amends: Assessment | None, amendment_reason: str | None) -> str:
+    """The stored idempotency key: the form's own key together with everything submitted."""
+    content = json.dumps([patient_id, client_key, instrument_key, list(answers),
+                          administered_at.isoformat() if administered_at else None,
+                          amends.id if amends is not None else None, amendment_reason])
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _check_amendment(
-    patient: Patient, instrument_key: str, amends: Assessment | None, reason: str | None
+    session: Session, patient: Patient, instrument_key: str, amends: Assessment | None,
+    reason: str | None,
 ) -> None:
     if amends is None:
         if reason:
@@ -187,6 +243,8 @@ def _check_amendment(
         raise SubmissionError("A correction must be for the same patient and questionnaire.")
     if not reason or not reason.strip():
         raise SubmissionError("A correction needs a reason.")
+    if session.scalar(select(Assessment.id).where(Assessment.amends_id == amends.id)):
+        raise SubmissionError(ALREADY_CORRECTED)
 
 
 def crisis_flagged(assessment: Assessment) -> bool:

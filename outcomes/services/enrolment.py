@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Clinic, Invitation, Patient, User, utcnow
@@ -26,6 +27,11 @@ class IssuedInvitation:
     token: str
 
 
+def _readable(text: str) -> bool:
+    # Refuses blanks and invisible-only text (zero-width characters and the like).
+    return any(character.isalnum() for character in text)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -41,8 +47,8 @@ def enrol_patient(
 ) -> Patient:
     """Add a patient to the clinic with the default measurement plan."""
     identifier, display_name = identifier.strip(), display_name.strip()
-    if not identifier or not display_name:
-        raise EnrolmentError("A patient needs an identifier and a name.")
+    if not _readable(identifier) or not _readable(display_name):
+        raise EnrolmentError("A patient needs an identifier and a name with letters or digits.")
     exists = session.scalar(
         select(Patient.id).where(Patient.clinic_id == clinic.id, Patient.identifier == identifier)
     )
@@ -59,8 +65,13 @@ def enrol_patient(
         contact_email=(contact_email or "").strip().lower() or None,
         assigned_clinician_id=assigned_clinician.id if assigned_clinician else None,
     )
-    session.add(patient)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(patient)
+            session.flush()
+    except IntegrityError:  # the same patient added twice at once (a double click)
+        raise EnrolmentError(f"A patient with identifier {identifier!r} is already "
+                             "enrolled.") from None
     plans.add_default_plan(session, patient)
     audit.record(session, actor, "patient.enrol", patient=patient, object_type="patient",
                  object_id=patient.id)
@@ -89,8 +100,13 @@ def issue_invitation(
         created_at=now,
         expires_at=now + dt.timedelta(days=valid_days),
     )
-    session.add(invitation)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(invitation)
+            session.flush()
+    except IntegrityError:  # another link was issued at the same moment
+        raise EnrolmentError("Another invitation was created at the same moment. Reload the "
+                             "patient's page and try again.") from None
     audit.record(session, actor, "invitation.issue", patient=patient, object_type="invitation",
                  object_id=invitation.id)
     return IssuedInvitation(invitation=invitation, token=token)
@@ -128,8 +144,22 @@ def accept_invitation(
         raise EnrolmentError(str(error)) from None
     session.add(user)
     session.flush()
-    patient.user_id = user.id
-    invitation.used_at = utcnow()
+    # Claimed with conditional updates, so two acceptances racing cannot both succeed.
+    claimed = session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.used_at.is_(None),
+               Invitation.revoked_at.is_(None))
+        .values(used_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount
+    linked = session.execute(
+        update(Patient).where(Patient.id == patient.id, Patient.user_id.is_(None))
+        .values(user_id=user.id).execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1 or linked != 1:
+        raise EnrolmentError("This invitation link is no longer valid. Ask the clinic for a "
+                             "new one.")
+    session.refresh(invitation)
+    session.refresh(patient)
     audit.record(session, Actor(user, actor.ip_address, actor.request_id), "invitation.accept",
                  patient=patient, object_type="invitation", object_id=invitation.id)
     return user
