@@ -37,15 +37,23 @@ $(VENV)/.test-installed: requirements-test.txt requirements.txt | $(VENV)/bin/py
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $(VENV)/.runtime-installed $@
 
-# plotly.js is served from this site, copied from the installed plotly package (never a CDN).
+# plotly.js is served from this site (never a CDN). The basic partial bundle (scatter, bar,
+# pie: all the charts use) comes from the npm registry when npm is here, pinned by
+# package-lock.json; without npm, the full bundle from the installed plotly package serves.
 assets: $(PLOTLY_JS)
-$(PLOTLY_JS): requirements.txt | $(VENV)/bin/python
-	@$(PY) -c 'import plotly' 2>/dev/null || $(PY) -m pip install --quiet -r requirements.txt
+$(PLOTLY_JS): package.json package-lock.json requirements.txt | $(VENV)/bin/python
 	mkdir -p $(VENDOR)
-	$(PY) -c 'import plotly, pathlib, shutil; shutil.copyfile(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js", "$(PLOTLY_JS)")'
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && \
+	  cp node_modules/plotly.js-basic-dist-min/plotly-basic.min.js $(PLOTLY_JS); \
+	else \
+	  echo "npm not found: serving plotly's full bundle from the Python package instead"; \
+	  $(PY) -c 'import plotly' 2>/dev/null || $(PY) -m pip install --quiet -r requirements.txt; \
+	  $(PY) -c 'import plotly, pathlib, shutil; shutil.copyfile(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js", "$(PLOTLY_JS)")'; \
+	fi
 
 db: install
 	@$(DEMO_ENV) $(PY) -m flask --app wsgi db upgrade
 
 clean:
-	rm -rf $(VENV) $(VENDOR) .pytest_cache
+	rm -rf $(VENV) $(VENDOR) node_modules .pytest_cache

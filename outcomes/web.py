@@ -22,8 +22,15 @@ log = logging.getLogger(__name__)
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Scripts and styles only from this site; chart data travels as JSON, never inline script.
+# plotly.js adds two <style> elements of its own: an empty one it fills through the CSSOM
+# (which CSP does not govern), and its map library's fixed stylesheet (plotly.js 4.1.1).
+# Allowing exactly those two by hash keeps every other inline style out. The browser tests
+# fail on any CSP refusal, so a plotly.js upgrade that changes them is caught.
+PLOTLY_STYLE_HASHES = ("'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+                       "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='")
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    f"default-src 'self'; script-src 'self'; style-src 'self' {' '.join(PLOTLY_STYLE_HASHES)}; "
+    "img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 

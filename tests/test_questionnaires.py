@@ -339,3 +339,13 @@ def test_a_failure_after_the_assessment_is_written_leaves_nothing_behind(
     assert response.status_code == 500
     assert count(session, Assessment) == 0 and count(session, AssessmentAnswer) == 0
     assert count(session, Alert) == 0
+
+
+def test_the_same_answers_sent_again_under_a_new_key_soon_after_are_one_submission(
+        patient_client, session):
+    """The back button can reload the form under a new key while the browser restores the
+    answers; sending it again must not store a second record."""
+    patient_client.post("/me/questionnaires/gad7", data=answers_form([2] * 7, "first"))
+    again = patient_client.post("/me/questionnaires/gad7", data=answers_form([2] * 7, "second"))
+    assert again.status_code == 302
+    assert count(session, Assessment) == 1

@@ -60,6 +60,8 @@ def submit_assessment(
     stored_key = submission_fingerprint(patient.id, idempotency_key, instrument_key, answers,
                                         administered_at, amends, amendment_reason)
     earlier = session.scalar(select(Assessment).where(Assessment.idempotency_key == stored_key))
+    if earlier is None:
+        earlier = _same_answers_just_sent(session, patient.id, instrument_key, answers, amends)
     if earlier is not None:
         return Submission(assessment=earlier, created=False)
 
@@ -219,6 +221,35 @@ def _baseline_total(session: Session, patient_id: int, measure: str,
     scored = sorted((a for a in records if a.scorable and a.administered_at < before),
                     key=lambda a: (a.administered_at, a.id))
     return scored[0].total if scored else None
+
+
+#: The same answers to the same questionnaire sent again within this time are one submission,
+#: whatever the form's key: the back button can reload a form under a new key while the
+#: browser puts the answers back.
+REPEAT_WINDOW = dt.timedelta(minutes=30)
+
+
+def _same_answers_just_sent(session: Session, patient_id: int, instrument_key: str,
+                            answers: Sequence[int | None],
+                            amends: Assessment | None) -> Assessment | None:
+    try:
+        given = instruments.score(instrument_key, answers).answers
+    except instruments.InstrumentError:
+        return None  # refused with its own message below
+    same_target = (Assessment.amends_id == amends.id if amends is not None
+                   else Assessment.amends_id.is_(None))
+    recent = session.scalars(
+        select(Assessment).where(
+            Assessment.patient_id == patient_id, Assessment.instrument_key == instrument_key,
+            Assessment.submitted_at >= utcnow() - REPEAT_WINDOW, same_target)
+        .order_by(Assessment.id.desc())
+    )
+    items = instruments.get(instrument_key).items
+    for assessment in recent:
+        stored = {answer.item_number: answer.value for answer in assessment.answers}
+        if tuple(stored.get(item.number) for item in items) == tuple(given):
+            return assessment
+    return None
 
 
 def submission_fingerprint(patient_id: int, client_key: str, instrument_key: str,
