@@ -215,13 +215,6 @@ def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> 
 
 MIN_TAP_TARGET_PX = 44
 
-#: A known app bug, reported and not yet fixed, that ``check_page`` tolerates so the other
-#: checks keep running: the CSP (style-src 'self') refuses the <style> element Plotly adds for
-#: its global rules, so Plotly's overlay SVGs lose ``position: absolute; pointer-events: none``
-#: and lie over what follows the chart (on the result page, the "Back to home" button).
-#: ``test_charts_keep_to_their_box`` fails (strict xfail) once it is fixed: then delete this.
-KNOWN_PLOTLY_CSP_BUG = "Applying inline style violates the following Content Security Policy"
-
 # One round trip measures the page: its width, fields without a label, each radio's label
 # height (getBoundingClientRect, which is what Playwright's boundingBox reads), and every
 # control that something else covers at its centre, so a tap would not reach it.
@@ -240,8 +233,7 @@ _MEASURE_PAGE = """() => {
     const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
     const labels = [...(el.labels || [])];
     if (!hit || el.contains(hit) || labels.some((label) => label.contains(hit))) continue;
-    covered.push({control: describe(el), by: hit.outerHTML.slice(0, 60),
-                  byPlotly: !!hit.closest('.js-plotly-plot') && !el.closest('.js-plotly-plot')});
+    covered.push({control: describe(el), by: hit.outerHTML.slice(0, 60)});
   }
   window.scrollTo(0, 0);
   return {
@@ -258,14 +250,11 @@ _MEASURE_PAGE = """() => {
 }"""
 
 
-def page_problems(page: Page, tolerate_known_bugs: bool = True) -> list[str]:
+def page_problems(page: Page) -> list[str]:
     """What is wrong with the page as it stands, in words; empty when nothing is."""
     errors = PAGE_ERRORS.get(id(page.context), [])
     measured = page.evaluate(_MEASURE_PAGE)
     covered = measured["covered"]
-    if tolerate_known_bugs:
-        errors = [error for error in errors if KNOWN_PLOTLY_CSP_BUG not in error]
-        covered = [entry for entry in covered if not entry["byPlotly"]]
     width = page.viewport_size["width"]
     problems = list(errors)
     if not measured["lang"] or not measured["title"]:
