@@ -526,9 +526,11 @@ class PatientSummary(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
     pcl5_baseline: Mapped[int | None] = mapped_column(Integer)
+    pcl5_baseline_at: Mapped[dt.datetime | None]
     pcl5_latest: Mapped[int | None] = mapped_column(Integer)
     pcl5_latest_at: Mapped[dt.datetime | None]
     phq9_baseline: Mapped[int | None] = mapped_column(Integer)
+    phq9_baseline_at: Mapped[dt.datetime | None]
     phq9_latest: Mapped[int | None] = mapped_column(Integer)
     phq9_latest_at: Mapped[dt.datetime | None]
     #: Any improvement threshold (instruments package) met by the latest totals.

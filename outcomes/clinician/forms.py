@@ -3,18 +3,26 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
+    DateTimeLocalField,
     EmailField,
+    FloatField,
     IntegerField,
+    RadioField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 import instruments
 
 from ..models import PlanEntry
+from ..services.courses import INDICATION_LABELS, SIDE_EFFECTS, STATUS_LABELS
+from ..services.dashboard import FILTERS, SORTS
 
 
 class EnrolPatientForm(FlaskForm):
@@ -93,3 +101,95 @@ def plan_changes(form: FlaskForm) -> dict[tuple[str, str], tuple[bool, int | Non
             else:
                 changes[(key, schedule)] = (active, None, None, None)
     return changes
+
+
+class DashboardForm(FlaskForm):
+    """The dashboard's search, filters and sort, read from the URL."""
+
+    class Meta:
+        csrf = False  # a GET form: nothing changes
+
+    q = StringField("Search name or identifier", validators=[Optional(), Length(max=100)])
+    filter = SelectField("Show", choices=[SelectChoice("", "All patients")] + [
+        SelectChoice(key, label) for key, label in FILTERS.items()], validators=[Optional()])
+    status = SelectField("Course", choices=[SelectChoice("", "Any course"),
+                                            SelectChoice("none", "No course")] + [
+        SelectChoice(key, label) for key, label in STATUS_LABELS.items()],
+        validators=[Optional()])
+    sort = SelectField("Sort by", choices=[SelectChoice(key, label)
+                                           for key, label in SORTS.items()],
+                       default="priority", validators=[Optional()])
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(1, 100_000)])
+
+
+class CourseForm(FlaskForm):
+    indication = SelectField("Indication", choices=[
+        SelectChoice(key, label) for key, label in INDICATION_LABELS.items()])
+    planned_infusions = IntegerField("Planned infusions", default=6, validators=[
+        InputRequired("Give the number of planned infusions."),
+        NumberRange(1, 24, "Plan between 1 and 24 infusions.")])
+    start_date = DateField("Start date", validators=[InputRequired("Give the start date.")])
+    next_infusion_at = DateTimeLocalField("First infusion booked for (optional)",
+                                          validators=[Optional()])
+
+
+class CourseUpdateForm(FlaskForm):
+    status = SelectField("Status", choices=[SelectChoice(key, label)
+                                            for key, label in STATUS_LABELS.items()])
+    planned_infusions = IntegerField("Planned infusions", validators=[
+        InputRequired("Give the number of planned infusions."),
+        NumberRange(1, 24, "Plan between 1 and 24 infusions.")])
+    next_infusion_at = DateTimeLocalField("Next infusion booked for (optional)",
+                                          validators=[Optional()])
+
+
+def _measure(label: str, required: bool = True, decimal: bool = False):
+    field = FloatField if decimal else IntegerField
+    validators = [InputRequired(f"Give the {label[0].lower() + label[1:]}.")] if required \
+        else [Optional()]
+    return field(label, validators=validators,
+                 render_kw={"inputmode": "decimal" if decimal else "numeric"})
+
+
+class InfusionForm(FlaskForm):
+    """One infusion. The bounds are checked by ``services.courses`` (and the schema)."""
+
+    administered_at = DateTimeLocalField("Date and time of the infusion", validators=[
+        InputRequired("Give the date and time of the infusion.")])
+    weight_kg = _measure("Weight (kg)", decimal=True)
+    dose_mg_per_kg = _measure("Dose (mg/kg)", decimal=True)
+    total_dose_mg = _measure("Total dose (mg)", decimal=True)
+    duration_minutes = _measure("Duration (minutes)")
+    systolic_before = _measure("Systolic before (mmHg)")
+    diastolic_before = _measure("Diastolic before (mmHg)")
+    heart_rate_before = _measure("Heart rate before (beats/min)")
+    spo2_before = _measure("SpO2 before (%)")
+    systolic_peak = _measure("Systolic at peak (mmHg)", required=False)
+    diastolic_peak = _measure("Diastolic at peak (mmHg)", required=False)
+    heart_rate_peak = _measure("Heart rate at peak (beats/min)", required=False)
+    spo2_peak = _measure("SpO2 at peak (%)", required=False)
+    systolic_after = _measure("Systolic after (mmHg)")
+    diastolic_after = _measure("Diastolic after (mmHg)")
+    heart_rate_after = _measure("Heart rate after (beats/min)")
+    spo2_after = _measure("SpO2 after (%)")
+    side_effects = SelectMultipleField(
+        "Side effects observed",
+        choices=[SelectChoice(key, label) for key, label in SIDE_EFFECTS.items()],
+        widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
+        validators=[Optional()])
+    dissociation_rating = RadioField(
+        "Dissociation rating (a local 0–4 rating, not a validated scale)",
+        choices=[SelectChoice(value, label) for value, label in (
+            (0, "0 none"), (1, "1 mild"), (2, "2 moderate"), (3, "3 marked"),
+            (4, "4 severe"))],
+        coerce=int, validators=[Optional()])
+    adverse_events = TextAreaField("Adverse events", validators=[Optional(), Length(max=4000)])
+    notes = TextAreaField("Notes", validators=[Optional(), Length(max=4000)])
+    next_infusion_at = DateTimeLocalField("Next infusion booked for (optional)",
+                                          validators=[Optional()])
+    correction_reason = TextAreaField("Reason for the correction",
+                                      validators=[Optional(), Length(max=2000)])
+
+    MEASURES = ("weight_kg", "dose_mg_per_kg", "total_dose_mg", "duration_minutes",
+                *(f"{vital}_{when}" for when in ("before", "peak", "after")
+                  for vital in ("systolic", "diastolic", "heart_rate", "spo2")))

@@ -30,13 +30,16 @@ from ..services.assessments import (
     superseded_ids,
 )
 from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
-from ..services.patients import LIST_MEASURES, clinic_patient, clinic_staff, patient_list
+from ..services.courses import INDICATION_LABELS, patient_courses
+from ..services.dashboard import DashboardQuery, dashboard, signal_legend, today_in
+from ..services.patients import clinic_patient, clinic_staff
 from ..services.results import trend_series
 from ..web import current_actor
 from .forms import (
     TIMINGS,
     AcknowledgeAlertForm,
     ConfirmForm,
+    DashboardForm,
     EnrolPatientForm,
     plan_changes,
     plan_form,
@@ -61,13 +64,27 @@ def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
 
 @bp.get("/patients")
 @staff_required
-def patients() -> str:
-    rows = patient_list(db.session, current_user.clinic_id)
+def patients() -> tuple[str, int]:
+    """The dashboard: every patient of the clinic, open alerts first."""
+    form = DashboardForm(request.args)
+    status = 200
+    if not form.validate():
+        status = 400
+        form = DashboardForm()  # show everything rather than half a filter
+        flash("Some of the filters in the address were not valid and were reset.", "error")
+    query = DashboardQuery(search=form.q.data or "", filter=form.filter.data or "",
+                           course_status=form.status.data or "",
+                           sort=form.sort.data or "priority", page=form.page.data or 1)
+    today = today_in(current_user.clinic.timezone)
+    page = dashboard(db.session, current_user.clinic_id, query, today)
     # What this page shows of each patient is part of their record: the read names them.
-    audit.record(db.session, current_actor(), "patient_list.view", object_type="clinic",
+    audit.record(db.session, current_actor(), "dashboard.view", object_type="clinic",
                  object_id=current_user.clinic_id,
-                 details={"patients": [row.patient.id for row in rows]})
-    return render_template("clinician/patients.html", rows=rows, measures=LIST_MEASURES)
+                 details={"patients": [row.patient.id for row in page.rows]})
+    html = render_template("clinician/dashboard.html", form=form, page=page, query=query,
+                           legend=signal_legend(), grace_days=plans.GRACE_DAYS)
+    db.session.commit()  # the read is audited even when the answer is a 400
+    return html, status
 
 
 @bp.route("/patients/new", methods=["GET", "POST"])
@@ -134,7 +151,8 @@ def patient(patient_id: int) -> str:
         "clinician/patient.html", patient=patient, assessments=assessments,
         superseded=superseded_ids(assessments), alerts=patient_alerts(db.session, patient.id),
         series=series, figures=[trend_figure(s) for s in series], due=due,
-        instruments=instruments.all(),
+        instruments=instruments.all(), courses=patient_courses(db.session, patient.id),
+        indications=INDICATION_LABELS,
     )
 
 

@@ -58,6 +58,7 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
                   if a.scorable and instruments.get(a.instrument_key).measure == measure]
         baseline, latest = (scored[0], scored[-1]) if scored else (None, None)
         values[f"{column}_baseline"] = baseline.total if baseline else None
+        values[f"{column}_baseline_at"] = baseline.administered_at if baseline else None
         values[f"{column}_latest"] = latest.total if latest else None
         values[f"{column}_latest_at"] = latest.administered_at if latest else None
         if baseline is not None and latest is not baseline:

@@ -1,0 +1,186 @@
+"""Treatment courses and the infusion log, on the clinician blueprint."""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from ..auth.access import staff_required
+from ..extensions import db
+from ..models import Course, Infusion, Patient
+from ..services import audit
+from ..services.courses import (
+    SIDE_EFFECTS,
+    CourseError,
+    correct_infusion,
+    record_infusion,
+    start_course,
+    update_course,
+    version_values,
+)
+from ..web import current_actor
+from .forms import CourseForm, CourseUpdateForm, InfusionForm
+from .views import bp, patient_or_404
+
+
+def course_or_404(patient: Patient, course_id: int) -> Course:
+    course = db.session.get(Course, course_id)
+    if course is None or course.patient_id != patient.id:
+        abort(404)
+    return course
+
+
+def infusion_or_404(patient: Patient, infusion_id: int) -> Infusion:
+    infusion = db.session.get(Infusion, infusion_id)
+    if infusion is None or infusion.course.patient_id != patient.id:
+        abort(404)
+    return infusion
+
+
+def _zone(patient: Patient) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(patient.clinic.timezone)
+
+
+def _to_utc(local: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    """A time typed in the clinic's zone (datetime-local fields carry none), in UTC."""
+    return None if local is None else local.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+
+
+def _to_local(moment: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    return None if moment is None else moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _refuse(form: Any, error: CourseError) -> None:
+    """Put a service's refusal on the field it names, or at the top of the form."""
+    target = getattr(form, error.field, None) if error.field else None
+    if target is not None:
+        target.errors = [*target.errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
+@bp.route("/patients/<id:patient_id>/courses/new", methods=["GET", "POST"])
+@staff_required
+def new_course(patient_id: int) -> Response | tuple[str, int]:
+    patient = patient_or_404(patient_id)
+    zone = _zone(patient)
+    form = CourseForm()
+    if not form.is_submitted():
+        form.start_date.data = dt.datetime.now(zone).date()
+    if form.validate_on_submit():
+        try:
+            start_course(db.session, current_actor(), patient, form.indication.data,
+                         form.planned_infusions.data, form.start_date.data,
+                         _to_utc(form.next_infusion_at.data, zone))
+        except CourseError as error:
+            _refuse(form, error)
+        else:
+            flash("Course started.", "info")
+            return redirect(url_for("clinician.patient", patient_id=patient.id) + "#course")
+    return _page("clinician/course_form.html", form, patient=patient, course=None)
+
+
+@bp.route("/patients/<id:patient_id>/courses/<id:course_id>", methods=["GET", "POST"])
+@staff_required
+def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
+    patient = patient_or_404(patient_id)
+    course = course_or_404(patient, course_id)
+    zone = _zone(patient)
+    form = CourseUpdateForm()
+    if not form.is_submitted():
+        form.status.data = course.status
+        form.planned_infusions.data = course.planned_infusions
+        form.next_infusion_at.data = _to_local(course.next_infusion_at, zone)
+    if form.validate_on_submit():
+        try:
+            update_course(db.session, current_actor(), course, status=form.status.data,
+                          planned_infusions=form.planned_infusions.data,
+                          next_infusion_at=_to_utc(form.next_infusion_at.data, zone),
+                          ended_on=dt.datetime.now(zone).date())
+        except CourseError as error:
+            _refuse(form, error)
+        else:
+            flash("Course updated.", "info")
+            return redirect(url_for("clinician.patient", patient_id=patient.id) + "#course")
+    return _page("clinician/course_form.html", form, patient=patient, course=course)
+
+
+@bp.route("/patients/<id:patient_id>/courses/<id:course_id>/infusions/new",
+          methods=["GET", "POST"])
+@staff_required
+def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
+    patient = patient_or_404(patient_id)
+    course = course_or_404(patient, course_id)
+    zone = _zone(patient)
+    form = InfusionForm()
+    if not form.is_submitted():
+        form.administered_at.data = dt.datetime.now(zone).replace(second=0, microsecond=0,
+                                                                 tzinfo=None)
+        form.dose_mg_per_kg.data = 0.5
+        form.duration_minutes.data = 40
+        if course.infusions:  # the last weight is usually right
+            form.weight_kg.data = course.infusions[-1].current.weight_kg
+    if form.validate_on_submit():
+        try:
+            infusion = record_infusion(db.session, current_actor(), course,
+                                       _infusion_values(form, zone),
+                                       _to_utc(form.next_infusion_at.data, zone))
+        except CourseError as error:
+            _refuse(form, error)
+        else:
+            flash(f"Infusion {infusion.number} recorded.", "info")
+            return redirect(url_for("clinician.patient", patient_id=patient.id) + "#course")
+    return _page("clinician/infusion_form.html", form, patient=patient, course=course,
+                 infusion=None, side_effects=SIDE_EFFECTS)
+
+
+@bp.route("/patients/<id:patient_id>/infusions/<id:infusion_id>", methods=["GET", "POST"])
+@staff_required
+def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
+    """An infusion's history of versions, and the form to correct it."""
+    patient = patient_or_404(patient_id)
+    record = infusion_or_404(patient, infusion_id)
+    zone = _zone(patient)
+    form = InfusionForm()
+    if not form.is_submitted():
+        values = version_values(record.current)
+        for name, value in values.items():
+            getattr(form, name).data = value
+        form.administered_at.data = _to_local(record.current.administered_at, zone)
+    if form.validate_on_submit():
+        try:
+            correct_infusion(db.session, current_actor(), record, _infusion_values(form, zone),
+                             form.correction_reason.data or "")
+        except CourseError as error:
+            _refuse(form, error)
+        else:
+            flash(f"Infusion {record.number} corrected; the earlier version stays in its "
+                  "history.", "info")
+            return redirect(url_for("clinician.infusion", patient_id=patient.id,
+                                    infusion_id=record.id))
+    if not form.is_submitted():
+        audit.record(db.session, current_actor(), "infusion.view", patient=patient,
+                     object_type="infusion", object_id=record.id)
+    return _page("clinician/infusion_form.html", form, patient=patient, course=record.course,
+                 infusion=record, side_effects=SIDE_EFFECTS)
+
+
+def _infusion_values(form: InfusionForm, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    values = {name: getattr(form, name).data for name in InfusionForm.MEASURES}
+    values.update(
+        administered_at=_to_utc(form.administered_at.data, zone),
+        side_effects=form.side_effects.data or [],
+        dissociation_rating=form.dissociation_rating.data,
+        adverse_events=form.adverse_events.data,
+        notes=form.notes.data,
+    )
+    return values
+
+
+def _page(template: str, form: Any, **context: Any) -> tuple[str, int]:
+    status = 422 if form.is_submitted() and (form.errors or form.form_errors) else 200
+    return render_template(template, form=form, **context), status

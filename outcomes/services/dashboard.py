@@ -1,0 +1,179 @@
+"""The clinician's dashboard: every patient of the clinic, one summary row each.
+
+Two statements whatever the clinic's size (a count and one page of rows), both on
+``patient_summary``, which the write services keep current.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+import instruments
+
+from ..models import COURSE_STATUSES, Patient, PatientSummary
+from .plans import GRACE_DAYS
+from .summaries import SUMMARY_MEASURES, Signal, change_signals
+
+PAGE_SIZE = 50
+FILTERS = {
+    "alerts": "Open safety alert",
+    "overdue": "Overdue questionnaires",
+    "improving": "Improving",
+    "not_improving": "Not improving",
+}
+SORTS = {
+    "priority": "Alerts, then overdue, then name",
+    "name": "Name",
+    "identifier": "Identifier",
+    "pcl5_change": "PCL-5 change",
+    "phq9_change": "PHQ-9 change",
+    "activity": "Last activity",
+    "next_infusion": "Next infusion",
+}
+
+
+@dataclass(frozen=True)
+class DashboardQuery:
+    search: str = ""
+    filter: str = ""
+    course_status: str = ""
+    sort: str = "priority"
+    page: int = 1
+
+
+@dataclass(frozen=True)
+class MeasureFigures:
+    baseline: int | None
+    latest: int | None
+    latest_at: dt.datetime | None
+    change: int | None
+    percent_change: float | None
+    signals: list[Signal]
+
+
+@dataclass
+class DashboardRow:
+    patient: Patient
+    summary: PatientSummary
+    measures: dict[str, MeasureFigures] = field(default_factory=dict)
+    due: bool = False
+    overdue: bool = False
+
+
+@dataclass
+class DashboardPage:
+    rows: list[DashboardRow]
+    total: int
+    page: int
+    pages: int
+
+
+def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt.date
+              ) -> DashboardPage:
+    """One page of the clinic's patients, filtered, searched and sorted."""
+    conditions = _conditions(clinic_id, query, today)
+    total = session.scalar(select(func.count()).select_from(PatientSummary)
+                           .join(Patient, Patient.id == PatientSummary.patient_id)
+                           .where(*conditions))
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, query.page), pages)
+    statement: Select = (
+        select(PatientSummary, Patient)
+        .join(Patient, Patient.id == PatientSummary.patient_id)
+        .where(*conditions)
+        .order_by(*_order(query.sort, today), Patient.id)
+        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    )
+    rows = [_row(summary, patient, today) for summary, patient in session.execute(statement)]
+    return DashboardPage(rows=rows, total=total, page=page, pages=pages)
+
+
+def overdue_before(today: dt.date) -> dt.date:
+    """A questionnaire due before this day is overdue (past the grace window)."""
+    return today - dt.timedelta(days=GRACE_DAYS)
+
+
+def today_in(timezone: str, now: dt.datetime | None = None) -> dt.date:
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(zoneinfo.ZoneInfo(timezone)).date()
+
+
+def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date) -> list:
+    conditions = [PatientSummary.clinic_id == clinic_id]
+    if query.search.strip():
+        pattern = "%" + _escape_like(query.search.strip().lower()) + "%"
+        conditions.append(or_(func.lower(Patient.display_name).like(pattern, escape="\\"),
+                              func.lower(Patient.identifier).like(pattern, escape="\\")))
+    if query.filter == "alerts":
+        conditions.append(PatientSummary.open_alerts > 0)
+    elif query.filter == "overdue":
+        conditions.append(PatientSummary.next_due_on < overdue_before(today))
+    elif query.filter == "improving":
+        conditions.append(PatientSummary.improving.is_(True))
+    elif query.filter == "not_improving":
+        conditions.append(and_(PatientSummary.improving.is_(False),
+                               or_(PatientSummary.pcl5_latest_at.is_not(None),
+                                   PatientSummary.phq9_latest_at.is_not(None))))
+    if query.course_status == "none":
+        conditions.append(PatientSummary.course_status.is_(None))
+    elif query.course_status in COURSE_STATUSES:
+        conditions.append(PatientSummary.course_status == query.course_status)
+    return conditions
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _order(sort: str, today: dt.date) -> list:
+    name = func.lower(Patient.display_name)
+    if sort == "name":
+        return [name]
+    if sort == "identifier":
+        return [Patient.identifier]
+    if sort in ("pcl5_change", "phq9_change"):
+        column = sort.removesuffix("_change")
+        change = (getattr(PatientSummary, f"{column}_latest")
+                  - getattr(PatientSummary, f"{column}_baseline"))
+        return [change.asc().nulls_last(), name]
+    if sort == "activity":
+        return [PatientSummary.last_activity_at.desc().nulls_last(), name]
+    if sort == "next_infusion":
+        return [PatientSummary.next_infusion_at.asc().nulls_last(), name]
+    overdue = and_(PatientSummary.next_due_on.is_not(None),
+                   PatientSummary.next_due_on < overdue_before(today))
+    return [(PatientSummary.open_alerts > 0).desc(), overdue.desc(), name]
+
+
+def _row(summary: PatientSummary, patient: Patient, today: dt.date) -> DashboardRow:
+    row = DashboardRow(patient=patient, summary=summary)
+    for measure, column in SUMMARY_MEASURES.items():
+        baseline = getattr(summary, f"{column}_baseline")
+        latest = getattr(summary, f"{column}_latest")
+        change = percent = None
+        signals: list[Signal] = []
+        later = getattr(summary, f"{column}_latest_at") != getattr(summary, f"{column}_baseline_at")
+        if baseline is not None and latest is not None and later:
+            figures = instruments.change(column, baseline, latest)
+            change, percent = figures.change, figures.percent_change
+            signals = change_signals(column, baseline, latest)
+        row.measures[measure] = MeasureFigures(baseline, latest,
+                                               getattr(summary, f"{column}_latest_at"),
+                                               change, percent, signals)
+    if summary.next_due_on is not None:
+        row.due = summary.next_due_on <= today
+        row.overdue = summary.next_due_on < overdue_before(today)
+    return row
+
+
+def signal_legend() -> list[tuple[str, str, str, str]]:
+    """Every status chip the dashboard can show: (measure, label, what it signals, source)."""
+    legend = []
+    for measure, key in SUMMARY_MEASURES.items():
+        for threshold in instruments.get(key).change_thresholds:
+            if threshold.signals != "status":
+                legend.append((measure, threshold.label, threshold.signals, threshold.source))
+    return legend
