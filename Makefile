@@ -51,6 +51,8 @@ $(PLOTLY_JS): package.json package-lock.json requirements.txt | $(VENV)/bin/pyth
 	  $(PY) -c 'import plotly' 2>/dev/null || $(PY) -m pip install --quiet -r requirements.txt; \
 	  $(PY) -c 'import plotly, pathlib, shutil; shutil.copyfile(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js", "$(PLOTLY_JS)")'; \
 	fi
+	$(PY) -c 'import whitenoise' 2>/dev/null || $(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m whitenoise.compress --quiet $(VENDOR)
 
 db: install
 	@$(DEMO_ENV) $(PY) -m flask --app wsgi db upgrade

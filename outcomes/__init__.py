@@ -1,13 +1,17 @@
 """The Outcomes web app: measurement-based care for ketamine-infusion clinics."""
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
+from whitenoise import WhiteNoise
 
 from .config import check_production_settings, settings_from_environment
 from .extensions import csrf, db, limiter, login_manager
@@ -34,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     register_extensions(app)
+    register_static_files(app)
     install_template_helpers(app)
     register_request_hooks(app)
     register_blueprints(app)
@@ -84,6 +89,33 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA busy_timeout = 5000")
     cursor.close()
+
+
+def register_static_files(app: Flask) -> None:
+    """Static files through WhiteNoise: gzip or brotli copies made by `make assets` when the
+    browser accepts them, and a year of caching, safe because every URL names the content."""
+    app.wsgi_app = WhiteNoise(app.wsgi_app, root=app.static_folder, prefix="static/",
+                              max_age=app.config["STATIC_MAX_AGE"])
+
+    @app.url_defaults
+    def version_static_urls(endpoint: str, values: dict[str, Any]) -> None:
+        if endpoint == "static" and "v" not in values:
+            values["v"] = static_version(app.static_folder, values["filename"])
+
+
+@lru_cache(maxsize=256)
+def _content_hash(path: str, modified: int) -> str:
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()[:12]
+
+
+def static_version(folder: str, filename: str) -> str:
+    """A short hash of a static file's content (re-read when the file changes)."""
+    path = os.path.join(folder, filename)
+    try:
+        return _content_hash(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return "missing"
 
 
 def _begin_sqlite_transaction(connection: Any) -> None:

@@ -61,6 +61,8 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         # that rewrites the host; empty means "the host the request came to".
         "PUBLIC_BASE_URL": environ.get("PUBLIC_BASE_URL", "").rstrip("/"),
         "INVITATION_VALID_DAYS": 7,
+        # Static URLs carry a hash of the file's content, so browsers may keep them a year.
+        "STATIC_MAX_AGE": int(environ.get("STATIC_MAX_AGE", str(365 * 24 * 3600))),
         # argon2id parameters; the defaults (RFC 9106 low-memory profile: 64 MiB, t=3, p=4)
         # are above the OWASP ASVS 5 minimum (19 MiB, t=2, p=1).
         "ARGON2_TIME_COST": int(environ.get("ARGON2_TIME_COST", "3")),

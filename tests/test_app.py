@@ -1,6 +1,8 @@
 """Configuration, the health check, error pages and security headers."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -112,3 +114,15 @@ def test_an_unexpected_error_shows_no_details_and_stores_nothing(app, client, se
     assert b"Something went wrong" in response.data
     session.rollback()
     assert session.scalar(select(AuditEvent).where(AuditEvent.action == "should.not.persist")) is None
+
+
+def test_static_files_are_versioned_compressed_and_cached_for_a_year(client):
+    page = client.get("/login").data.decode()
+    css = re.search(r'href="(/static/css/outcomes\.css\?v=[0-9a-f]{12})"', page).group(1)
+    assert client.get(css).status_code == 200
+    response = client.get("/static/vendor/plotly.min.js",
+                          headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+    assert len(response.data) < 600_000  # the partial bundle, compressed

@@ -50,13 +50,13 @@ def test_clinician_sees_new_scores_and_acknowledges_the_alert(
     rows = page.locator("tbody tr")
     expect(rows).to_have_count(2)
     row = rows.first
-    expect(row.locator("td").nth(0)).to_contain_text(name)
-    expect(row.locator("td").nth(1)).to_have_text("1 open")
     headers = page.locator("thead th").all_inner_texts()
+    expect(row.locator("td").nth(headers.index("Patient"))).to_contain_text(name)
+    expect(row.locator("td").nth(headers.index("Status"))).to_contain_text("1 open alert")
     for measure, key, answers in (("PCL-5", "pcl5", PCL5_ANSWERS), ("PHQ-9", "phq9", PHQ9_ANSWERS)):
-        cell = row.locator("td").nth(headers.index(f"Latest {measure}"))
-        total = instruments.score(key, answers).total
-        expect(cell).to_have_text(re.compile(rf"^\s*{total}\s"), use_inner_text=True)
+        cell = row.locator("td").nth(headers.index(f"{measure} baseline → latest"))
+        total = instruments.score(key, answers).total  # one score: baseline and latest
+        expect(cell).to_have_text(re.compile(rf"^\s*{total} → {total}\s*$"), use_inner_text=True)
     expect(rows.nth(1)).to_contain_text("Aaron Abbott")
 
     row.get_by_role("link", name=name).click()
