@@ -98,30 +98,34 @@ def any_clinic(session: Session) -> bool:
     return session.scalar(select(func.count(Clinic.id))) > 0
 
 
-def demo_logins(patients: int = 3) -> list[tuple[str, str, str]]:
+def demo_logins(patients: int = 3, domain: str = EMAIL_DOMAIN) -> list[tuple[str, str, str]]:
     """The demo accounts, as (role, email, password)."""
-    staff = [(role, f"{name}@{EMAIL_DOMAIN}", CLINICIAN_PASSWORD) for name, role in CLINICIANS]
-    return staff + [("patient", _patient_email(i), PATIENT_PASSWORD) for i in range(patients)]
+    staff = [(role, f"{name}@{domain}", CLINICIAN_PASSWORD) for name, role in CLINICIANS]
+    return staff + [("patient", _patient_email(i, domain), PATIENT_PASSWORD)
+                    for i in range(patients)]
 
 
 def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int = 2026,
-              today: dt.date | None = None) -> DemoSummary:
-    """Create the demo clinic, its staff and ``patients`` patients with ``weeks`` of history."""
-    if session.scalar(select(Clinic.id).where(Clinic.name == CLINIC_NAME)):
-        raise DemoError(f"The demo clinic {CLINIC_NAME!r} exists already.")
+              today: dt.date | None = None, clinic_name: str = CLINIC_NAME,
+              email_domain: str = EMAIL_DOMAIN) -> DemoSummary:
+    """Create a demo clinic, its staff and ``patients`` patients with ``weeks`` of history
+    (benchmarks create several clinics, each with a name and email domain of its own)."""
+    if session.scalar(select(Clinic.id).where(Clinic.name == clinic_name)):
+        raise DemoError(f"The demo clinic {clinic_name!r} exists already.")
     rng = random.Random(seed)
-    clinic = create_clinic(session, SYSTEM, CLINIC_NAME, CLINIC_PHONE, "America/New_York")
+    clinic = create_clinic(session, SYSTEM, clinic_name, CLINIC_PHONE, "America/New_York")
     staff = [create_staff_user(session, SYSTEM, clinic, role, email, password)
-             for role, email, password in demo_logins(0)]
+             for role, email, password in demo_logins(0, email_domain)]
     clinicians = [user for user in staff if user.role == "clinician"]
     today = today or dt.datetime.now(dt.timezone.utc).date()
     patient_hash = password_hasher().hash(PATIENT_PASSWORD)  # one hash serves every demo patient
     summary = DemoSummary(clinic=clinic.name, patients=patients,
-                          logins=demo_logins(min(3, patients)))
+                          logins=demo_logins(min(3, patients), email_domain))
     for start in range(0, patients, PATIENTS_PER_BATCH):
         count = min(PATIENTS_PER_BATCH, patients - start)
         assessments, alerts = _seed_batch(session, rng, clinic, clinicians, patient_hash,
-                                          range(start, start + count), weeks, today)
+                                          range(start, start + count), weeks, today,
+                                          email_domain)
         summary.assessments += assessments
         summary.alerts += alerts
     audit.record(session, SYSTEM, "demo.seed", clinic_id=clinic.id, object_type="clinic",
@@ -130,29 +134,30 @@ def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int =
     return summary
 
 
-def _patient_email(index: int) -> str:
-    return f"patient{index + 1}@{EMAIL_DOMAIN}"
+def _patient_email(index: int, domain: str) -> str:
+    return f"patient{index + 1}@{domain}"
 
 
 def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians: list[User],
-                patient_hash: str, indexes: range, weeks: int, today: dt.date) -> tuple[int, int]:
+                patient_hash: str, indexes: range, weeks: int, today: dt.date,
+                domain: str) -> tuple[int, int]:
     zone = zoneinfo.ZoneInfo(clinic.timezone)
     now = dt.datetime.combine(today, dt.time(18), zone).astimezone(dt.timezone.utc)
     histories = [_plan_patient(rng, index, weeks, today, zone) for index in indexes]
     user_ids = session.scalars(
         insert(User).returning(User.id, sort_by_parameter_order=True),
-        [{"clinic_id": clinic.id, "email": _patient_email(h.index), "role": "patient",
+        [{"clinic_id": clinic.id, "email": _patient_email(h.index, domain), "role": "patient",
           "password_hash": patient_hash, "created_at": h.enrolled_at} for h in histories],
     ).all()
     patients = [Patient(id=patient_id, clinic_id=clinic.id, clinic=clinic,
                         identifier=f"MRN-{100001 + h.index}", display_name=h.name,
-                        contact_email=_patient_email(h.index), user_id=user_id,
+                        contact_email=_patient_email(h.index, domain), user_id=user_id,
                         assigned_clinician_id=clinicians[h.index % 2].id,
                         enrolled_at=h.enrolled_at)
                 for h, user_id, patient_id in zip(histories, user_ids, session.scalars(
                     insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
                     [{"clinic_id": clinic.id, "identifier": f"MRN-{100001 + h.index}",
-                      "display_name": h.name, "contact_email": _patient_email(h.index),
+                      "display_name": h.name, "contact_email": _patient_email(h.index, domain),
                       "user_id": user_id, "assigned_clinician_id": clinicians[h.index % 2].id,
                       "enrolled_at": h.enrolled_at} for h, user_id in zip(histories, user_ids)],
                 ).all())]
