@@ -119,7 +119,9 @@ def static_version(folder: str, filename: str) -> str:
 
 
 def _begin_sqlite_transaction(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: take the write lock at once. Every request writes (its audit rows at
+    # least), and the audit chain must be extended by one writer at a time.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -13,7 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from . import migrate
 from .extensions import db
-from .services import accounts, demo
+from .services import accounts, audit, demo
 from .services.audit import SYSTEM
 
 
@@ -26,6 +26,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_clinic)
     app.cli.add_command(create_user)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(audit_group)
 
 
 database = AppGroup("db", help="Create or upgrade the database schema.")
@@ -113,3 +114,17 @@ def seed_demo(patients: int, weeks: int, seed: int, today: dt.datetime | None,
         raise CommandError(str(error)) from None
     db.session.commit()
     click.echo(summary.describe())
+
+
+audit_group = AppGroup("audit", help="The tamper-evident audit trail.")
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain of the whole audit trail and name the first row that does not fit."""
+    checked, broken = audit.verify_chain(db.session)
+    if broken is not None:
+        click.echo(f"Audit trail BROKEN at row {broken.row_id}: {broken.problem}. "
+                   f"{checked} rows before it are intact.", err=True)
+        sys.exit(1)
+    click.echo(f"Audit trail intact: {checked} rows, each chained to the one before.")

@@ -493,11 +493,12 @@ class Alert(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which record, when and from where. Append-only."""
+    """Who did what to which record, when and from where. Append-only and hash-chained
+    (see ``audit_chain``): rows are written at commit, in order, under a lock."""
 
     __tablename__ = "audit_event"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     actor_role: Mapped[str | None] = mapped_column(String(16))
@@ -506,9 +507,20 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str | None] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(64))
+    #: The version of the object the action produced or read (e.g. an infusion record's).
+    object_version: Mapped[int | None] = mapped_column(Integer)
+    #: For a change: the values before and after it.
+    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Why, when the action takes a reason (a correction).
+    reason: Mapped[str | None] = mapped_column(Text)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     request_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The previous row's ``row_hash`` (zeros for the first row).
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of this row's content and ``prev_hash``.
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     __table_args__ = (
         Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),

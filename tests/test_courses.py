@@ -111,9 +111,9 @@ def test_a_correction_adds_a_version_with_its_reason_and_the_old_one_stays(
     history = client.get(path).data.decode()
     assert "Version 2</strong> (current)" in history and "Version 1</strong>" in history
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "infusion.correct"))
-    assert event.details["old"]["systolic_peak"] == 140
-    assert event.details["new"]["systolic_peak"] == 150
-    assert event.details["reason"] == "Misread the monitor"
+    assert event.old_values["systolic_peak"] == 140
+    assert event.new_values["systolic_peak"] == 150
+    assert event.reason == "Misread the monitor"
 
 
 def test_recording_beyond_the_plan_or_on_a_finished_course_is_refused(
@@ -131,7 +131,7 @@ def test_recording_beyond_the_plan_or_on_a_finished_course_is_refused(
     assert refused.status_code == 422 and b"This course is finished" in refused.data
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "course.update")
                             .order_by(AuditEvent.id.desc())).first()
-    assert event.details["old"]["status"] == "active" and event.details["new"]["status"] == "completed"
+    assert event.old_values["status"] == "active" and event.new_values["status"] == "completed"
 
 
 def test_the_schedule_follows_the_infusions(client, app, world, course, session):

@@ -143,8 +143,8 @@ def test_clinician_changes_a_plan_and_the_change_is_audited(client, world, sessi
     assert entries[("phq9", "recurring")] == (True, 14, 28)
     assert entries[("gad7", "recurring")] == (True, 28, None)
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "plan.update"))
-    assert event.details["old"]["phq9:recurring"]["every_days"] == 7
-    assert event.details["new"]["phq9:recurring"]["every_days"] == 14
+    assert event.old_values["phq9:recurring"]["every_days"] == 7
+    assert event.new_values["phq9:recurring"]["every_days"] == 14
     bad = plan_form_data(**{"phq9__follow_up": "400"})
     assert client.post(path, data=bad).status_code == 422
     session.expire_all()

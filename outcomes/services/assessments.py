@@ -132,6 +132,8 @@ def submit_assessment(
     audit.record(
         session, actor, "assessment.correct" if amends is not None else "assessment.submit",
         patient=patient, object_type="assessment", object_id=assessment.id,
+        old=_recorded_values(amends) if amends is not None else None,
+        new=_recorded_values(assessment, score.answers), reason=assessment.amendment_reason,
         details={"instrument": instrument.key, "version": instrument.version,
                  "source": assessment.source, "amends": assessment.amends_id},
     )
@@ -140,6 +142,18 @@ def submit_assessment(
                      object_id=alert.id, details={"kind": alert.kind, "assessment": assessment.id})
     summaries.refresh(session, patient.id)
     return Submission(assessment=assessment, created=True, alerts=alerts)
+
+
+def _recorded_values(assessment: Assessment,
+                     answers: Sequence[int | None] | None = None) -> dict[str, object]:
+    """What an assessment holds, for the audit trail's old and new values."""
+    if answers is None:
+        given = {answer.item_number: answer.value for answer in assessment.answers}
+        items = instruments.get(assessment.instrument_key).items
+        answers = [given.get(item.number) for item in items]
+    return {"assessment": assessment.id, "administered_at": assessment.administered_at.isoformat(),
+            "answers": list(answers), "total": assessment.total, "band": assessment.band,
+            "flags": assessment.flags}
 
 
 @dataclass(frozen=True)

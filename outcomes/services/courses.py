@@ -100,7 +100,7 @@ def start_course(session: Session, actor: Actor, patient: Patient, indication: s
     session.add(course)
     session.flush()
     audit.record(session, actor, "course.start", patient=patient, object_type="course",
-                 object_id=course.id, details={"new": _course_values(course)})
+                 object_id=course.id, new=_course_values(course))
     summaries.refresh(session, patient.id)
     return course
 
@@ -129,7 +129,7 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
     if after != before:
         audit.record(session, actor, "course.update", patient=course_patient(session, course),
                      object_type="course", object_id=course.id,
-                     details={"old": before, "new": after})
+                     old=before, new=after)
         summaries.refresh(session, course.patient_id)
     return course
 
@@ -213,9 +213,8 @@ def record_infusion(session: Session, actor: Actor, course: Course,
     session.flush()
     session.refresh(infusion)
     audit.record(session, actor, "infusion.record", patient=course_patient(session, course),
-                 object_type="infusion_version", object_id=version.id,
-                 details={"infusion": infusion.id, "number": number, "version": 1,
-                          "new": _json_values(checked)})
+                 object_type="infusion", object_id=infusion.id, object_version=1,
+                 new=_json_values(checked), details={"number": number})
     summaries.refresh(session, course.patient_id)
     return infusion
 
@@ -236,10 +235,9 @@ def correct_infusion(session: Session, actor: Actor, infusion: Infusion,
     session.refresh(infusion)
     audit.record(session, actor, "infusion.correct",
                  patient=course_patient(session, infusion.course),
-                 object_type="infusion_version", object_id=version.id,
-                 details={"infusion": infusion.id, "version": version.version, "reason": reason,
-                          "old": _json_values(version_values(previous)),
-                          "new": _json_values(checked)})
+                 object_type="infusion", object_id=infusion.id,
+                 object_version=version.version, reason=reason,
+                 old=_json_values(version_values(previous)), new=_json_values(checked))
     summaries.refresh(session, infusion.course.patient_id)
     return version
 

@@ -337,7 +337,7 @@ def update_plan(session: Session, actor: Actor, patient: Patient,
     after = {_name(key): _describe(entry) for key, entry in entries.items()}
     if after != before:
         audit.record(session, actor, "plan.update", patient=patient, object_type="patient",
-                     object_id=patient.id, details={"old": before, "new": after})
+                     object_id=patient.id, old=before, new=after)
         summaries.refresh(session, patient.id)
 
 
