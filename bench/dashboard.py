@@ -95,7 +95,8 @@ def run(url: str, args: argparse.Namespace) -> int:
             started = time.perf_counter()
             summary = demo.seed_demo(db.session, patients=patients, weeks=args.weeks, seed=7,
                                      today=TODAY, clinic_name=f"Bench {name}",
-                                     email_domain=f"{name}.bench.example")
+                                     email_domain=f"{name}.bench.example",
+                                     full_histories=True)
             db.session.commit()
             print(f"  seeded {name:<5}: {summary.patients} patients, {summary.assessments:,} "
                   f"assessments in {time.perf_counter() - started:.0f} s")

@@ -107,9 +107,10 @@ def demo_logins(patients: int = 3, domain: str = EMAIL_DOMAIN) -> list[tuple[str
 
 def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int = 2026,
               today: dt.date | None = None, clinic_name: str = CLINIC_NAME,
-              email_domain: str = EMAIL_DOMAIN) -> DemoSummary:
-    """Create a demo clinic, its staff and ``patients`` patients with ``weeks`` of history
-    (benchmarks create several clinics, each with a name and email domain of its own)."""
+              email_domain: str = EMAIL_DOMAIN, full_histories: bool = False) -> DemoSummary:
+    """Create a demo clinic, its staff and ``patients`` patients with up to ``weeks`` of
+    history (all of them with ``full_histories``, as benchmarks want). Benchmarks create
+    several clinics, each with a name and email domain of its own."""
     if session.scalar(select(Clinic.id).where(Clinic.name == clinic_name)):
         raise DemoError(f"The demo clinic {clinic_name!r} exists already.")
     rng = random.Random(seed)
@@ -125,7 +126,7 @@ def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int =
         count = min(PATIENTS_PER_BATCH, patients - start)
         assessments, alerts = _seed_batch(session, rng, clinic, clinicians, patient_hash,
                                           range(start, start + count), weeks, today,
-                                          email_domain)
+                                          email_domain, full_histories)
         summary.assessments += assessments
         summary.alerts += alerts
     audit.record(session, SYSTEM, "demo.seed", clinic_id=clinic.id, object_type="clinic",
@@ -140,10 +141,11 @@ def _patient_email(index: int, domain: str) -> str:
 
 def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians: list[User],
                 patient_hash: str, indexes: range, weeks: int, today: dt.date,
-                domain: str) -> tuple[int, int]:
+                domain: str, full_histories: bool) -> tuple[int, int]:
     zone = zoneinfo.ZoneInfo(clinic.timezone)
     now = dt.datetime.combine(today, dt.time(18), zone).astimezone(dt.timezone.utc)
-    histories = [_plan_patient(rng, index, weeks, today, zone) for index in indexes]
+    histories = [_plan_patient(rng, index, weeks, today, zone, full_histories)
+                 for index in indexes]
     user_ids = session.scalars(
         insert(User).returning(User.id, sort_by_parameter_order=True),
         [{"clinic_id": clinic.id, "email": _patient_email(h.index, domain), "role": "patient",
@@ -362,11 +364,11 @@ class _PatientHistory:
 
 
 def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
-                  zone: zoneinfo.ZoneInfo) -> _PatientHistory:
+                  zone: zoneinfo.ZoneInfo, full_history: bool = False) -> _PatientHistory:
     """One patient's invented history, from enrolment to ``today``."""
     name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
     # Demo patients 1 to 3 (the ones with printed logins) have full histories.
-    if index < 3:
+    if index < 3 or full_history:
         history_days = weeks * 7
     elif rng.random() < 0.2:  # recently enrolled: the course is under way
         history_days = rng.randint(3, min(27, weeks * 7))
