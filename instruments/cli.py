@@ -1,4 +1,4 @@
-"""The command line: ``python -m instruments list | show | score | change``.
+"""The command line: ``python -m instruments list | show | score | change | import-fhir``.
 
 Results are JSON on stdout. Any error (bad input, unknown key, usage) is one line on stderr,
 with nothing on stdout and exit status 2, so scripts can trust whatever is printed.
@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from . import all as all_instruments
 from . import change, get, score
 from .errors import InstrumentError
+from .fhir import import_fhir
 
 _INTEGER = re.compile(r"-?[0-9]+")
 EXIT_ERROR = 2
@@ -62,6 +63,15 @@ def _change(args: argparse.Namespace) -> Any:
     return change(args.key, baseline, current).to_dict()
 
 
+def _import_fhir(args: argparse.Namespace) -> Any:
+    result = import_fhir(args.file, key=args.key, output=args.output)
+    # What FHIR could not express goes to stderr, one point a line, for the person reviewing.
+    print(f"import-fhir: wrote {result.path}", file=sys.stderr)
+    for note in result.notes:
+        print(f"import-fhir: {note}", file=sys.stderr)
+    return result.to_dict()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand carries its handler in ``handler``."""
     parser = _Parser(prog="python -m instruments", description="Score outcome questionnaires.")
@@ -82,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     changing.add_argument("key", metavar="KEY")
     changing.add_argument("--baseline", required=True, metavar="N")
     changing.add_argument("--current", required=True, metavar="M")
+    importing = command("import-fhir", _import_fhir,
+                        "turn a FHIR R4 Questionnaire (JSON) into a definition file to review")
+    importing.add_argument("file", metavar="FILE.json")
+    importing.add_argument("--key", help="the definition's key (default: from --output, else FILE's name)")
+    importing.add_argument("--output", metavar="PATH", help="where to write (default: KEY.toml here; "
+                           "never overwritten)")
     return parser
 
 
