@@ -134,6 +134,7 @@ def register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .clinician import courses  # noqa: F401  (its routes are on the clinician blueprint)
     from .clinician.views import bp as clinician_bp
+    from .exports.views import bp as exports_bp
     from .health import bp as health_bp
     from .patient.views import bp as patient_bp
 
@@ -141,6 +142,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(patient_bp)
     app.register_blueprint(clinician_bp, url_prefix="/clinic")
+    app.register_blueprint(exports_bp, url_prefix="/exports")
 
 
 def register_error_handlers(app: Flask) -> None:

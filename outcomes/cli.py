@@ -5,7 +5,11 @@ Bad input ends with a one-line message and exit status 2, having changed nothing
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import sys
+import tempfile
+from collections.abc import Iterable
 
 import click
 from flask import Flask, current_app
@@ -13,7 +17,8 @@ from flask.cli import AppGroup, with_appcontext
 
 from . import migrate
 from .extensions import db
-from .services import accounts, audit, demo
+from .models import Clinic, Patient
+from .services import accounts, audit, demo, exports, fhir_export
 from .services.audit import SYSTEM
 
 
@@ -27,6 +32,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_user)
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_group)
+    app.cli.add_command(export)
 
 
 database = AppGroup("db", help="Create or upgrade the database schema.")
@@ -128,3 +134,116 @@ def audit_verify() -> None:
                    f"{checked} rows before it are intact.", err=True)
         sys.exit(1)
     click.echo(f"Audit trail intact: {checked} rows, each chained to the one before.")
+
+
+class OneLineUsage(click.Command):
+    """Reports a mistake in the command line like any other bad input: one line, status 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            raise CommandError(error.format_message()) from None
+
+
+@click.command("export", cls=OneLineUsage)
+@with_appcontext
+@click.argument("kind")
+@click.option("--clinic", "clinic_name", required=True, help="The clinic's name.")
+@click.option("--from", "date_from", help="First day, a clinic date (YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Last day, a clinic date (YYYY-MM-DD).")
+@click.option("--patient", help="Only the patient with this clinic identifier.")
+@click.option("--instrument", help="Only this questionnaire (its key, e.g. phq9).")
+@click.option("--deidentified", is_flag=True,
+              help="Pseudonyms for people and records, days since the first infusion for "
+                   "dates, no free text (see docs/exports.md).")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write to this file (default: standard output).")
+def export(kind: str, clinic_name: str, date_from: str | None, date_to: str | None,
+           patient: str | None, instrument: str | None, deidentified: bool,
+           output: str | None) -> None:
+    """Export KIND for a clinic: responses, scores, infusions, alerts or audit as CSV, or fhir
+    (one patient's FHIR R4 Bundle). Each export is recorded in the audit trail."""
+    if kind != "fhir" and kind not in exports.KINDS:
+        raise CommandError(f"Unknown export {kind!r}; choose one of "
+                           f"{', '.join([*exports.KINDS, 'fhir'])}.")
+    clinic = accounts.find_clinic(db.session, clinic_name)
+    if clinic is None:
+        raise CommandError(f"No clinic named {clinic_name!r}.")
+    if output is not None and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        raise CommandError(f"No folder to write {output!r} in.")
+    if kind == "fhir":
+        _export_fhir(clinic, patient, deidentified, output,
+                     unused=date_from or date_to or instrument)
+        return
+    try:
+        request = exports.prepare_export(
+            db.session, clinic, kind, role="system", date_from=_date(date_from, "--from"),
+            date_to=_date(date_to, "--to"), patient_identifier=patient, instrument=instrument,
+            deidentified=deidentified)
+    except exports.ExportError as error:
+        raise CommandError(str(error)) from None
+    # End this session's transaction (on SQLite, the write lock) before the long read, which
+    # goes through a connection of its own.
+    db.session.rollback()
+    with exports.read_connection(db.engine) as connection:
+        stream = exports.CsvStream(exports.export_rows(connection, request))
+        _write(output, stream)
+    patient_record = db.session.get(Patient, request.patient_id) if request.patient_id else None
+    audit.record(db.session, SYSTEM, "export.csv", clinic_id=request.clinic_id,
+                 patient=patient_record, object_type="clinic", object_id=request.clinic_id,
+                 details={**request.audit_details(stream.rows_written),
+                          "output": "file" if output else "stdout"})
+    db.session.commit()
+    click.echo(f"Exported {stream.rows_written} {kind} rows.", err=True)
+
+
+def _export_fhir(clinic: Clinic, identifier: str | None, deidentified: bool, output: str | None,
+                 unused: str | None) -> None:
+    if unused:
+        raise CommandError("The fhir export takes --patient (and --deidentified) only.")
+    patient_id = exports.patient_id_for(db.session, clinic.id, identifier)
+    if patient_id is None:
+        raise CommandError("The fhir export needs --patient with a clinic identifier of this "
+                           "clinic." if not identifier else
+                           f"No patient with identifier {identifier!r} at this clinic.")
+    patient = db.session.get(Patient, patient_id)
+    bundle = fhir_export.patient_bundle(db.session, patient, deidentified=deidentified)
+    _write(output, [json.dumps(bundle, ensure_ascii=False, indent=1).encode() + b"\n"])
+    audit.record(db.session, SYSTEM, "export.fhir", patient=patient, object_type="patient",
+                 object_id=patient.id,
+                 details={"deidentified": deidentified,
+                          "resources": fhir_export.resource_counts(bundle),
+                          "output": "file" if output else "stdout"})
+    db.session.commit()
+    click.echo(f"Exported a FHIR Bundle of {len(bundle['entry'])} resources.", err=True)
+
+
+def _date(value: str | None, flag: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{flag} must be a date as YYYY-MM-DD, not {value!r}.") from None
+
+
+def _write(output: str | None, chunks: Iterable[bytes]) -> None:
+    """Write to standard output, or to ``output`` whole or not at all: a temporary file
+    readable by its owner only, renamed into place at the end."""
+    if output is None:
+        stdout = sys.stdout.buffer
+        for chunk in chunks:
+            stdout.write(chunk)
+        stdout.flush()
+        return
+    folder = os.path.dirname(os.path.abspath(output))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".export-", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+        os.replace(temporary, output)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,0 +1,46 @@
+"""The export forms. The choices come from the export service, so the page offers exactly
+what the service can make."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, SelectChoice, SelectField, StringField
+from wtforms.validators import Length, Optional
+
+import instruments
+
+from ..services.exports import ADMIN_ONLY_KINDS, KINDS
+
+KIND_LABELS = {
+    "responses": "Responses: one row per answered item",
+    "scores": "Scores: one row per questionnaire",
+    "infusions": "Infusions: one row per version of each infusion record",
+    "alerts": "Alerts: raised and acknowledged",
+    "audit": "Audit trail (admins only)",
+}
+DEIDENTIFIED_LABEL = ("De-identified: pseudonyms instead of identifiers and emails, days since "
+                      "the first infusion instead of dates, no free text")
+
+
+class CsvExportForm(FlaskForm):
+    kind = SelectField("What to export")
+    date_from = DateField("From (clinic date, optional)", validators=[Optional()])
+    date_to = DateField("To (clinic date, optional)", validators=[Optional()])
+    patient = StringField("Only the patient with this clinic identifier (optional)",
+                          validators=[Optional(), Length(max=64)])
+    instrument = SelectField("Only this questionnaire")
+    deidentified = BooleanField(DEIDENTIFIED_LABEL)
+
+
+def csv_export_form(role: str) -> CsvExportForm:
+    """The CSV form for a staff member: the audit trail is offered to admins only."""
+    form = CsvExportForm()
+    form.kind.choices = [SelectChoice(kind, KIND_LABELS[kind]) for kind in KINDS
+                         if kind not in ADMIN_ONLY_KINDS or role == "admin"]
+    form.instrument.choices = [SelectChoice("", "All questionnaires")] + [
+        SelectChoice(instrument.key, instrument.title) for instrument in instruments.all()]
+    return form
+
+
+class FhirExportForm(FlaskForm):
+    deidentified = BooleanField("De-identified: a pseudonym instead of the patient's name and "
+                                "identifier (dates stay real)")
