@@ -15,7 +15,7 @@ from wtforms import SelectChoice
 import instruments
 
 from ..auth.access import staff_required
-from ..charts import trend_figure
+from ..charts import clinician_charts, weekly_mean_chart
 from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Alert, Assessment, Patient
@@ -32,8 +32,9 @@ from ..services.assessments import (
 from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
 from ..services.courses import INDICATION_LABELS, patient_courses
 from ..services.dashboard import DashboardQuery, dashboard, signal_legend, today_in
+from ..services.outcomes import clinic_outcomes
 from ..services.patients import clinic_patient, clinic_staff
-from ..services.results import trend_series
+from ..services.results import infusion_marks, trend_series
 from ..web import current_actor
 from .forms import (
     TIMINGS,
@@ -142,7 +143,9 @@ def patient(patient_id: int) -> str:
     patient = patient_or_404(patient_id)
     assessments = patient_assessments(db.session, patient.id)
     current = current_assessments(assessments)
-    series = trend_series(current)
+    courses = patient_courses(db.session, patient.id)
+    trend_charts = clinician_charts(trend_series(current), infusion_marks(courses),
+                                    zoneinfo.ZoneInfo(patient.clinic.timezone))
     due = plans.due_questionnaires(*plans.patient_schedule(db.session, patient),
                                    dt.datetime.now(dt.timezone.utc))
     audit.record(db.session, current_actor(), "patient.view", patient=patient,
@@ -150,8 +153,8 @@ def patient(patient_id: int) -> str:
     return render_template(
         "clinician/patient.html", patient=patient, assessments=assessments,
         superseded=superseded_ids(assessments), alerts=patient_alerts(db.session, patient.id),
-        series=series, figures=[trend_figure(s) for s in series], due=due,
-        instruments=instruments.all(), courses=patient_courses(db.session, patient.id),
+        trend_charts=trend_charts, due=due,
+        instruments=instruments.all(), courses=courses,
         indications=INDICATION_LABELS,
     )
 
@@ -288,3 +291,17 @@ def plan(patient_id: int) -> Response | str | tuple[str, int]:
     status = 422 if form.errors or form.form_errors else 200
     return render_template("clinician/plan.html", form=form, patient=patient,
                            instruments=instruments.all(), timings=TIMINGS), status
+
+
+@bp.get("/outcomes")
+@staff_required
+def outcomes() -> str:
+    """The clinic's outcomes: mean PCL-5 and PHQ-9 by week since the first infusion, and
+    response and remission rates per completed course, with their definitions."""
+    report = clinic_outcomes(db.session, current_user.clinic_id,
+                             zoneinfo.ZoneInfo(current_user.clinic.timezone))
+    audit.record(db.session, current_actor(), "clinic_outcomes.view", object_type="clinic",
+                 object_id=current_user.clinic_id)
+    weekly = {m.measure: weekly_mean_chart(m.measure, m.total_max, m.weeks)
+              for m in report.measures if m.weeks}
+    return render_template("clinician/outcomes.html", report=report, weekly=weekly)

@@ -1,13 +1,16 @@
 """The patient's phone: what is due, questionnaires, results and their own trend."""
 from __future__ import annotations
 
+import zoneinfo
+from collections.abc import Sequence
+
 from flask import Blueprint, abort, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 import instruments
 
-from ..charts import trend_figure
+from ..charts import Chart, Series, patient_charts
 from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Assessment, Patient, utcnow
@@ -21,7 +24,15 @@ from ..services.assessments import (
     risk_in_unsaved_answers,
     submit_assessment,
 )
-from ..services.results import baseline_of, plain_summary, trend_series
+from ..services.courses import patient_courses
+from ..services.results import (
+    baseline_of,
+    first_infusion_at,
+    infusion_marks,
+    plain_summary,
+    progress_sentence,
+    trend_series,
+)
 from ..auth.access import patient_required
 from ..web import current_actor
 
@@ -33,6 +44,15 @@ def own_patient() -> Patient:
     if patient is None:
         abort(404)
     return patient
+
+
+def own_charts(patient: Patient, series: Sequence[Series]) -> list[Chart]:
+    """The patient's charts, with their infusions and one plain sentence each."""
+    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    marks = infusion_marks(patient_courses(db.session, patient.id))
+    first, now = first_infusion_at(marks), utcnow()
+    return patient_charts(series, marks, zone, {
+        entry.measure: progress_sentence(entry, first, now, zone) for entry in series})
 
 
 def own_assessment(assessment_id: int) -> Assessment:
@@ -53,7 +73,7 @@ def home() -> str:
                  object_type="patient", object_id=patient.id)
     return render_template(
         "patient/home.html", patient=patient, due=due, recent=assessments[:5],
-        series=series, figures=[trend_figure(s, simple=True) for s in series],
+        trend_charts=own_charts(patient, series),
     )
 
 
@@ -103,7 +123,7 @@ def result(assessment_id: int) -> str:
     return render_template(
         "patient/result.html", assessment=assessment,
         instrument=instruments.get(assessment.instrument_key), clinic=patient.clinic,
-        summary=plain_summary(assessment, baseline_of(history, assessment)),
-        crisis=crisis_flagged(assessment), series=series,
-        figures=[trend_figure(s, simple=True) for s in series],
+        summary=plain_summary(assessment, baseline_of(history, assessment),
+                              zoneinfo.ZoneInfo(patient.clinic.timezone)),
+        crisis=crisis_flagged(assessment), trend_charts=own_charts(patient, series),
     )
