@@ -1,0 +1,42 @@
+"""The patient's own chart on a 360-px phone: a one-sentence summary from the baseline to
+the latest score, the chart drawn, and the same figures as a table for screen readers."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+import pytest
+
+from outcomes.extensions import db
+from outcomes.models import Patient, User
+from outcomes.services.assessments import submit_assessment
+from outcomes.services.audit import Actor
+
+from .conftest import check_page, expect, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_patients_chart_has_a_summary_sentence_and_a_table(live_server, phone, app, world):
+    now = dt.datetime.now(dt.timezone.utc)
+    with app.app_context():
+        user = db.session.get(User, world.patient_user.id)
+        patient = db.session.get(Patient, world.patient.id)
+        for weeks_ago, answers in ((3, [3] * 20), (2, [2] * 20), (0, [1] * 20)):
+            submit_assessment(db.session, Actor(user), patient,
+                              "pcl5" if weeks_ago == 3 else "pcl5-weekly", answers,
+                              uuid.uuid4().hex,
+                              administered_at=now - dt.timedelta(weeks=weeks_ago, hours=1))
+        db.session.commit()
+    sign_in(phone, live_server, world.patient_user.email)
+    block = phone.locator(".chart-block").filter(has_text="PCL-5").first
+    expect(block.locator(".chart-summary")).to_have_text(
+        re.compile(r"^Your PCL-5 score went from 60 on \d+ \w+ to 20 today\.$"))
+    expect(block.locator(".chart .main-svg").first).to_be_visible()
+    block.locator("details summary").click()
+    table = block.locator("details table").first
+    expect(table).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(3)
+    expect(table).to_contain_text("60")
+    check_page(phone)
