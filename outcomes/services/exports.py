@@ -154,6 +154,7 @@ class ExportRequest:
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
+        """The clinic's time zone: dates in filters and day counts are the clinic's."""
         return zoneinfo.ZoneInfo(self.timezone)
 
     def window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -175,6 +176,9 @@ class ExportRequest:
 
 @dataclass(frozen=True)
 class Kind:
+    """One kind of export: its columns, the statement that reads it, and how a row becomes
+    cells (in column order)."""
+
     columns: tuple[Column, ...]
     #: Which filters apply: a kind without instruments refuses an instrument filter.
     has_instrument: bool
