@@ -439,8 +439,10 @@ def in_measure_order(series: Sequence[Series]) -> list[Series]:
     return sorted(series, key=rank)
 
 
-def weekly_mean_chart(measure: str, total_max: int, weeks: Sequence[WeeklyMean]) -> Chart:
-    """Mean of a measure by week since the first infusion, with its table."""
+def weekly_mean_chart(measure: str, total_max: int, weeks: Sequence[WeeklyMean],
+                      patients: int | None = None) -> Chart:
+    """Mean of a measure by week since the first infusion, with its table; ``patients``
+    (how many contribute) goes in the sentence above the chart."""
     rows = tuple(
         (str(w.week) + (" (baseline)" if w.week == 0 else ""), str(w.n), f"{w.mean:.1f}",
          f"{w.low:.1f} to {w.high:.1f}" if w.low is not None else "— (n < 2)")
@@ -450,6 +452,9 @@ def weekly_mean_chart(measure: str, total_max: int, weeks: Sequence[WeeklyMean])
         description=f"Mean {measure} total by week since the first infusion, with 95% "
                     "confidence intervals; the same figures are in the table below.",
         figure=weekly_mean_figure(measure, total_max, weeks),
+        summary="" if patients is None else
+        f"From {patients} patient{'s' if patients != 1 else ''}; n for each week is on hover "
+        "and in the table.",
         tables=(Table(caption=f"Mean {measure} by week since the first infusion",
                       columns=(Column("Week"), Column("n", True), Column("Mean", True),
                                Column("95% CI", True)),

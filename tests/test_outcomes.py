@@ -25,6 +25,7 @@ from outcomes.services.outcomes import (
     course_change,
     course_rates,
     course_window,
+    epoch_seconds,
     improvement_thresholds,
     mean_ci,
     t_central_probability,
@@ -179,25 +180,29 @@ def test_two_values_use_t_with_one_degree_of_freedom_and_one_value_has_no_interv
 
 # --- weeks since the first infusion -------------------------------------------------------
 
+def score(patient_id, key, at, total, number=0) -> Score:
+    return Score(patient_id, key, at.timestamp(), total, number)
+
+
 @pytest.mark.parametrize("offset, week", [
     (-10 * DAY, 0), (dt.timedelta(0), 0), (dt.timedelta(minutes=1), 1), (3 * DAY, 1),
     (10 * DAY, 1), (dt.timedelta(days=10, hours=13), 2), (6 * DAY + dt.timedelta(hours=20), 1),
     (7 * DAY + dt.timedelta(hours=9), 1), (13 * DAY, 2), (60 * DAY, 9),
 ])
 def test_a_score_falls_in_the_nearest_week_since_the_first_infusion(offset, week):
-    assert week_of(T0, T0 + offset) == week
+    assert week_of(T0.timestamp(), (T0 + offset).timestamp()) == week
 
 
 def test_weekly_means_count_each_patient_once_a_week_by_their_last_score():
-    first = {1: T0, 2: T0 + DAY}
+    first = {1: T0.timestamp(), 2: (T0 + DAY).timestamp()}
     scores = [
-        Score(1, "pcl5", T0 - 10 * DAY, 60, 1),   # an older baseline: not the one that counts
-        Score(1, "pcl5", T0 - DAY, 50, 2),
-        Score(2, "pcl5", T0, 40, 3),               # at the first infusion: still week 0
-        Score(1, "pcl5-weekly", T0 + 13 * DAY, 34, 4),
-        Score(1, "pcl5-weekly", T0 + 15 * DAY, 30, 5),
-        Score(2, "pcl5-weekly", T0 + 15 * DAY, 24, 6),
-        Score(3, "pcl5", T0, 70, 7),               # no infusion: left out
+        score(1, "pcl5", T0 - 10 * DAY, 60, 1),   # an older baseline: not the one that counts
+        score(1, "pcl5", T0 - DAY, 50, 2),
+        score(2, "pcl5", T0, 40, 3),               # at the first infusion: still week 0
+        score(1, "pcl5-weekly", T0 + 13 * DAY, 34, 4),
+        score(1, "pcl5-weekly", T0 + 15 * DAY, 30, 5),
+        score(2, "pcl5-weekly", T0 + 15 * DAY, 24, 6),
+        score(3, "pcl5", T0, 70, 7),               # no infusion: left out
     ]
     weeks = weekly_means(scores, first)
     assert [(w.week, w.n, w.mean) for w in weeks] == [(0, 2, 45), (2, 2, 27)]
@@ -205,8 +210,8 @@ def test_weekly_means_count_each_patient_once_a_week_by_their_last_score():
 
 
 def test_of_two_scores_given_at_the_same_moment_the_later_record_counts():
-    first = {1: T0}
-    scores = [Score(1, "pcl5", T0 - DAY, 50, 9), Score(1, "pcl5", T0 - DAY, 44, 8)]
+    first = {1: T0.timestamp()}
+    scores = [score(1, "pcl5", T0 - DAY, 50, 9), score(1, "pcl5", T0 - DAY, 44, 8)]
     assert weekly_means(scores, first)[0].mean == 50
     assert weekly_means(list(reversed(scores)), first)[0].mean == 50
 
@@ -214,13 +219,13 @@ def test_of_two_scores_given_at_the_same_moment_the_later_record_counts():
 # --- course change and rates --------------------------------------------------------------
 
 def test_a_courses_change_runs_from_the_last_score_before_it_to_the_last_in_its_window():
-    window = course_window(1, 1, T0, (T0 + 2 * DAY).date(), NEW_YORK)
+    window = course_window(1, 1, T0.timestamp(), (T0 + 2 * DAY).date(), NEW_YORK)
     # The end day (4 weeks after the course ended) counts whole, in the clinic's zone.
-    assert window.ends_at == dt.datetime(2026, 4, 2, 0, 0, tzinfo=NEW_YORK)
-    scores = [Score(1, "phq9", T0 - 5 * DAY, 22, 1), Score(1, "phq9", T0 - DAY, 20, 2),
-              Score(1, "phq9", T0 + 14 * DAY, 8, 3),
-              Score(1, "phq9", dt.datetime(2026, 4, 1, 23, 30, tzinfo=NEW_YORK), 9, 4),
-              Score(1, "phq9", dt.datetime(2026, 4, 2, 0, 30, tzinfo=NEW_YORK), 25, 5)]
+    assert window.ends_at == dt.datetime(2026, 4, 2, 0, 0, tzinfo=NEW_YORK).timestamp()
+    scores = [score(1, "phq9", T0 - 5 * DAY, 22, 1), score(1, "phq9", T0 - DAY, 20, 2),
+              score(1, "phq9", T0 + 14 * DAY, 8, 3),
+              score(1, "phq9", dt.datetime(2026, 4, 1, 23, 30, tzinfo=NEW_YORK), 9, 4),
+              score(1, "phq9", dt.datetime(2026, 4, 2, 0, 30, tzinfo=NEW_YORK), 25, 5)]
     baseline, outcome = course_change(scores, window)
     assert (baseline.total, outcome.total) == (20, 9)
     assert course_change(scores[2:], window) is None  # no baseline
@@ -229,7 +234,7 @@ def test_a_courses_change_runs_from_the_last_score_before_it_to_the_last_in_its_
 
 def test_rates_use_the_instruments_thresholds_and_leave_undefined_judgements_out():
     def pair(key, baseline, current):
-        return (Score(1, key, T0, baseline), Score(1, key, T0 + DAY, current))
+        return (score(1, key, T0, baseline), score(1, key, T0 + DAY, current))
 
     rates = {r.key: r for r in course_rates("phq9", [
         pair("phq9", 20, 10),   # exactly 50 %: response; 10 is not below 5
@@ -311,6 +316,15 @@ def test_clinic_figures_match_the_hand_computed_values(app, world, clinic_histor
     assert [(w.week, w.n, w.mean) for w in phq.weeks] == [(0, 2, 15), (2, 2, 6)]
 
 
+def test_the_database_gives_stored_times_as_posix_seconds(app, clinic_history):
+    with app.app_context():
+        rows = db.session.execute(select(Assessment.administered_at,
+                                         epoch_seconds(Assessment.administered_at))).all()
+    assert len(rows) == 19
+    for moment, seconds in rows:
+        assert seconds == pytest.approx(moment.timestamp(), abs=1e-3)
+
+
 def test_a_corrected_infusion_time_moves_the_weeks(app, session, world, clinic_history):
     course = session.scalars(select(Course).where(Course.patient_id == world.patient.id)).one()
     first = course.infusions[0]
@@ -334,6 +348,7 @@ def test_the_page_shows_means_intervals_rates_and_definitions_and_is_audited(
     page = " ".join(response.data.decode().split())
     assert "Mean PCL-5 by week since the first infusion" in page
     assert "Mean PHQ-9 by week since the first infusion" in page
+    assert "From 3 patients; n for each week is on hover and in the table." in page
     assert re.search(r"<th scope=\"row\">0 \(baseline\)</th><td class=\"number\">3</td>"
                      r"<td class=\"number\">45.0</td><td class=\"number\">32.6 to 57.4</td>", page)
     assert "— (n &lt; 2)" in page

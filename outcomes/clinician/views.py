@@ -302,6 +302,6 @@ def outcomes() -> str:
                              zoneinfo.ZoneInfo(current_user.clinic.timezone))
     audit.record(db.session, current_actor(), "clinic_outcomes.view", object_type="clinic",
                  object_id=current_user.clinic_id)
-    weekly = {m.measure: weekly_mean_chart(m.measure, m.total_max, m.weeks)
+    weekly = {m.measure: weekly_mean_chart(m.measure, m.total_max, m.weeks, m.patients)
               for m in report.measures if m.weeks}
     return render_template("clinician/outcomes.html", report=report, weekly=weekly)
