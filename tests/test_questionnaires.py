@@ -349,3 +349,12 @@ def test_the_same_answers_sent_again_under_a_new_key_soon_after_are_one_submissi
     again = patient_client.post("/me/questionnaires/gad7", data=answers_form([2] * 7, "second"))
     assert again.status_code == 302
     assert count(session, Assessment) == 1
+
+
+def test_two_paper_forms_with_the_same_answers_on_different_days_are_two_records(
+        clinician_client, session, world):
+    path = f"/clinic/patients/{world.patient.id}/paper/gad7"
+    clinician_client.post(path, data=paper_form([1] * 7, key="a", date="2026-11-01"))
+    clinician_client.post(path, data=paper_form([1] * 7, key="b", date="2026-11-08"))
+    clinician_client.post(path, data=paper_form([1] * 7, key="c", date="2026-11-08"))
+    assert count(session, Assessment) == 2

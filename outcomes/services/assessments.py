@@ -61,7 +61,8 @@ def submit_assessment(
                                         administered_at, amends, amendment_reason)
     earlier = session.scalar(select(Assessment).where(Assessment.idempotency_key == stored_key))
     if earlier is None:
-        earlier = _same_answers_just_sent(session, patient.id, instrument_key, answers, amends)
+        earlier = _same_answers_just_sent(session, patient.id, instrument_key, answers, amends,
+                                          administered_at)
     if earlier is not None:
         return Submission(assessment=earlier, created=False)
 
@@ -244,8 +245,8 @@ REPEAT_WINDOW = dt.timedelta(minutes=30)
 
 
 def _same_answers_just_sent(session: Session, patient_id: int, instrument_key: str,
-                            answers: Sequence[int | None],
-                            amends: Assessment | None) -> Assessment | None:
+                            answers: Sequence[int | None], amends: Assessment | None,
+                            administered_at: dt.datetime | None) -> Assessment | None:
     try:
         given = instruments.score(instrument_key, answers).answers
     except instruments.InstrumentError:
@@ -255,7 +256,9 @@ def _same_answers_just_sent(session: Session, patient_id: int, instrument_key: s
     recent = session.scalars(
         select(Assessment).where(
             Assessment.patient_id == patient_id, Assessment.instrument_key == instrument_key,
-            Assessment.submitted_at >= utcnow() - REPEAT_WINDOW, same_target)
+            Assessment.submitted_at >= utcnow() - REPEAT_WINDOW, same_target,
+            # Paper forms carry their own date: two forms of different days are two records.
+            *([Assessment.administered_at == administered_at] if administered_at else []))
         .order_by(Assessment.id.desc())
     )
     items = instruments.get(instrument_key).items
