@@ -5,8 +5,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import abort, flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from ..auth.access import staff_required

@@ -146,7 +146,8 @@ def patient(patient_id: int) -> str:
     courses = patient_courses(db.session, patient.id)
     trend_charts = clinician_charts(trend_series(current), infusion_marks(courses),
                                     zoneinfo.ZoneInfo(patient.clinic.timezone))
-    due = plans.due_questionnaires(*plans.patient_schedule(db.session, patient),
+    due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
+                                   plans.timeline_of(patient, courses, assessments),
                                    dt.datetime.now(dt.timezone.utc))
     audit.record(db.session, current_actor(), "patient.view", patient=patient,
                  object_type="patient", object_id=patient.id)

@@ -13,7 +13,7 @@ import instruments
 from ..charts import Chart, Series, patient_charts
 from ..extensions import db
 from ..forms import questionnaire_form
-from ..models import Assessment, Patient, utcnow
+from ..models import Assessment, Course, Patient, utcnow
 from ..services import audit, plans
 from ..services.assessments import (
     SubmissionError,
@@ -46,10 +46,11 @@ def own_patient() -> Patient:
     return patient
 
 
-def own_charts(patient: Patient, series: Sequence[Series]) -> list[Chart]:
+def own_charts(patient: Patient, series: Sequence[Series],
+               courses: Sequence[Course]) -> list[Chart]:
     """The patient's charts, with their infusions and one plain sentence each."""
     zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
-    marks = infusion_marks(patient_courses(db.session, patient.id))
+    marks = infusion_marks(courses)
     first, now = first_infusion_at(marks), utcnow()
     return patient_charts(series, marks, zone, {
         entry.measure: progress_sentence(entry, first, now, zone) for entry in series})
@@ -67,13 +68,15 @@ def own_assessment(assessment_id: int) -> Assessment:
 def home() -> str:
     patient = own_patient()
     assessments = patient_assessments(db.session, patient.id)
-    due = plans.due_questionnaires(*plans.patient_schedule(db.session, patient), utcnow())
+    courses = patient_courses(db.session, patient.id)
+    due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
+                                   plans.timeline_of(patient, courses, assessments), utcnow())
     series = trend_series(current_assessments(assessments))
     audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
         "patient/home.html", patient=patient, due=due, recent=assessments[:5],
-        trend_charts=own_charts(patient, series),
+        trend_charts=own_charts(patient, series, courses),
     )
 
 
@@ -125,5 +128,5 @@ def result(assessment_id: int) -> str:
         instrument=instruments.get(assessment.instrument_key), clinic=patient.clinic,
         summary=plain_summary(assessment, baseline_of(history, assessment),
                               zoneinfo.ZoneInfo(patient.clinic.timezone)),
-        crisis=crisis_flagged(assessment), trend_charts=own_charts(patient, series),
+        crisis=crisis_flagged(assessment), trend_charts=own_charts(patient, series, patient_courses(db.session, patient.id)),
     )

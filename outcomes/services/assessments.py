@@ -297,12 +297,8 @@ def _check_amendment(
 
 def crisis_flagged(assessment: Assessment) -> bool:
     """True when the answers call for crisis resources (per the instrument's flag rules)."""
-    instrument = instruments.get(assessment.instrument_key)
-    for rule in instrument.flags:
-        value = assessment.flags.get(rule.key)
-        if rule.crisis and value in rule.alert_values:
-            return True
-    return False
+    return any(spec.crisis for spec in alerts_called_for(
+        assessment.instrument_key, assessment.flags, None, None))
 
 
 def patient_assessments(session: Session, patient_id: int) -> list[Assessment]:

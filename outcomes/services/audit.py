@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..audit_chain import GENESIS, row_hash
@@ -141,7 +141,3 @@ def _rows_in_order(session: Session, batch: int) -> Iterator[dict[str, Any]]:
         for row in rows:
             yield dict(row)
         after = rows[-1]["id"]
-
-
-def event_count(session: Session) -> int:
-    return session.scalar(select(func.count(AuditEvent.id)))

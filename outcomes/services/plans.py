@@ -140,14 +140,6 @@ def timeline_of(patient: Patient, courses: Sequence[Course],
     )
 
 
-def patient_schedule(session: Session, patient: Patient) -> tuple[list[PlanEntry], Timeline]:
-    """The patient's plan and what it is anchored to, read from their own rows only."""
-    courses = session.scalars(select(Course).where(Course.patient_id == patient.id)).all()
-    assessments = session.scalars(select(Assessment).where(
-        Assessment.patient_id == patient.id)).all()
-    return plan_for(session, patient.id), timeline_of(patient, courses, assessments)
-
-
 def outstanding(entries: Iterable[PlanEntry], timeline: Timeline,
                 now: dt.datetime) -> list[Occurrence]:
     """Every questionnaire the plan asks for and that is not done: due now, or next to fall
