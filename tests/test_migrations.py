@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from outcomes import migrate
@@ -34,7 +35,8 @@ def test_downgrade_to_the_first_revision_and_back(engine):
     migrate.downgrade(engine, "0001")
     migrate.upgrade(engine)
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == \
+            ScriptDirectory.from_config(migrate.alembic_config(engine)).get_current_head()
 
 
 def test_audit_rows_written_before_the_chain_are_chained_and_stay_append_only(engine):
