@@ -106,11 +106,18 @@ class Clinic(Base):
     crisis_phone: Mapped[str] = mapped_column(String(40))
     #: IANA zone used to show times to the clinic's people; everything is stored in UTC.
     timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    #: What patients are told, after a disclosure opens an alert, about when the care team
+    #: responds ("Someone from the clinic will call you by the end of the next working
+    #: day."). NULL: the clinic has set nothing, so patients are promised nothing.
+    alert_response_wording: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
         CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
         CheckConstraint("length(trim(crisis_phone)) > 0", name="crisis_phone_not_blank"),
+        CheckConstraint("alert_response_wording IS NULL"
+                        " OR length(trim(alert_response_wording)) > 0",
+                        name="alert_response_wording_not_blank"),
     )
 
 
