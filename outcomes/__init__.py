@@ -93,9 +93,14 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
 
 def register_static_files(app: Flask) -> None:
     """Static files through WhiteNoise: gzip or brotli copies made by `make assets` when the
-    browser accepts them, and a year of caching, safe because every URL names the content."""
+    browser accepts them, and a year of caching, safe because every URL names the content.
+    They carry the app's security headers too (WhiteNoise answers before the app's hooks)."""
+    from .web import add_security_headers
+
     app.wsgi_app = WhiteNoise(app.wsgi_app, root=app.static_folder, prefix="static/",
-                              max_age=app.config["STATIC_MAX_AGE"])
+                              max_age=app.config["STATIC_MAX_AGE"],
+                              add_headers_function=lambda headers, path, url:
+                              add_security_headers(headers))
 
     @app.url_defaults
     def version_static_urls(endpoint: str, values: dict[str, Any]) -> None:

@@ -69,6 +69,10 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "ARGON2_MEMORY_COST_KIB": int(environ.get("ARGON2_MEMORY_COST_KIB", str(64 * 1024))),
         "ARGON2_PARALLELISM": int(environ.get("ARGON2_PARALLELISM", "4")),
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead: a long form must not fail
+        # Over HTTPS a POST must also come from a page of this site (its Referer; see
+        # Referrer-Policy in web.SECURITY_HEADERS): the token alone would accept a form that a
+        # network attacker planted over plain HTTP with a session cookie of their own.
+        "WTF_CSRF_SSL_STRICT": True,
         # No form needs more; a larger body is refused before it is read.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "memory://"),

@@ -6,6 +6,7 @@ import logging
 import re
 import traceback
 import uuid
+from typing import Any
 
 from flask import Flask, Response, abort, g, render_template, request
 from flask_login import current_user
@@ -33,6 +34,30 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+#: The headers every response carries, pages and static files alike: the app's hook sets them
+#: on pages, and register_static_files gives them to WhiteNoise, which answers /static/
+#: before any hook of the app runs.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # same-origin: a page's address goes to this site only, never to another (a link out of
+    # the app says nothing about where the person came from; a token in a URL stays here),
+    # while a POST from the app's own page carries the Referer and Origin that the CSRF check
+    # over HTTPS needs (WTF_CSRF_SSL_STRICT; under no-referrer a browser sends no Referer and
+    # `Origin: null` on a POST, so no origin check could tell a forged form from ours).
+    "Referrer-Policy": "same-origin",
+}
+#: Only on responses served over HTTPS (RFC 6797 §7.2: browsers ignore it over HTTP); a year,
+#: the minimum the browsers' preload lists ask for.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+
+
+def add_security_headers(headers: Any) -> None:
+    """Give ``headers`` (Werkzeug's or wsgiref's) the shared security headers, keeping any
+    that a view chose itself."""
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
 
 
 def current_actor() -> Actor:
@@ -63,11 +88,10 @@ def install_request_hooks(app: Flask) -> None:
         else:
             db.session.rollback()
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        # Invitation tokens travel in URLs: never leak them to another site.
-        response.headers["Referrer-Policy"] = "no-referrer"
+        add_security_headers(response.headers)
+        # is_secure: TLS here, or a trusted proxy's X-Forwarded-Proto (ProxyFix).
+        if request.is_secure:
+            response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
         if not request.path.startswith("/static/"):
             # Health data must not linger in caches. A view may choose otherwise for a page
             # that holds none (a blank questionnaire, so the back button keeps its key).

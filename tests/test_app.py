@@ -83,14 +83,33 @@ def test_healthz_answers_503_when_the_database_does_not(url):
     assert response.get_json() == {"status": "unavailable"}
 
 
-def test_security_headers_on_every_page(client):
-    response = client.get("/login")
+@pytest.mark.parametrize("path", ["/login", "/static/css/outcomes.css", "/no/such/page"])
+def test_security_headers_on_pages_and_static_files(client, path):
+    response = client.get(path)
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
-    assert response.headers["Cache-Control"] == "no-store"
-    assert len(response.headers["X-Request-ID"]) >= 8
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in response.headers  # plain HTTP
+    if not path.startswith("/static/"):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert len(response.headers["X-Request-ID"]) >= 8
+
+
+@pytest.mark.parametrize(("trusted_proxies", "forwarded", "base_url", "hsts"), [
+    (0, {}, "https://localhost", True),                              # TLS at gunicorn
+    (1, {"X-Forwarded-Proto": "https"}, "http://localhost", True),   # TLS at the proxy
+    (0, {"X-Forwarded-Proto": "https"}, "http://localhost", False),  # an untrusted claim
+    (1, {}, "http://localhost", False),
+])
+def test_hsts_only_when_served_over_https(database_url, trusted_proxies, forwarded, base_url,
+                                           hsts):
+    app = create_app({**base_config(database_url), "TRUSTED_PROXIES": trusted_proxies})
+    response = app.test_client().get("/login", headers=forwarded, base_url=base_url)
+    assert response.status_code == 200
+    assert (response.headers.get("Strict-Transport-Security")
+            == ("max-age=31536000; includeSubDomains" if hsts else None))
 
 
 def test_unknown_page_is_a_plain_404(client):
