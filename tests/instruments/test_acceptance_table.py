@@ -89,6 +89,10 @@ SCORE_CASES = [
     gad7("3,3,3,3,3,3,3", 21, "severe", True),
     gad7("1,1,1,1,1,1,", None, None, None, [7]),
     gad7(",0,0,0,0,0,0", None, None, None, [1]),
+    # GAD-7 item 8 (how difficult): asked, never scored, never required
+    gad7("3,3,3,3,3,3,3,3", 21, "severe", True),
+    gad7("0,0,0,0,0,0,0,2", 0, "minimal", False),
+    gad7("1,1,1,1,1,1,,3", None, None, None, [7]),
     # PCL-5: clusters B 1-5, C 6-7, D 8-14, E 15-20; endorsed at 2+; needs 1 B, 1 C, 2 D, 2 E
     pcl5("2,0,0,0,0,2,0,2,2,0,0,0,0,0,2,2,0,0,0,0", 12, (2, 2, 4, 4), True, False),
     pcl5("4,4,4,4,4,1,1,4,4,4,4,4,4,4,4,4,4,4,4,4", 74, (20, 2, 28, 24), False, True),
@@ -170,7 +174,8 @@ ERROR_CASES = [
     ["score", "phq9", "--answers", "0,0,0,0,0,0,0,0"],
     ["score", "phq9", "--answers", "0,0,0,0,0,0,0,0,0,0,0"],
     ["score", "phq9", "--answers", "0,0,0,0,0,0,0,0,0,4"],
-    ["score", "gad7", "--answers", "0,0,0,0,0,0,0,0"],
+    ["score", "gad7", "--answers", "0,0,0,0,0,0,0,0,0"],
+    ["score", "gad7", "--answers", "0,0,0,0,0,0,0,4"],
     ["score", "gad7", "--answers", "0,0,0,0,0,0,x"],
     ["score", "pcl5", "--answers", ",".join(["1"] * 20).replace("1", "5", 1)],
     ["score", "after-infusion", "--answers", "0,0,0,0,0,0,0,0,4"],

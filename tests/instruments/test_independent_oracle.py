@@ -93,6 +93,8 @@ def oracle_score(key: str, answers: list[int | None]) -> dict:
     answers = list(answers)
     if key == "phq9" and len(answers) == 9:
         answers.append(None)                          # item 10 optional, never scored
+    if key == "gad7" and len(answers) == 7:
+        answers.append(None)                          # item 8 (how difficult) likewise
     scored = answers[:n_items]
     missing = [number for number, value in enumerate(scored, start=1) if value is None]
     given_ = [value for value in scored if value is not None]
@@ -446,7 +448,7 @@ def test_change_out_of_range_never_gives_a_number(key, baseline, current):
 BAD_ANSWERS = [
     ("phq9", [0] * 8 + [4]), ("phq9", [-1] + [0] * 8), ("phq9", [0] * 9 + [4]),
     ("phq9", [0] * 8), ("phq9", [0] * 11), ("phq9", [True] + [0] * 8), ("phq9", [1.0] + [0] * 8),
-    ("phq9", ["1"] + [0] * 8), ("gad7", [4] + [0] * 6), ("gad7", [0] * 6), ("gad7", [0] * 8),
+    ("phq9", ["1"] + [0] * 8), ("gad7", [4] + [0] * 6), ("gad7", [0] * 6), ("gad7", [0] * 9), ("gad7", [0] * 7 + [4]),
     ("pcl5", [5] + [0] * 19), ("pcl5", [0] * 19), ("pcl5", [0] * 21), ("pcl5-weekly", [1] * 19 + [5]),
     ("after-infusion", [4] + [0] * 8), ("after-infusion", [0] * 8), ("gad7", [2.5] + [0] * 6),
     ("phq9", {"nope": 1}),
@@ -586,11 +588,16 @@ def test_phq9_and_gad7_items_options_and_codes_are_the_reference_ones():
         "Not difficult at all", "Somewhat difficult", "Very difficult", "Extremely difficult"]
     assert all([(o.value, o.label, o.loinc) for o in i.options] == PHQ9_OPTIONS for i in phq9.items[:9])
     gad7 = instruments.get("gad7")
-    assert [(i.text, i.loinc) for i in gad7.items] == reference_items("## GAD-7", "- Total 0–21")
-    for item in gad7.items:      # "Not at all sure" is a known reproduction error
+    assert [(i.text, i.loinc) for i in gad7.items[:7]] == reference_items("## GAD-7", "- Total 0–21")
+    for item in gad7.items[:7]:  # "Not at all sure" is a known reproduction error
         assert [(o.value, o.label) for o in item.options] == [(v, t) for v, t, _ in PHQ9_OPTIONS]
-    stem = "Over the last 2 weeks, how often have you been bothered by any of the following problems?"
-    assert phq9.stem == gad7.stem == stem
+    # The published GAD-7 closes with the PHQ-9's "how difficult" question, unscored.
+    assert (gad7.items[7].text, gad7.items[7].options) == (phq9.items[9].text, phq9.items[9].options)
+    assert not gad7.items[7].scored and not gad7.items[7].required
+    assert phq9.stem == ("Over the last 2 weeks, how often have you been bothered by any of the "
+                         "following problems?")
+    # Each as published: the GAD-7's stem has no "any of".
+    assert gad7.stem == "Over the last 2 weeks, how often have you been bothered by the following problems?"
 
 
 def test_panel_and_total_codes():

@@ -68,6 +68,19 @@ def test_phq9_item_10_is_unscored_optional_with_its_own_options():
         "LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
 
 
+def test_gad7_has_the_published_stem_and_an_unscored_difficulty_item():
+    gad7 = instruments.get("gad7")
+    assert gad7.stem == ("Over the last 2 weeks, how often have you been bothered by the "
+                         "following problems?")
+    assert (len(gad7.items), len(gad7.scored_items)) == (8, 7)
+    item8 = gad7.items[7]
+    assert (item8.number, item8.scored, item8.required) == (8, False, False)
+    assert item8.text == instruments.get("phq9").items[9].text
+    assert item8.options == instruments.get("phq9").items[9].options
+    assert instruments.score("gad7", [3] * 7 + [3]).total == 21
+    assert instruments.score("gad7", [3] * 7).total == 21
+
+
 def test_pcl5_weekly_differs_from_pcl5_only_in_time_frame_texts():
     pcl5, weekly = instruments.get("pcl5"), instruments.get("pcl5-weekly")
     assert weekly.items == pcl5.items and weekly.subscales == pcl5.subscales

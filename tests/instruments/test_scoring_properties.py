@@ -115,13 +115,16 @@ def dataclass_fields(result, drop):
 @given(data=st.data())
 def test_any_missing_item_makes_strict_instruments_unscorable(key, data):
     answers = data.draw(answers_with_missing(key))
-    assume(None in answers)
+    # An optional unscored item (GAD-7 item 8, how difficult) may be left out freely.
+    required = [item.required for item in instruments.get(key).items]
+    assume(any(answer is None for answer, needed in zip(answers, required) if needed))
     result = instruments.score(key, answers)
     assert result.scorable is False and result.prorated is False
     assert result.total is None and result.band is None and result.above_cutpoint is None
     assert result.provisional_diagnosis is None
     assert all(value is None for value in result.subscales.values())
-    assert result.missing_items == [n for n, answer in enumerate(answers, start=1) if answer is None]
+    assert result.missing_items == [n for n, (answer, needed) in enumerate(zip(answers, required), start=1)
+                                    if answer is None and needed]
 
 
 @given(answers=answers_with_missing("phq9"), give_item_10=st.booleans())
