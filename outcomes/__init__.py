@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter
 from whitenoise import WhiteNoise
 
 from .config import check_production_settings, settings_from_environment
-from .extensions import csrf, db, limiter, login_manager
+from .extensions import csrf, db, limiter, login_manager, warn_if_limits_are_not_shared
 from .templating import install_template_helpers
 
 
@@ -56,6 +56,7 @@ def register_extensions(app: Flask) -> None:
             event.listen(db.engine, "begin", _begin_sqlite_transaction)
     csrf.init_app(app)
     limiter.init_app(app)
+    warn_if_limits_are_not_shared(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."

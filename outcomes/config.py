@@ -28,6 +28,13 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, str(default)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name} must be a whole number above 0, not {value!r}")
+    return int(value)
+
+
 def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Read the app's settings from environment variables.
 
@@ -53,7 +60,15 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "REMEMBER_COOKIE_SECURE": production and not _flag(environ.get("INSECURE_COOKIES")),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
-        "PERMANENT_SESSION_LIFETIME": int(environ.get("SESSION_LIFETIME_MINUTES", "60")) * 60,
+        # Sessions end after this long without a request (staff sooner: their screens show
+        # many patients, often on shared computers) and, however active, this long after
+        # sign-in. The numbers are local policy; the cookie itself lasts the absolute cap, so
+        # a form sent after an idle timeout still says whose it was (auth/sessions.py).
+        "STAFF_IDLE_MINUTES": _positive(environ, "STAFF_IDLE_MINUTES", 15),
+        "PATIENT_IDLE_MINUTES": _positive(environ, "PATIENT_IDLE_MINUTES", 30),
+        "SESSION_MAX_HOURS": _positive(environ, "SESSION_MAX_HOURS", 12),
+        #: How long answers sent after a session ended wait for the patient to sign in again.
+        "HELD_ANSWERS_MINUTES": _positive(environ, "HELD_ANSWERS_MINUTES", 60),
         # Behind a reverse proxy, how many proxies to trust for the client address in
         # X-Forwarded-For (0 = none: use the socket's peer address).
         "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
@@ -75,10 +90,23 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "WTF_CSRF_SSL_STRICT": True,
         # No form needs more; a larger body is refused before it is read.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Where the sign-in limits are counted. memory:// counts in each worker process
+        # alone (fine for one worker); several workers or hosts need a shared store such as
+        # redis://host:6379/0, or each of them allows the full limit (a warning at start).
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_KEY_PREFIX": environ.get("RATELIMIT_KEY_PREFIX", "outcomes"),
+        # While the shared store is unreachable, count in memory (per worker) rather than
+        # refuse every sign-in with an error; it is tried again and used once it is back.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,
         #: Sign-in and invitation attempts allowed per client address.
         "SIGN_IN_RATE_LIMIT": environ.get("SIGN_IN_RATE_LIMIT", "10 per minute; 100 per hour"),
+        #: Wrong passwords allowed per account (whatever the address) from devices that have
+        #: not signed in to it before; a device that has has a budget of its own, so an attack
+        #: on an account slows the attacker without locking its owner out.
+        "ACCOUNT_SIGN_IN_LIMIT": environ.get("ACCOUNT_SIGN_IN_LIMIT",
+                                             "5 per minute; 20 per hour"),
     }
 
 

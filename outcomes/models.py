@@ -212,6 +212,30 @@ class Invitation(Base):
     )
 
 
+class HeldAnswers(Base):
+    """A questionnaire sent after its patient's session had ended, kept for a short while so
+    that, once signed in again, they find their answers back on the form. Not a record:
+    nothing is stored as an assessment until the patient sends the form again."""
+
+    __tablename__ = "held_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: One held form per user: a newer one replaces it.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         unique=True)
+    instrument_key: Mapped[str] = mapped_column(String(32))
+    #: The answers in item order, null where none was given.
+    answers: Mapped[list[Any]] = mapped_column()
+    #: The form's own submission key, so sending it again stays the same submission.
+    submission_key: Mapped[str] = mapped_column(String(64))
+    held_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        CheckConstraint("expires_at > held_at", name="expires_after_held"),
+    )
+
+
 class PlanEntry(Base):
     """One questionnaire timing in a patient's measurement plan (see ``SCHEDULES``).
 

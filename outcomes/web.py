@@ -8,7 +8,17 @@ import traceback
 import uuid
 from typing import Any
 
-from flask import Flask, Response, abort, g, render_template, request
+from flask import (
+    Flask,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -101,7 +111,14 @@ def install_request_hooks(app: Flask) -> None:
 
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError) -> tuple[str, int]:
+    def csrf_error(error: CSRFError) -> Response | tuple[str, int]:
+        if not current_user.is_authenticated and request.blueprint != "auth":
+            # The form came from a signed-in page whose session is gone altogether (its
+            # cookie too: an ended session whose cookie remains is answered, and a
+            # questionnaire's answers held, in auth/sessions.py).
+            flash("You were signed out, so the form could not be sent. Sign in and send it "
+                  "again; nothing was saved.", "info")
+            return redirect(url_for("auth.login"))
         return render_template(
             "errors/error.html",
             title="This form has expired",

@@ -23,9 +23,19 @@ def enrol_through_the_page(client, identifier="MRN-42", name="Robin Example", em
 
 
 def invitation_link(html: bytes) -> str:
-    match = re.search(rb'href="http://localhost(/invite/[A-Za-z0-9_-]+)"', html)
+    """The token of the page's invitation link, which carries it after '#' (never sent)."""
+    match = re.search(rb'href="http://localhost/invite#([A-Za-z0-9_-]+)"', html)
     assert match, "no invitation link on the page"
     return match.group(1).decode()
+
+
+def open_link(client, token: str):
+    """What the link's page does: post the token from the fragment."""
+    return client.post("/invite", data={"token": token})
+
+
+def accept_link(client, token: str, **fields: str):
+    return client.post("/invite/accept", data={"token": token, **fields})
 
 
 def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, session):
@@ -46,7 +56,7 @@ def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, s
                     ("after-infusion", "after_infusion"): None, ("pcl5-weekly", "recurring"): 7,
                     ("phq9", "recurring"): 7}
     invitation = session.scalar(select(Invitation).where(Invitation.patient_id == patient.id))
-    token = link.rsplit("/", 1)[1]
+    token = link
     assert invitation.token_hash == enrolment.token_hash(token)
     assert token not in invitation.token_hash  # only the hash is stored
     assert dt.timedelta(days=6, hours=23) < invitation.expires_at - invitation.created_at <= dt.timedelta(days=7)
@@ -78,14 +88,16 @@ def test_the_link_works_once_then_stops(app, client, world, session):
         "identifier": "MRN-42", "display_name": "Robin Example", "contact_email": "robin@example.org",
         "assigned_clinician": str(world.clinician.id)}).data)
     phone = app.test_client()
-    page = phone.get(link)
+    page = open_link(phone, link)
     assert page.status_code == 200
     assert b'value="robin@example.org"' in page.data
-    response = phone.post(link, data={"email": "robin@example.org", "password": PASSWORD,
-                                      "confirm": PASSWORD})
+    response = accept_link(phone, link, email="robin@example.org", password=PASSWORD,
+                           confirm=PASSWORD)
     assert response.status_code == 302 and response.location == "/me/"
     assert phone.get("/me/").status_code == 200
-    assert app.test_client().get(link).status_code == 404
+    assert open_link(app.test_client(), link).status_code == 404
+    assert accept_link(app.test_client(), link, email="x@example.org", password=PASSWORD,
+                       confirm=PASSWORD).status_code == 404
     user = session.scalar(select(User).where(User.email == "robin@example.org"))
     assert user.role == "patient" and user.patient.identifier == "MRN-42"
 
@@ -94,19 +106,19 @@ def test_mismatched_passwords_store_nothing(app, client, world, session):
     sign_in(client, world.clinician)
     link = invitation_link(enrol_through_the_page(client).data)
     phone = app.test_client()
-    response = phone.post(link, data={"email": "robin@example.org", "password": PASSWORD,
-                                      "confirm": PASSWORD + "x"})
+    response = accept_link(phone, link, email="robin@example.org", password=PASSWORD,
+                           confirm=PASSWORD + "x")
     assert response.status_code == 422
     assert b"do not match" in response.data
     assert session.scalar(select(User).where(User.email == "robin@example.org")) is None
-    assert phone.get(link).status_code == 200  # still usable
+    assert open_link(phone, link).status_code == 200  # still usable
 
 
 def test_an_email_already_in_use_is_refused(app, client, world):
     sign_in(client, world.clinician)
     link = invitation_link(enrol_through_the_page(client).data)
-    response = app.test_client().post(link, data={
-        "email": world.clinician.email, "password": PASSWORD, "confirm": PASSWORD})
+    response = accept_link(app.test_client(), link, email=world.clinician.email,
+                           password=PASSWORD, confirm=PASSWORD)
     assert response.status_code == 422
     assert b"already exists" in response.data
 
@@ -117,8 +129,8 @@ def test_reissuing_a_link_kills_the_old_one(app, client, world, session):
     patient = session.scalar(select(Patient).where(Patient.identifier == "MRN-42"))
     second = invitation_link(client.post(f"/clinic/patients/{patient.id}/invitation").data)
     assert first != second
-    assert app.test_client().get(first).status_code == 404
-    assert app.test_client().get(second).status_code == 200
+    assert open_link(app.test_client(), first).status_code == 404
+    assert open_link(app.test_client(), second).status_code == 200
 
 
 def test_an_expired_link_stops_working(app, world, session):
@@ -133,13 +145,37 @@ def test_an_expired_link_stops_working(app, world, session):
         created_at=invitation.created_at - dt.timedelta(days=8),
         expires_at=invitation.expires_at - dt.timedelta(days=7, seconds=1)))
     session.commit()
-    assert app.test_client().get(f"/invite/{issued.token}").status_code == 404
+    assert open_link(app.test_client(), issued.token).status_code == 404
 
 
 def test_a_made_up_token_shows_the_same_page_as_a_used_one(client):
-    response = client.get("/invite/" + "A" * 43)
+    response = open_link(client, "A" * 43)
     assert response.status_code == 404
     assert b"This link no longer works" in response.data
+
+
+def test_a_link_with_the_token_in_its_path_is_not_honoured(app, world, session):
+    """Links of the old form put the token where access logs keep it."""
+    with app.app_context():
+        issued = enrolment.issue_invitation(session, Actor(world.clinician),
+                                            _new_patient(session, world))
+        session.commit()
+    response = app.test_client().get(f"/invite/{issued.token}")
+    assert response.status_code == 404
+    assert b"This link no longer works" in response.data
+
+
+def test_the_invitation_page_posts_the_token_from_the_fragment(client):
+    page = client.get("/invite").data.decode()
+    assert 'id="open-invitation"' in page and 'action="/invite"' in page
+    assert "js/invite.js" in page
+    assert '<label for="token">' in page  # without script, the code can be typed in
+
+
+def test_an_empty_code_is_refused_with_a_message(client):
+    response = open_link(client, "  ")
+    assert response.status_code == 422
+    assert b"Enter the code from your invitation link." in response.data
 
 
 def test_a_patient_with_an_account_gets_no_new_link(client, world):
@@ -168,7 +204,7 @@ def test_links_use_the_public_address_not_the_requests_host(database_url, world)
     page = client.post("/clinic/patients/new", data={
         "identifier": "MRN-42", "display_name": "Robin Example",
         "assigned_clinician": str(world.clinician.id)}).data.decode()
-    assert 'href="https://outcomes.example.org/invite/' in page
+    assert 'href="https://outcomes.example.org/invite#' in page
     assert "evil.example.net" not in page
 
 
@@ -197,6 +233,6 @@ def test_an_invitation_already_claimed_cannot_be_claimed_again(app, world, sessi
 def test_opening_an_invitation_does_not_sign_out_whoever_is_signed_in(app, client, world):
     sign_in(client, world.clinician)
     link = invitation_link(enrol_through_the_page(client).data)
-    page = client.get(link).data.decode()
+    page = open_link(client, link).data.decode()
     assert "is signed in on this device" in page
     assert client.get("/clinic/patients").status_code == 200

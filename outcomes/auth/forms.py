@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from ..services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -12,7 +12,17 @@ class LoginForm(FlaskForm):
                                                      Length(max=MAX_PASSWORD_LENGTH)])
 
 
+class OpenInvitationForm(FlaskForm):
+    """The invitation's token, posted: it travels in the link's fragment, never in a URL the
+    server (or its access log) sees. The page's script fills it in from the link."""
+
+    token = StringField("Invitation code (the part of your link after #)",
+                        validators=[DataRequired("Enter the code from your invitation link."),
+                                    Length(max=128)])
+
+
 class AcceptInvitationForm(FlaskForm):
+    token = HiddenField(validators=[DataRequired(), Length(max=128)])
     email = EmailField(
         "Your email address (you will use it to sign in)",
         validators=[DataRequired("Enter your email address."),

@@ -18,11 +18,14 @@ from ..extensions import db, limiter
 from ..services import audit
 from ..services.accounts import authenticate, end_all_sessions
 from ..services.enrolment import EnrolmentError, accept_invitation, usable_invitation
+from ..services.held_answers import held_instrument
 from ..web import current_actor
+from . import sessions, throttle
 from .access import safe_next_path
-from .forms import AcceptInvitationForm, LoginForm
+from .forms import AcceptInvitationForm, LoginForm, OpenInvitationForm
 
 bp = Blueprint("auth", __name__)
+sessions.install(bp)
 
 LOGIN_FAILED = "The email or password is not right. Check them and try again."
 
@@ -44,7 +47,9 @@ def sign_in_limit() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(sign_in_limit, methods=["POST"])
-def login() -> Response | str:
+@limiter.limit(throttle.account_limit, key_func=throttle.account_key, methods=["POST"],
+               deduct_when=throttle.is_failed_sign_in)
+def login() -> Response | str | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     form = LoginForm()
@@ -55,12 +60,31 @@ def login() -> Response | str:
             db.session.commit()  # the failed attempt is kept even though the page says 401
             flash(LOGIN_FAILED, "error")
             return render_template("auth/login.html", form=form), 401
-        session.clear()
-        login_user(user)
+        sign_in(user)
         audit.record(db.session, current_actor(), "auth.login", object_type="user",
                      object_id=user.id)
-        return redirect(safe_next_path(request.args.get("next")) or home_for(user))
+        response = redirect(_held_form(user) or safe_next_path(request.args.get("next"))
+                            or home_for(user))
+        throttle.remember_device(response, user.email)
+        return response
     return render_template("auth/login.html", form=form)
+
+
+def sign_in(user) -> None:
+    """A fresh session for ``user``, whatever this device held before."""
+    session.clear()
+    login_user(user)
+    sessions.begin()
+
+
+def _held_form(user) -> str | None:
+    """The questionnaire whose answers were held when the user's last session ended."""
+    key = held_instrument(db.session, user.id) if user.role == "patient" else None
+    if key is None:
+        return None
+    flash("Your answers are back on the form. Check them and send it when you are ready.",
+          "info")
+    return url_for("patient.questionnaire", key=key)
 
 
 @bp.post("/logout")
@@ -75,28 +99,49 @@ def logout() -> Response:
     return redirect(url_for("auth.login"))
 
 
-@bp.route("/invite/<token>", methods=["GET", "POST"])
+# An invitation link is /invite#<token>: browsers never send a fragment, so the token reaches
+# no access log, proxy log or Referer. The page's script posts it (invite.js).
+@bp.route("/invite", methods=["GET", "POST"])
 @limiter.limit(sign_in_limit, methods=["POST"])
-def accept(token: str) -> Response | str:
-    invitation = usable_invitation(db.session, token)
+def open_invitation() -> Response | str | tuple[str, int]:
+    form = OpenInvitationForm()
+    if not form.validate_on_submit():
+        status = 422 if form.errors and request.method == "POST" else 200
+        return render_template("auth/invite.html", form=form), status
+    invitation = usable_invitation(db.session, form.token.data.strip())
     if invitation is None:
         return render_template("auth/invitation_invalid.html"), 404
+    accept_form = AcceptInvitationForm(formdata=None, token=form.token.data.strip(),
+                                       email=invitation.patient.contact_email)
+    return render_template("auth/accept.html", form=accept_form,
+                           clinic=invitation.patient.clinic)
+
+
+@bp.get("/invite/<path:anything>")
+def old_invitation_link(anything: str) -> tuple[str, int]:
+    """Links issued before tokens moved into the fragment put them in the path: what is in a
+    path has been logged, so such a link is not honoured (the clinic issues a new one)."""
+    return render_template("auth/invitation_invalid.html"), 404
+
+
+@bp.post("/invite/accept")
+@limiter.limit(sign_in_limit)
+def accept() -> Response | str | tuple[str, int]:
     form = AcceptInvitationForm()
-    if request.method == "GET" and invitation.patient.contact_email:
-        form.email.data = invitation.patient.contact_email
+    invitation = usable_invitation(db.session, (form.token.data or "").strip())
+    if invitation is None:
+        return render_template("auth/invitation_invalid.html"), 404
     if form.validate_on_submit():
         if current_user.is_authenticated:  # someone else's session on this device ends here
             logout_user()
             session.clear()
         try:
-            user = accept_invitation(db.session, current_actor(), token, form.email.data,
-                                     form.password.data)
+            user = accept_invitation(db.session, current_actor(), form.token.data.strip(),
+                                     form.email.data, form.password.data)
         except EnrolmentError as error:
             form.email.errors.append(str(error))
         else:
-            login_user(user)
+            sign_in(user)
             flash("Your account is ready.", "info")
             return redirect(url_for("patient.home"))
-    if form.errors and request.method == "POST":
-        return render_template("auth/accept.html", form=form, clinic=invitation.patient.clinic), 422
-    return render_template("auth/accept.html", form=form, clinic=invitation.patient.clinic)
+    return render_template("auth/accept.html", form=form, clinic=invitation.patient.clinic), 422

@@ -129,8 +129,9 @@ def reissue_invitation(patient_id: int) -> Response | str:
 
 def _invitation_page(patient: Patient, token: str, expires_at: dt.datetime) -> str:
     base = current_app.config["PUBLIC_BASE_URL"]
-    path = url_for("auth.accept", token=token)
-    link = base + path if base else url_for("auth.accept", token=token, _external=True)
+    # The token goes in the fragment, which browsers never send: it reaches no server log.
+    path = url_for("auth.open_invitation")
+    link = (base + path if base else url_for("auth.open_invitation", _external=True)) + "#" + token
     qr = segno.make(link, error="m")
     svg = qr.svg_inline(scale=6, dark="#000000", light="#ffffff", title="QR code of the link")
     return render_template("clinician/invitation.html", patient=patient, link=link,

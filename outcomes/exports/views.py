@@ -92,11 +92,13 @@ def _filename(what: str, extension: str) -> str:
     return f"outcomes-{what}-{utcnow():%Y%m%dT%H%M%SZ}.{extension}"
 
 
-@bp.get("/fhir")
+@bp.post("/fhir")
 @staff_required
 def find_patient() -> Response:
-    """From a clinic identifier to that patient's FHIR export page."""
-    identifier = (request.args.get("identifier") or "").strip()
+    """From a clinic identifier to that patient's FHIR export page. Posted, so the identifier
+    (an MRN) stays out of URLs, access logs and browser history; the page it leads to is
+    named by the record's own id."""
+    identifier = (request.form.get("identifier") or "").strip()
     patient_id = patient_id_for(db.session, current_user.clinic_id, identifier)
     if patient_id is None:
         flash("No patient with that identifier at this clinic.", "error")

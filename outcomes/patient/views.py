@@ -25,6 +25,7 @@ from ..services.assessments import (
     submit_assessment,
 )
 from ..services.courses import patient_courses
+from ..services.held_answers import take_held_answers
 from ..services.results import (
     baseline_of,
     first_infusion_at,
@@ -100,9 +101,14 @@ def questionnaire(key: str) -> Response | str | tuple[str, int]:
             # The result page puts crisis resources before anything else when called for.
             return redirect(url_for("patient.result", assessment_id=submission.assessment.id))
     if not form.is_submitted():
-        # A blank form holds no health data: the back button may keep it, with its key.
+        # Answers sent after the last session ended come back once, with their form's key.
+        held = take_held_answers(db.session, current_user.id, key)
+        if held is not None:
+            form = questionnaire_form(instrument, prefill=held.answers)
+            form.submission_key.data = held.submission_key
         page = render_template("patient/questionnaire.html", form=form, instrument=instrument)
-        return page, 200, {"Cache-Control": "private, no-cache"}
+        # A blank form holds no health data: the back button may keep it, with its key.
+        return page, 200, {"Cache-Control": "no-store" if held else "private, no-cache"}
     crisis, settled = risk_in_unsaved_answers(key, form.valid_answers())
     if settled and form.submission_key.data:
         # Risk the patient has disclosed is never lost, even on a form sent incomplete.

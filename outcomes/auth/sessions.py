@@ -1,0 +1,140 @@
+"""How long a signed-in session lasts: a sliding idle timeout (staff sooner than patients) and
+an absolute cap from sign-in, both checked here on every request.
+
+The times live in the signed session cookie, so nobody can move them, and the check is the
+server's: an old copy of the cookie is refused like the original. The cookie itself lasts the
+absolute cap, longer than the idle timeout, so a form sent after an idle timeout still says
+whose session it was, and a questionnaire's answers can be held for that user.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response
+
+import instruments
+
+from ..extensions import db
+from ..forms import QuestionnaireForm, questionnaire_form
+from ..models import User, utcnow
+from ..services.assessments import raise_unsaved_risk_alerts, risk_in_unsaved_answers
+from ..services.audit import Actor
+from ..services.held_answers import hold_answers
+from .forms import LoginForm
+
+STARTED = "_started"
+SEEN = "_seen"
+
+
+def begin() -> None:
+    """Start the clocks of a session that has just signed someone in."""
+    now = utcnow().timestamp()
+    session.permanent = True
+    session[STARTED] = now
+    session[SEEN] = now
+
+
+def idle_limit(app: Flask, role: str) -> dt.timedelta:
+    """How long a session of this role may go without a request."""
+    key = "PATIENT_IDLE_MINUTES" if role == "patient" else "STAFF_IDLE_MINUTES"
+    return dt.timedelta(minutes=app.config[key])
+
+
+def has_ended(app: Flask, user: User, now: dt.datetime) -> bool:
+    """Whether the session in the cookie is past its idle timeout or its absolute cap."""
+    started, seen = session.get(STARTED), session.get(SEEN)
+    if not isinstance(started, (int, float)) or not isinstance(seen, (int, float)):
+        return True  # a session from before these clocks, or one not begun here
+    stamp = now.timestamp()
+    return (stamp - seen > idle_limit(app, user.role).total_seconds()
+            or stamp - started > dt.timedelta(hours=app.config["SESSION_MAX_HOURS"])
+            .total_seconds())
+
+
+def install(bp: Blueprint) -> None:
+    """Check the session's clocks on every request of the app ``bp`` is registered on.
+
+    This runs after the CSRF check, which the ended session still passes (its cookie is
+    intact), so a form sent after the session ended is known to come from that session's own
+    page. A questionnaire's answers are then held for the patient, any risk they disclose
+    alerts the clinic at once, and the patient is sent to sign in again.
+    """
+    bp.record_once(lambda state: state.app.config.update(
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=state.app.config["SESSION_MAX_HOURS"])))
+    bp.before_app_request(end_or_extend_session)
+
+
+def end_or_extend_session() -> Response | str | None:
+    """End the session if its time is up (answering a form it sent), else note its activity."""
+    if "_user_id" not in session:
+        return None
+    if not current_user.is_authenticated:  # signed out elsewhere, or no longer active
+        session.clear()
+        return None
+    now = utcnow()
+    if not has_ended(current_app, current_user, now):
+        session[SEEN] = now.timestamp()
+        return None
+    user = current_user._get_current_object()
+    logout_user()
+    session.clear()
+    form = _sent_questionnaire(user)
+    if form is not None:
+        return _hold(user, form)
+    if request.method == "POST":
+        flash(SIGNED_OUT + " Nothing was saved: sign in and send the form again.", "info")
+        return redirect(url_for("auth.login"))
+    return None  # the page's own sign-in requirement answers
+
+
+SIGNED_OUT = "For your privacy you were signed out after a time without activity."
+
+
+def _sent_questionnaire(user: User) -> QuestionnaireForm | None:
+    """The questionnaire this request sends, when it is a patient's own, checked; else None."""
+    if (request.method != "POST" or request.endpoint != "patient.questionnaire"
+            or user.patient is None):
+        return None
+    try:
+        instrument = instruments.get((request.view_args or {}).get("key", ""))
+    except instruments.UnknownInstrument:
+        return None
+    form = questionnaire_form(instrument)
+    form.validate()
+    if not form.submission_key.data or len(form.submission_key.data) > 64:
+        return None
+    return form
+
+
+def _hold(user: User, form: QuestionnaireForm) -> Response | str:
+    patient = user.patient
+    key = form.instrument.key
+    answers = form.valid_answers()
+    hold_answers(db.session, user, key, answers, form.submission_key.data,
+                 dt.timedelta(minutes=current_app.config["HELD_ANSWERS_MINUTES"]))
+    flash(SIGNED_OUT + " Your answers are kept for a while: sign in and they will be back on "
+          "the form, ready to send.", "info")
+    risk = risk_in_unsaved_answers(key, answers)
+    if risk.alerts:
+        # Risk the patient has disclosed is never lost, even if they do not sign in again.
+        actor = Actor(user=user, ip_address=request.remote_addr, request_id=g.get("request_id"))
+        raise_unsaved_risk_alerts(db.session, actor, patient, key, form.submission_key.data,
+                                  answers, risk)
+    if risk.crisis:
+        # The crisis resources go with the sign-in form, on this very page.
+        return render_template("auth/login.html", form=LoginForm(formdata=None), crisis=True,
+                               clinic=patient.clinic)
+    return redirect(url_for("auth.login"))
