@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from . import migrate
+from .audit_chain import checkpoint_line
 from .extensions import db
 from .models import Clinic, Patient
 from .services import accounts, audit, demo, exports, fhir_export
@@ -127,13 +128,72 @@ audit_group = AppGroup("audit", help="The tamper-evident audit trail.")
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Walk the hash chain of the whole audit trail and name the first row that does not fit."""
-    checked, broken = audit.verify_chain(db.session)
-    if broken is not None:
-        click.echo(f"Audit trail BROKEN at row {broken.row_id}: {broken.problem}. "
-                   f"{checked} rows before it are intact.", err=True)
+    """Check every row of the audit trail against its key and the row before it, and the
+    chain against the signed checkpoints; name the first row of each break (exit status 1)."""
+    keys = audit.audit_keys()
+    path = current_app.config["AUDIT_CHECKPOINT_PATH"]
+    try:
+        checkpoints, findings = audit.read_checkpoint_file(path, keys) if path else ([], [])
+    except OSError as error:
+        raise CommandError(f"Cannot read the checkpoint file {path!r}: "
+                           f"{error.strerror or error}.") from None
+    verification = audit.verify_chain(db.session, keys, checkpoints)
+    findings = [*findings, *verification.findings]
+    for finding in findings:
+        click.echo(finding.describe(), err=True)
+    if findings:
         sys.exit(1)
-    click.echo(f"Audit trail intact: {checked} rows, each chained to the one before.")
+    click.echo(f"Audit trail intact: {verification.rows} rows, each signed and chained to "
+               "the one before.")
+    click.echo(_checkpoint_coverage(path, verification))
+    if keys.development:
+        click.echo("Signed with the development audit key derived from SECRET_KEY: "
+                   "not for real records.")
+
+
+def _checkpoint_coverage(path: str, verification: audit.Verification) -> str:
+    unseen = "rows removed from the end of the trail cannot be detected"
+    if not path:
+        return f"No checkpoints (AUDIT_CHECKPOINT_PATH is not set): {unseen}."
+    checkpoint = verification.checkpoint
+    if checkpoint is None:
+        return f"No checkpoint written yet (flask audit checkpoint): {unseen}."
+    covered = f"The newest checkpoint ({checkpoint.written_at}) covers rows 1-{checkpoint.last_id}"
+    if checkpoint.last_id == verification.last_id:
+        return f"{covered}: every row."
+    return (f"{covered}; rows {checkpoint.last_id + 1}-{verification.last_id} are newer, "
+            "and removing them from the end could not be detected.")
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Check the rows written since the newest checkpoint, then append a signed checkpoint
+    of the chain's head to AUDIT_CHECKPOINT_PATH and print it. Run it from one scheduler
+    every few minutes (docs/audit.md)."""
+    path = current_app.config["AUDIT_CHECKPOINT_PATH"]
+    if not path:
+        raise CommandError("AUDIT_CHECKPOINT_PATH is not set: name the file the checkpoints "
+                           "are appended to (outside the database).")
+    try:
+        checkpoint, written = audit.write_checkpoint(db.session, audit.audit_keys(), path)
+    except audit.ChainBroken as broken:
+        for finding in broken.findings:
+            click.echo(finding.describe(), err=True)
+        click.echo("No checkpoint written.", err=True)
+        sys.exit(1)
+    except OSError as error:
+        raise CommandError(f"Cannot write the checkpoint file {path!r}: "
+                           f"{error.strerror or error}.") from None
+    finally:
+        db.session.rollback()  # the command only reads: end the transaction (SQLite's lock)
+    if not written:
+        click.echo(f"No rows since the checkpoint of {checkpoint.written_at}; nothing written.",
+                   err=True)
+        return
+    # The signed line on standard output too, so the scheduler's log keeps a second copy.
+    click.echo(checkpoint_line(checkpoint))
+    click.echo(f"Checkpoint written: {checkpoint.count} rows, up to row {checkpoint.last_id}.",
+               err=True)
 
 
 class OneLineUsage(click.Command):

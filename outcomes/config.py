@@ -8,6 +8,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .audit_chain import AuditKeyError, keys_from_settings
+
 DEFAULT_DATABASE_URL = "sqlite:///outcomes.sqlite3"  # relative: lives in the instance folder
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 
@@ -90,6 +92,13 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "WTF_CSRF_SSL_STRICT": True,
         # No form needs more; a larger body is refused before it is read.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # The audit chain's keys, "keyid:secret,..." oldest first: the last signs new rows and
+        # checkpoints, the older ones verify what they signed (docs/audit.md). Outside
+        # production an unset value means a key derived from SECRET_KEY, named "development".
+        "AUDIT_KEYS": environ.get("AUDIT_KEYS", ""),
+        # The append-only file of signed checkpoints of the chain's head, written by
+        # `flask audit checkpoint` and read by `flask audit verify`; keep it off the database.
+        "AUDIT_CHECKPOINT_PATH": environ.get("AUDIT_CHECKPOINT_PATH", ""),
         # Where the sign-in limits are counted. memory:// counts in each worker process
         # alone (fine for one worker); several workers or hosts need a shared store such as
         # redis://host:6379/0, or each of them allows the full limit (a warning at start).
@@ -111,8 +120,10 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
 
 
 def check_production_settings(config: Mapping[str, Any]) -> None:
-    """Refuse to run production with a missing or development secret, or weak hashing."""
+    """Refuse to run with unusable audit keys, and production with a missing or development
+    secret or audit key, or weak hashing."""
     if config.get("TESTING") or config.get("OUTCOMES_ENV") != "production":
+        check_audit_keys(config)
         return
     secret = config.get("SECRET_KEY")
     if not secret:
@@ -129,3 +140,12 @@ def check_production_settings(config: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             "PUBLIC_BASE_URL must be set to the https:// address patients use; invitation "
             "links are built from it, never from the request's Host header")
+    check_audit_keys(config)
+
+
+def check_audit_keys(config: Mapping[str, Any]) -> None:
+    """Refuse a malformed ``AUDIT_KEYS`` anywhere, and its absence in production."""
+    try:
+        keys_from_settings(config)
+    except AuditKeyError as error:
+        raise ConfigurationError(str(error)) from None

@@ -524,8 +524,8 @@ class Alert(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which record, when and from where. Append-only and hash-chained
-    (see ``audit_chain``): rows are written at commit, in order, under a lock."""
+    """Who did what to which record, when and from where. Append-only and chained by keyed
+    hashes (see ``audit_chain``): rows are written at commit, in order, under a lock."""
 
     __tablename__ = "audit_event"
 
@@ -550,7 +550,10 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: The previous row's ``row_hash`` (zeros for the first row).
     prev_hash: Mapped[str] = mapped_column(String(64))
-    #: SHA-256 of this row's content and ``prev_hash``.
+    #: Which audit key signed the row (``AUDIT_KEYS``); ``sha256`` for rows written before
+    #: the chain was keyed, hashed with plain SHA-256.
+    key_id: Mapped[str] = mapped_column(String(32))
+    #: HMAC-SHA256, under the key ``key_id`` names, of this row's content and ``prev_hash``.
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     __table_args__ = (

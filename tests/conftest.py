@@ -41,6 +41,8 @@ def base_config(database_url: str) -> dict[str, object]:
         "TESTING": True,
         "OUTCOMES_ENV": "development",
         "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        # A key of the production form, so production-mode tests start (docs/audit.md).
+        "AUDIT_KEYS": "test:" + "k" * 40,
         "DATABASE_URL": database_url,
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,

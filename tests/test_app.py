@@ -33,7 +33,8 @@ def test_production_refuses_to_start_without_an_https_public_address():
     with pytest.raises(ConfigurationError, match="PUBLIC_BASE_URL"):
         create_app({"SECRET_KEY": "s" * 40, "DATABASE_URL": "sqlite://"})
     create_app({"SECRET_KEY": "s" * 40, "DATABASE_URL": "sqlite://",
-                "PUBLIC_BASE_URL": "https://outcomes.example.org"})
+                "PUBLIC_BASE_URL": "https://outcomes.example.org",
+                "AUDIT_KEYS": "2026-11:" + "k" * 40})
 
 
 def test_production_defaults_are_safe():

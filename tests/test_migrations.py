@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from outcomes import migrate
+from outcomes.audit_chain import development_keys
 from outcomes.models import Base
 from outcomes.services.audit import verify_chain
 
@@ -54,8 +55,8 @@ def test_audit_rows_written_before_the_chain_are_chained_and_stay_append_only(en
                 {"at": dt.datetime(2026, 1, 1, 9, n), "action": f"old.{n}"})
     migrate.upgrade(engine)
     with Session(engine) as session:
-        checked, broken = verify_chain(session)
-    assert (checked, broken) == (3, None)
+        verification = verify_chain(session, development_keys("any"))
+    assert (verification.rows, verification.findings) == (3, ())
     with pytest.raises(Exception, match="append-only"):
         with engine.begin() as connection:
             connection.execute(text("UPDATE audit_event SET action = 'x'"))

@@ -1,21 +1,31 @@
 """The audit trail: who did what to which record, when and from where.
 
 ``record`` queues an event on the session; when the session commits, the queued events are
-written in the same transaction, each chained to the one before by hash (``audit_chain``).
-The chain is extended under a lock (a PostgreSQL advisory lock; on SQLite every transaction
-already holds the write lock), so concurrent requests cannot fork it. A rollback drops the
-queue with everything else.
+written in the same transaction, each chained to the one before by a hash keyed with the
+newest audit key (``audit_chain``). The chain is extended under a lock (a PostgreSQL
+advisory lock; on SQLite every transaction already holds the write lock), so concurrent
+requests cannot fork it. A rollback drops the queue with everything else.
+
+``verify_chain`` walks the chain and compares its head with the signed checkpoints that
+``write_checkpoint`` appends to a file outside the database (docs/audit.md).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import fcntl
+import hmac
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import event, insert, select, text
+from flask import current_app
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from ..audit_chain import GENESIS, row_hash
+from ..audit_chain import (GENESIS, MAIN_CHAIN, UNKEYED, AuditKeys, Checkpoint,
+                           CheckpointError, checkpoint_line, keyed_row_hash,
+                           keys_from_settings, read_checkpoint_line, row_hash, sign_checkpoint)
 from ..models import AuditEvent, Patient, User, utcnow
 
 #: Key of the PostgreSQL advisory lock that serialises appends to the chain.
@@ -80,11 +90,19 @@ def record(
     return values
 
 
+def audit_keys() -> AuditKeys:
+    """The audit keys of the running app's settings."""
+    return keys_from_settings(current_app.config)
+
+
 @event.listens_for(Session, "before_commit")
 def _write_queued_events(session: Session) -> None:
     queued = session.info.pop(_QUEUE, None)
     if not queued:
         return
+    keys = audit_keys()
+    key_id = keys.signing_id
+    secret = keys.secret(key_id)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
     last = session.execute(select(AuditEvent.id, AuditEvent.row_hash)
@@ -92,8 +110,8 @@ def _write_queued_events(session: Session) -> None:
     next_id, previous = (last.id + 1, last.row_hash) if last else (1, GENESIS)
     rows = []
     for values in queued:
-        row = {**values, "id": next_id, "prev_hash": previous}
-        row["row_hash"] = previous = row_hash(row)
+        row = {**values, "id": next_id, "prev_hash": previous, "key_id": key_id}
+        row["row_hash"] = previous = keyed_row_hash(row, secret)
         rows.append(row)
         next_id += 1
     session.execute(insert(AuditEvent), rows)
@@ -105,33 +123,166 @@ def _drop_queued_events(session: Session) -> None:
 
 
 @dataclass(frozen=True)
-class ChainBreak:
-    row_id: int
+class Finding:
+    """One break in the trail: the first row it concerns (None for a checkpoint line that
+    cannot be trusted) and what is wrong."""
+
+    row_id: int | None
     problem: str
 
-
-def verify_chain(session: Session, batch: int = 5000) -> tuple[int, ChainBreak | None]:
-    """Walk the whole trail in id order; the number of rows checked and the first row that
-    does not fit (its content was changed, or a row before it was removed or inserted)."""
-    checked = 0
-    previous = GENESIS
-    expected_id: int | None = None
-    for row in _rows_in_order(session, batch):
-        if row["prev_hash"] != previous:
-            return checked, ChainBreak(row["id"], "it does not follow the row before it "
-                                                   "(a row was removed, inserted or changed)")
-        if row_hash(row) != row["row_hash"]:
-            return checked, ChainBreak(row["id"], "its content does not match its hash "
-                                                   "(the row was edited)")
-        if expected_id is not None and row["id"] != expected_id:
-            return checked, ChainBreak(row["id"], f"row {expected_id} is missing before it")
-        previous, expected_id = row["row_hash"], row["id"] + 1
-        checked += 1
-    return checked, None
+    def describe(self) -> str:
+        where = "its checkpoints" if self.row_id is None else f"row {self.row_id}"
+        return f"Audit trail BROKEN at {where}: {self.problem}."
 
 
-def _rows_in_order(session: Session, batch: int) -> Iterator[dict[str, Any]]:
-    after = 0
+@dataclass(frozen=True)
+class Verification:
+    """What a walk of the chain found: the rows that fit, in order from the first (their
+    number, the last one's id and hash, the last unkeyed row's id), the newest checkpoint
+    they matched, and every break."""
+
+    rows: int
+    last_id: int
+    head: str
+    legacy_until: int
+    checkpoint: Checkpoint | None
+    findings: tuple[Finding, ...]
+
+
+def verify_chain(session: Session, keys: AuditKeys, checkpoints: Iterable[Checkpoint] = (),
+                 since: Checkpoint | None = None, batch: int = 5000) -> Verification:
+    """Walk the chain in id order, from the first row or from the row after ``since`` (a
+    checkpoint already trusted), and compare it with ``checkpoints``.
+
+    Names the first row that does not fit (edited, forged without the key, or missing in
+    the middle), the first row of a stretch that no longer matches a checkpoint (rewritten),
+    and the first of the rows a checkpoint recorded that are gone from the end (deleted or
+    truncated)."""
+    checkpoints = [*checkpoints, *([since] if since else [])]
+    at_row: dict[int, list[Checkpoint]] = defaultdict(list)
+    for checkpoint in checkpoints:
+        at_row[checkpoint.last_id].append(checkpoint)
+    # Once a checkpoint has seen keyed rows, no row after its last unkeyed one may be unkeyed.
+    unkeyed_limit = min((c.legacy_until for c in checkpoints if c.last_id > c.legacy_until),
+                        default=None)
+    walk = _Walk(keys, unkeyed_limit, since)
+    findings: list[Finding] = []
+    anchor = _anchor_problem(session, since)
+    if anchor is not None:
+        findings.append(anchor)
+    else:
+        for row in _rows_in_order(session, batch, after=walk.last_id):
+            problem = walk.step(row) or _checkpoint_problem(walk, at_row.get(row["id"], ()))
+            if problem is not None:
+                findings.append(problem)
+                break
+    newest = max(checkpoints, key=lambda c: c.last_id, default=None)
+    trail_end = session.scalar(select(func.max(AuditEvent.id))) or 0
+    if newest is not None and newest.last_id > trail_end:
+        findings.append(_missing_tail(newest, trail_end))
+    return Verification(walk.rows, walk.last_id, walk.previous, walk.legacy_until,
+                        walk.matched, tuple(findings))
+
+
+class _Walk:
+    """The state of a walk along the chain, one row at a time."""
+
+    def __init__(self, keys: AuditKeys, unkeyed_limit: int | None,
+                 since: Checkpoint | None) -> None:
+        self.keys = keys
+        self.unkeyed_limit = unkeyed_limit
+        self.matched = since
+        self.rows = since.count if since else 0
+        self.last_id = since.last_id if since else 0
+        self.previous = since.head if since else GENESIS
+        self.legacy_until = since.legacy_until if since else 0
+
+    @property
+    def keyed(self) -> bool:
+        return self.last_id > self.legacy_until
+
+    def step(self, row: dict[str, Any]) -> Finding | None:
+        """Check one row against the one before it; None when it fits."""
+        problem = self._problem(row)
+        if problem is not None:
+            return problem
+        if row["key_id"] == UNKEYED:
+            self.legacy_until = row["id"]
+        self.rows, self.last_id, self.previous = self.rows + 1, row["id"], row["row_hash"]
+        return None
+
+    def _problem(self, row: dict[str, Any]) -> Finding | None:
+        expected = self.last_id + 1
+        if row["id"] != expected:
+            missing = (f"row {expected} is" if row["id"] == expected + 1
+                       else f"rows {expected}-{row['id'] - 1} are")
+            after = f"follows row {self.last_id}" if self.last_id else "is the first"
+            return Finding(expected, f"{missing} missing (row {row['id']} {after})")
+        if row["key_id"] == UNKEYED:
+            if self.keyed:
+                return Finding(row["id"], "it claims the public, unkeyed hash of the rows "
+                                          "written before keys, after keyed rows (a row "
+                                          "forged without the key)")
+            if self.unkeyed_limit is not None and row["id"] > self.unkeyed_limit:
+                recorded = (f"unkeyed rows only up to row {self.unkeyed_limit}"
+                            if self.unkeyed_limit else "no unkeyed rows")
+                return Finding(row["id"], "it claims the public, unkeyed hash, but a "
+                                          f"checkpoint recorded {recorded} (rewritten "
+                                          "without the key)")
+            expected_hash = row_hash(row)
+        else:
+            secret = self.keys.secret(row["key_id"])
+            if secret is None:
+                return Finding(row["id"], f"it is signed with key id {row['key_id']!r}, which "
+                                          "AUDIT_KEYS does not hold (a forged row, or a key "
+                                          "missing from the settings)")
+            expected_hash = keyed_row_hash(row, secret)
+        if row["prev_hash"] != self.previous:
+            return Finding(row["id"], "it does not follow the row before it (its link was "
+                                      "changed, or the row before it was replaced)")
+        if not hmac.compare_digest(expected_hash, row["row_hash"]):
+            return Finding(row["id"], "its content does not match its hash (the row was "
+                                      "edited, or written without the key)")
+        return None
+
+
+def _checkpoint_problem(walk: _Walk, checkpoints: Iterable[Checkpoint]) -> Finding | None:
+    for checkpoint in checkpoints:
+        if checkpoint.head != walk.previous or checkpoint.count != walk.rows:
+            first = walk.matched.last_id + 1 if walk.matched else 1
+            return Finding(first, f"rows {first}-{checkpoint.last_id} do not match the "
+                                  f"checkpoint of {checkpoint.written_at} (a row among them "
+                                  "was rewritten and the rows after it re-hashed)")
+        walk.matched = checkpoint
+    return None
+
+
+def _anchor_problem(session: Session, since: Checkpoint | None) -> Finding | None:
+    """The row a trusted checkpoint ends at must still be there, unchanged (a walk that
+    starts after it would not notice)."""
+    if since is None or since.last_id == 0:
+        return None
+    head = session.scalar(select(AuditEvent.row_hash).where(AuditEvent.id == since.last_id))
+    if head is None and session.scalar(select(func.max(AuditEvent.id))
+                                       .where(AuditEvent.id > since.last_id)) is None:
+        return None  # gone from the end: the missing tail says so
+    if head == since.head:
+        return None
+    return Finding(since.last_id, "it is missing" if head is None else
+                   f"it does not match the checkpoint of {since.written_at} (rewritten)")
+
+
+def _missing_tail(checkpoint: Checkpoint, trail_end: int) -> Finding:
+    first = trail_end + 1
+    rows = f"row {first} is" if first == checkpoint.last_id else \
+        f"rows {first}-{checkpoint.last_id} are"
+    now = f"ends at row {trail_end}" if trail_end else "is empty"
+    return Finding(first, f"{rows} missing from the end: the checkpoint of "
+                          f"{checkpoint.written_at} recorded {checkpoint.count} rows ending at "
+                          f"row {checkpoint.last_id}, and the trail now {now}")
+
+
+def _rows_in_order(session: Session, batch: int, after: int = 0) -> Iterator[dict[str, Any]]:
     columns = AuditEvent.__table__.columns
     while True:
         rows = session.execute(select(columns).where(AuditEvent.id > after)
@@ -141,3 +292,73 @@ def _rows_in_order(session: Session, batch: int) -> Iterator[dict[str, Any]]:
         for row in rows:
             yield dict(row)
         after = rows[-1]["id"]
+
+
+def read_checkpoints(lines: Iterable[str], keys: AuditKeys,
+                     chain: str = MAIN_CHAIN) -> tuple[list[Checkpoint], list[Finding]]:
+    """The checkpoints of ``chain`` in a checkpoint file's lines whose signature holds, and
+    a finding for each line that cannot be trusted."""
+    checkpoints, findings = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            checkpoint = read_checkpoint_line(line, keys)
+        except CheckpointError as error:
+            findings.append(Finding(None, f"line {number} of the checkpoint file: {error}"))
+            continue
+        if checkpoint.chain == chain:
+            checkpoints.append(checkpoint)
+    return checkpoints, findings
+
+
+def read_checkpoint_file(path: str, keys: AuditKeys) -> tuple[list[Checkpoint], list[Finding]]:
+    """``read_checkpoints`` of the file at ``path``; none when it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return read_checkpoints(file, keys)
+    except FileNotFoundError:
+        return [], []
+
+
+class ChainBroken(Exception):
+    """The chain, or the checkpoint file, does not verify: no checkpoint was written."""
+
+    def __init__(self, findings: Iterable[Finding]) -> None:
+        self.findings = tuple(findings)
+        super().__init__("; ".join(finding.describe() for finding in self.findings))
+
+
+def write_checkpoint(session: Session, keys: AuditKeys, path: str) -> tuple[Checkpoint, bool]:
+    """Check the rows written since the newest checkpoint in the file at ``path``, then
+    append a checkpoint of the chain's head, signed with the newest key.
+
+    The file is locked while it is read and appended to, so runs that overlap cannot
+    interleave lines. Returns the newest checkpoint and whether it was written now (not when
+    no row was added since the last one). Raises ``ChainBroken`` (writing nothing) when the
+    file or the new rows do not verify, and ``OSError`` when the file cannot be written."""
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "r+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)  # released when the file is closed
+        checkpoints, bad_lines = read_checkpoints(file.read().splitlines(), keys)
+        if bad_lines:
+            raise ChainBroken(bad_lines)
+        newest = max(checkpoints, key=lambda c: c.last_id, default=None)
+        walked = verify_chain(session, keys, since=newest)
+        if walked.findings:
+            raise ChainBroken(walked.findings)
+        if newest is not None and newest.last_id == walked.last_id:
+            return newest, False
+        checkpoint = sign_checkpoint(Checkpoint(
+            chain=MAIN_CHAIN, last_id=walked.last_id, count=walked.rows, head=walked.head,
+            legacy_until=walked.legacy_until, key_id=keys.signing_id,
+            written_at=utcnow().isoformat(timespec="seconds")),
+            keys)
+        _append_line(file, checkpoint_line(checkpoint))
+    return checkpoint, True
+
+
+def _append_line(file: IO[str], line: str) -> None:
+    file.write(line + "\n")
+    file.flush()
+    os.fsync(file.fileno())
