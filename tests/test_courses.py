@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ NOW = dt.datetime.now(dt.timezone.utc).astimezone(dt.timezone(dt.timedelta(hours
 
 def infusion_form(**changes):
     data = {
+        "submission_key": uuid.uuid4().hex,
         "administered_at": (NOW - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
         "weight_kg": "80", "dose_mg_per_kg": "0.5", "total_dose_mg": "40",
         "duration_minutes": "40",
@@ -33,6 +35,7 @@ def infusion_form(**changes):
 def course(client, world, session):
     sign_in(client, world.clinician)
     response = client.post(f"/clinic/patients/{world.patient.id}/courses/new", data={
+        "submission_key": uuid.uuid4().hex,
         "indication": "ptsd", "planned_infusions": "6", "start_date": NOW.date().isoformat()})
     assert response.status_code == 302
     return session.scalars(select(Course)).one()
@@ -45,6 +48,7 @@ def count(session, model):
 def test_a_course_is_started_once_at_a_time(client, world, course, session):
     assert (course.indication, course.status, course.planned_infusions) == ("ptsd", "planned", 6)
     again = client.post(f"/clinic/patients/{world.patient.id}/courses/new", data={
+        "submission_key": uuid.uuid4().hex,
         "indication": "ptsd", "planned_infusions": "6", "start_date": NOW.date().isoformat()})
     assert again.status_code == 422 and b"already has an open course" in again.data
     assert count(session, Course) == 1
@@ -90,7 +94,7 @@ def test_an_infusion_in_the_future_is_refused(client, world, course, session):
     later = (NOW + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     path = f"/clinic/patients/{world.patient.id}/courses/{course.id}/infusions/new"
     response = client.post(path, data=infusion_form(administered_at=later))
-    assert response.status_code == 422 and b"before it happens" in response.data
+    assert response.status_code == 422 and b"The infusion cannot be after today" in response.data
     assert count(session, Infusion) == 0
 
 
@@ -119,11 +123,11 @@ def test_a_correction_adds_a_version_with_its_reason_and_the_old_one_stays(
 def test_recording_beyond_the_plan_or_on_a_finished_course_is_refused(
         client, world, course, session):
     base = f"/clinic/patients/{world.patient.id}/courses/{course.id}"
-    assert client.post(base, data={"status": "active", "planned_infusions": "1"}).status_code == 302
+    assert client.post(base, data={"submission_key": uuid.uuid4().hex, "status": "active", "planned_infusions": "1"}).status_code == 302
     assert client.post(f"{base}/infusions/new", data=infusion_form()).status_code == 302
     second = client.post(f"{base}/infusions/new", data=infusion_form())
     assert second.status_code == 422 and b"All 1 planned infusions are recorded" in second.data
-    assert client.post(base, data={"status": "completed", "planned_infusions": "1"}).status_code == 302
+    assert client.post(base, data={"submission_key": uuid.uuid4().hex, "status": "completed", "planned_infusions": "1"}).status_code == 302
     session.expire_all()
     finished = session.get(Course, course.id)
     assert finished.status == "completed" and finished.ended_on is not None

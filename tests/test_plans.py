@@ -3,6 +3,7 @@ calendar."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -118,7 +119,7 @@ def test_next_due_on_is_the_earliest_outstanding_day_even_in_the_future():
 
 
 def plan_form_data(**changes):
-    data = {}
+    data = {"submission_key": uuid.uuid4().hex}
     for key in ("pcl5", "phq9", "gad7", "pcl5-weekly", "after-infusion"):
         data.update({f"{key}__every": "7", f"{key}__follow_up": "12", f"{key}__then_every": "28"})
     data.update({"pcl5__baseline": "y", "phq9__baseline": "y", "gad7__baseline": "y",

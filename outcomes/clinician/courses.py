@@ -21,9 +21,10 @@ from ..services.courses import (
     update_course,
     version_values,
 )
+from ..services.submissions import RepeatedSubmission
 from ..web import current_actor
 from .forms import CourseForm, CourseUpdateForm, InfusionForm
-from .views import bp, patient_or_404
+from .views import bp, patient_or_404, repeated
 
 
 def course_or_404(patient: Patient, course_id: int) -> Course:
@@ -67,19 +68,22 @@ def _refuse(form: Any, error: CourseError) -> None:
 def new_course(patient_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
     zone = _zone(patient)
-    form = CourseForm()
+    form = CourseForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
         form.start_date.data = dt.datetime.now(zone).date()
+    done = url_for("clinician.patient", patient_id=patient.id) + "#course"
     if form.validate_on_submit():
         try:
             start_course(db.session, current_actor(), patient, form.indication.data,
                          form.planned_infusions.data, form.start_date.data,
-                         _to_utc(form.next_infusion_at.data, zone))
+                         _to_utc(form.next_infusion_at.data, zone), form.submission_key.data)
+        except RepeatedSubmission as repeat:
+            return repeated(repeat, done)
         except CourseError as error:
             _refuse(form, error)
         else:
             flash("Course started.", "info")
-            return redirect(url_for("clinician.patient", patient_id=patient.id) + "#course")
+            return redirect(done)
     return _page("clinician/course_form.html", form, patient=patient, course=None)
 
 
@@ -89,22 +93,26 @@ def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
     course = course_or_404(patient, course_id)
     zone = _zone(patient)
-    form = CourseUpdateForm()
+    form = CourseUpdateForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
         form.status.data = course.status
         form.planned_infusions.data = course.planned_infusions
         form.next_infusion_at.data = _to_local(course.next_infusion_at, zone)
+    done = url_for("clinician.patient", patient_id=patient.id) + "#course"
     if form.validate_on_submit():
         try:
             update_course(db.session, current_actor(), course, status=form.status.data,
                           planned_infusions=form.planned_infusions.data,
                           next_infusion_at=_to_utc(form.next_infusion_at.data, zone),
-                          ended_on=dt.datetime.now(zone).date())
+                          ended_on=dt.datetime.now(zone).date(),
+                          submission_key=form.submission_key.data)
+        except RepeatedSubmission as repeat:
+            return repeated(repeat, done)
         except CourseError as error:
             _refuse(form, error)
         else:
             flash("Course updated.", "info")
-            return redirect(url_for("clinician.patient", patient_id=patient.id) + "#course")
+            return redirect(done)
     return _page("clinician/course_form.html", form, patient=patient, course=course)
 
 
@@ -115,7 +123,7 @@ def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
     course = course_or_404(patient, course_id)
     zone = _zone(patient)
-    form = InfusionForm()
+    form = InfusionForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
         form.administered_at.data = dt.datetime.now(zone).replace(second=0, microsecond=0,
                                                                  tzinfo=None)
@@ -123,16 +131,20 @@ def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
         form.duration_minutes.data = 40
         if course.infusions:  # the last weight is usually right
             form.weight_kg.data = course.infusions[-1].current.weight_kg
+    done = url_for("clinician.patient", patient_id=patient.id) + "#course"
     if form.validate_on_submit():
         try:
             infusion = record_infusion(db.session, current_actor(), course,
                                        _infusion_values(form, zone),
-                                       _to_utc(form.next_infusion_at.data, zone))
+                                       _to_utc(form.next_infusion_at.data, zone),
+                                       form.submission_key.data)
+        except RepeatedSubmission as repeat:
+            return repeated(repeat, done)
         except CourseError as error:
             _refuse(form, error)
         else:
             flash(f"Infusion {infusion.number} recorded.", "info")
-            return redirect(url_for("clinician.patient", patient_id=patient.id) + "#course")
+            return redirect(done)
     return _page("clinician/infusion_form.html", form, patient=patient, course=course,
                  infusion=None, side_effects=SIDE_EFFECTS)
 
@@ -144,23 +156,25 @@ def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
     record = infusion_or_404(patient, infusion_id)
     zone = _zone(patient)
-    form = InfusionForm()
+    form = InfusionForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
         values = version_values(record.current)
         for name, value in values.items():
             getattr(form, name).data = value
         form.administered_at.data = _to_local(record.current.administered_at, zone)
+    done = url_for("clinician.infusion", patient_id=patient.id, infusion_id=record.id)
     if form.validate_on_submit():
         try:
             correct_infusion(db.session, current_actor(), record, _infusion_values(form, zone),
-                             form.correction_reason.data or "")
+                             form.correction_reason.data or "", form.submission_key.data)
+        except RepeatedSubmission as repeat:
+            return repeated(repeat, done)
         except CourseError as error:
             _refuse(form, error)
         else:
             flash(f"Infusion {record.number} corrected; the earlier version stays in its "
                   "history.", "info")
-            return redirect(url_for("clinician.infusion", patient_id=patient.id,
-                                    infusion_id=record.id))
+            return redirect(done)
     if not form.is_submitted():
         audit.record(db.session, current_actor(), "infusion.view", patient=patient,
                      object_type="infusion", object_id=record.id)

@@ -8,6 +8,7 @@ from wtforms.validators import Length, Optional
 
 import instruments
 
+from ..forms import ClinicDate
 from ..services.exports import ADMIN_ONLY_KINDS, KINDS
 
 KIND_LABELS = {
@@ -23,17 +24,20 @@ DEIDENTIFIED_LABEL = ("De-identified: pseudonyms instead of identifiers and emai
 
 class CsvExportForm(FlaskForm):
     kind = SelectField("What to export")
-    date_from = DateField("From (clinic date, optional)", validators=[Optional()])
-    date_to = DateField("To (clinic date, optional)", validators=[Optional()])
+    date_from = DateField("From (clinic date, optional)",
+                          validators=[Optional(), ClinicDate("The first day")])
+    date_to = DateField("To (clinic date, optional)",
+                        validators=[Optional(), ClinicDate("The last day")])
     patient = StringField("Only the patient with this clinic identifier (optional)",
                           validators=[Optional(), Length(max=64)])
     instrument = SelectField("Only this questionnaire")
     deidentified = BooleanField(DEIDENTIFIED_LABEL)
 
 
-def csv_export_form(role: str) -> CsvExportForm:
-    """The CSV form for a staff member: the audit trail is offered to admins only."""
-    form = CsvExportForm()
+def csv_export_form(role: str, timezone: str) -> CsvExportForm:
+    """The CSV form for a staff member of a clinic in ``timezone``: the audit trail is offered
+    to admins only; the dates are the clinic's."""
+    form = CsvExportForm(meta={"timezone": timezone})
     form.kind.choices = [SelectChoice(kind, KIND_LABELS[kind]) for kind in KINDS
                          if kind not in ADMIN_ONLY_KINDS or role == "admin"]
     form.instrument.choices = [SelectChoice("", "All questionnaires")] + [

@@ -3,6 +3,11 @@
 Infusion records are versioned: a correction adds a version with a reason, and every earlier
 version stays in the history. Values outside physiological bounds are refused with the
 field named; the same bounds are database constraints.
+
+Each change from a form carries the form's submission key (``submissions``): sent twice, it
+changes the record once. Changes to one patient's courses and infusions are serialised on the
+patient's row (``patients.lock_patient``), so two forms sent at once for one patient act as
+if sent one after the other: the second sees the first's course, infusion number or version.
 """
 from __future__ import annotations
 
@@ -15,8 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import COURSE_STATUSES, INDICATIONS, Course, Infusion, InfusionVersion, Patient, utcnow
-from . import audit, summaries
+from . import audit, submissions, summaries
 from .audit import Actor
+from .patients import lock_patient
 
 #: Side effects a clinician can tick, from the common and the rare serious ones.
 SIDE_EFFECTS = {
@@ -85,20 +91,27 @@ def patient_courses(session: Session, patient_id: int) -> list[Course]:
 
 def start_course(session: Session, actor: Actor, patient: Patient, indication: str,
                  planned_infusions: int, start_date: dt.date,
-                 next_infusion_at: dt.datetime | None = None) -> Course:
-    """Open a new course for the patient (one open course at a time)."""
+                 next_infusion_at: dt.datetime | None = None,
+                 submission_key: str | None = None) -> Course:
+    """Open a new course for the patient (one open course at a time).
+
+    Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
+    claim = submissions.claim(session, actor, "course.start", submission_key,
+                              [patient.id, indication, planned_infusions, start_date,
+                               next_infusion_at])
     if indication not in INDICATIONS:
         raise CourseError(f"Unknown indication {indication!r}.", "indication")
     if not 1 <= planned_infusions <= 24:
         raise CourseError("Plan between 1 and 24 infusions.", "planned_infusions")
-    if session.scalar(select(Course.id).where(Course.patient_id == patient.id,
-                                              Course.status.in_(("planned", "active")))):
-        raise CourseError("This patient already has an open course; complete or stop it first.")
+    lock_patient(session, patient.id)
+    if _open_course_id(session, patient.id) is not None:
+        raise CourseError(OPEN_COURSE_EXISTS)
     course = Course(patient_id=patient.id, indication=indication,
                     planned_infusions=planned_infusions, start_date=start_date, status="planned",
                     next_infusion_at=next_infusion_at, created_by_id=actor.user.id)
     session.add(course)
     session.flush()
+    claim.stored(course.id)
     audit.record(session, actor, "course.start", patient=patient, object_type="course",
                  object_id=course.id, new=_course_values(course))
     summaries.refresh(session, patient.id)
@@ -107,24 +120,34 @@ def start_course(session: Session, actor: Actor, patient: Patient, indication: s
 
 def update_course(session: Session, actor: Actor, course: Course, *, status: str,
                   planned_infusions: int, next_infusion_at: dt.datetime | None,
-                  ended_on: dt.date | None = None) -> Course:
-    """Change a course's status, plan or next infusion; old and new values are audited."""
+                  ended_on: dt.date | None = None, submission_key: str | None = None) -> Course:
+    """Change a course's status, plan or next infusion; old and new values are audited.
+
+    ``ended_on`` is the day a course that finishes now ends (a finished course keeps its
+    day). Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
+    claim = submissions.claim(session, actor, "course.update", submission_key,
+                              [course.id, status, planned_infusions, next_infusion_at])
     if status not in COURSE_STATUSES:
         raise CourseError(f"Unknown status {status!r}.", "status")
     if not 1 <= planned_infusions <= 24:
         raise CourseError("Plan between 1 and 24 infusions.", "planned_infusions")
-    given = len(course.infusions)
+    lock_patient(session, course.patient_id)
+    session.refresh(course)
+    given = _infusions_recorded(session, course.id)
     if planned_infusions < given:
         raise CourseError(f"{given} infusions are already recorded.", "planned_infusions")
     finished = status in ("completed", "stopped")
     if finished and next_infusion_at is not None:
         raise CourseError("A finished course has no next infusion.", "next_infusion_at")
+    if not finished and _open_course_id(session, course.patient_id) not in (None, course.id):
+        raise CourseError(OPEN_COURSE_EXISTS, "status")
     before = _course_values(course)
     course.status = status
     course.planned_infusions = planned_infusions
     course.next_infusion_at = next_infusion_at
-    course.ended_on = (ended_on or dt.date.today()) if finished else None
+    course.ended_on = (course.ended_on or ended_on or dt.date.today()) if finished else None
     session.flush()
+    claim.stored(course.id)
     after = _course_values(course)
     if after != before:
         audit.record(session, actor, "course.update", patient=course_patient(session, course),
@@ -136,6 +159,18 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
 
 def course_patient(session: Session, course: Course) -> Patient:
     return session.get(Patient, course.patient_id)
+
+
+OPEN_COURSE_EXISTS = "This patient already has an open course; complete or stop it first."
+
+
+def _open_course_id(session: Session, patient_id: int) -> int | None:
+    return session.scalar(select(Course.id).where(Course.patient_id == patient_id,
+                                                  Course.status.in_(("planned", "active"))))
+
+
+def _infusions_recorded(session: Session, course_id: int) -> int:
+    return session.scalar(select(func.count(Infusion.id)).where(Infusion.course_id == course_id))
 
 
 def _course_values(course: Course) -> dict[str, Any]:
@@ -192,11 +227,18 @@ def check_infusion_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def record_infusion(session: Session, actor: Actor, course: Course,
                     values: Mapping[str, Any],
-                    next_infusion_at: dt.datetime | None = None) -> Infusion:
-    """Record the next infusion of an open course; the course becomes active."""
+                    next_infusion_at: dt.datetime | None = None,
+                    submission_key: str | None = None) -> Infusion:
+    """Record the next infusion of an open course; the course becomes active.
+
+    Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
+    claim = submissions.claim(session, actor, "infusion.record", submission_key,
+                              [course.id, dict(values), next_infusion_at])
+    checked = check_infusion_values(values)
+    lock_patient(session, course.patient_id)
+    session.refresh(course)
     if course.status not in ("planned", "active"):
         raise CourseError("This course is finished; start a new course to record infusions.")
-    checked = check_infusion_values(values)
     number = (session.scalar(select(func.max(Infusion.number))
                              .where(Infusion.course_id == course.id)) or 0) + 1
     if number > course.planned_infusions:
@@ -205,6 +247,7 @@ def record_infusion(session: Session, actor: Actor, course: Course,
     infusion = Infusion(course_id=course.id, number=number)
     session.add(infusion)
     session.flush()
+    claim.stored(infusion.id)
     version = InfusionVersion(infusion_id=infusion.id, version=1, recorded_by_id=actor.user.id,
                               recorded_at=utcnow(), **checked)
     session.add(version)
@@ -220,18 +263,27 @@ def record_infusion(session: Session, actor: Actor, course: Course,
 
 
 def correct_infusion(session: Session, actor: Actor, infusion: Infusion,
-                     values: Mapping[str, Any], reason: str) -> InfusionVersion:
-    """Add a corrected version of an infusion record; the earlier versions stay."""
+                     values: Mapping[str, Any], reason: str,
+                     submission_key: str | None = None) -> InfusionVersion:
+    """Add a corrected version of an infusion record; the earlier versions stay.
+
+    Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
+    claim = submissions.claim(session, actor, "infusion.correct", submission_key,
+                              [infusion.id, dict(values), reason])
     reason = (reason or "").strip()
     if not reason:
         raise CourseError("Say why the record is being corrected.", "correction_reason")
     checked = check_infusion_values(values)
-    previous = infusion.current
+    lock_patient(session, infusion.course.patient_id)
+    previous = session.scalars(select(InfusionVersion)
+                               .where(InfusionVersion.infusion_id == infusion.id)
+                               .order_by(InfusionVersion.version.desc()).limit(1)).one()
     version = InfusionVersion(infusion_id=infusion.id, version=previous.version + 1,
                               recorded_by_id=actor.user.id, recorded_at=utcnow(),
                               correction_reason=reason, **checked)
     session.add(version)
     session.flush()
+    claim.stored(infusion.id)
     session.refresh(infusion)
     audit.record(session, actor, "infusion.correct",
                  patient=course_patient(session, infusion.course),

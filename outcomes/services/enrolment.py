@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Clinic, Invitation, Patient, User, utcnow
-from . import audit, plans, summaries
+from . import audit, plans, submissions, summaries
 from .accounts import AccountError, checked_new_email, hash_password
 from .audit import Actor
 
@@ -44,8 +44,14 @@ def enrol_patient(
     display_name: str,
     contact_email: str | None = None,
     assigned_clinician: User | None = None,
+    submission_key: str | None = None,
 ) -> Patient:
-    """Add a patient to the clinic with the default measurement plan."""
+    """Add a patient to the clinic with the default measurement plan.
+
+    Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
+    claim = submissions.claim(session, actor, "patient.enrol", submission_key,
+                              [clinic.id, identifier, display_name, contact_email,
+                               assigned_clinician.id if assigned_clinician else None])
     identifier, display_name = identifier.strip(), display_name.strip()
     if not _readable(identifier) or not _readable(display_name):
         raise EnrolmentError("A patient needs an identifier and a name with letters or digits.")
@@ -72,6 +78,7 @@ def enrol_patient(
     except IntegrityError:  # the same patient added twice at once (a double click)
         raise EnrolmentError(f"A patient with identifier {identifier!r} is already "
                              "enrolled.") from None
+    claim.stored(patient.id)
     plans.add_default_plan(session, patient)
     audit.record(session, actor, "patient.enrol", patient=patient, object_type="patient",
                  object_id=patient.id)

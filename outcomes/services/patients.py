@@ -15,6 +15,15 @@ def clinic_patient(session: Session, clinic_id: int, patient_id: int) -> Patient
     return patient
 
 
+def lock_patient(session: Session, patient_id: int) -> None:
+    """Hold the patient's row until the transaction ends, so that staff changes to one
+    patient's record (a course, an infusion, a plan) happen one after the other and each
+    sees the last. PostgreSQL's FOR NO KEY UPDATE leaves foreign-key checks (audit rows and
+    the like naming the patient) unblocked; SQLite's transactions are serial already."""
+    session.execute(select(Patient.id).where(Patient.id == patient_id)
+                    .with_for_update(key_share=True))
+
+
 def clinic_staff(session: Session, clinic_id: int) -> list[User]:
     """The clinic's clinicians and admins, by email."""
     return list(session.scalars(

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 import instruments
 
 from ..models import SCHEDULES, Assessment, Course, Patient, PlanEntry
-from . import audit, summaries
+from . import audit, submissions, summaries
 from .audit import Actor
+from .patients import lock_patient
 
 
 @dataclass(frozen=True)
@@ -298,11 +299,21 @@ _OCCURRENCE_RULES = {
 
 
 def update_plan(session: Session, actor: Actor, patient: Patient,
-                changes: Mapping[tuple[str, str], tuple[bool, int | None, int | None, int | None]]
-                ) -> None:
+                changes: Mapping[tuple[str, str], tuple[bool, int | None, int | None, int | None]],
+                submission_key: str | None = None) -> None:
     """Set plan entries: (instrument key, schedule) → (active, every_days, follow_up_weeks,
-    then_every_days); the last three only for recurring entries."""
-    entries = {(e.instrument_key, e.schedule): e for e in plan_for(session, patient.id)}
+    then_every_days); the last three only for recurring entries.
+
+    Two changes sent at once for one patient are made one after the other (on the patient's
+    row lock), each audited against the plan the other left. Raises RepeatedSubmission when
+    the form with ``submission_key`` was stored before."""
+    claim = submissions.claim(session, actor, "plan.update", submission_key,
+                              [patient.id, sorted(changes.items())])
+    lock_patient(session, patient.id)
+    # Read again under the lock: entries loaded before it may be another change's past.
+    entries = {(e.instrument_key, e.schedule): e for e in session.scalars(
+        select(PlanEntry).where(PlanEntry.patient_id == patient.id)
+        .execution_options(populate_existing=True))}
     before = {_name(key): _describe(entry) for key, entry in entries.items()}
     for (key, schedule), (active, every, follow_up, then_every) in changes.items():
         try:
@@ -326,6 +337,7 @@ def update_plan(session: Session, actor: Actor, patient: Patient,
         entry.active, entry.every_days = active, every
         entry.follow_up_weeks, entry.then_every_days = follow_up, then_every
     session.flush()
+    claim.stored(patient.id)
     after = {_name(key): _describe(entry) for key, entry in entries.items()}
     if after != before:
         audit.record(session, actor, "plan.update", patient=patient, object_type="patient",
