@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
@@ -242,3 +244,29 @@ def test_settings_are_whole_minutes_above_zero() -> None:
     for bad in ("0", "-5", "ten", "1.5"):
         with pytest.raises(ConfigurationError, match="PATIENT_IDLE_MINUTES"):
             settings_from_environment({"PATIENT_IDLE_MINUTES": bad})
+
+
+def test_a_form_sent_twice_at_once_after_the_session_ended_is_held_once(app, client, world,
+                                                                        session, clock):
+    """A double tap on a phone whose session has ended: both requests carry the same cookie
+    and form; one held form, one alert, and no error page (threads, so PostgreSQL really
+    runs them at once)."""
+    sign_in(client, world.patient_user.email)
+    token, key = open_form(client)
+    cookie = client.get_cookie("session").value
+    clock.advance(minutes=31)
+    barrier = threading.Barrier(2)
+
+    def send() -> int:
+        phone = app.test_client()
+        phone.set_cookie("session", cookie)
+        barrier.wait()
+        return phone.post("/me/questionnaires/phq9", data={
+            **answers(item_9=1), "submission_key": key, "csrf_token": token}).status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda _: send(), range(2)))
+    assert statuses == [200, 200]  # the sign-in page with the crisis resources, twice
+    assert session.scalar(select(func.count(HeldAnswers.id))) == 1
+    assert session.scalar(select(func.count(Alert.id)).where(
+        Alert.patient_id == world.patient.id)) == 1

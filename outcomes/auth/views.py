@@ -143,5 +143,7 @@ def accept() -> Response | str | tuple[str, int]:
         else:
             sign_in(user)
             flash("Your account is ready.", "info")
-            return redirect(url_for("patient.home"))
+            response = redirect(url_for("patient.home"))
+            throttle.remember_device(response, user.email)
+            return response
     return render_template("auth/accept.html", form=form, clinic=invitation.patient.clinic), 422

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import HeldAnswers, User, utcnow
@@ -21,12 +22,16 @@ def hold_answers(session: Session, user: User, instrument_key: str,
     """Keep ``answers`` for ``user`` for ``lifetime``, replacing any form held before, and
     forget every held form whose time is up."""
     now = utcnow()
-    session.execute(delete(HeldAnswers).where(
-        (HeldAnswers.user_id == user.id) | (HeldAnswers.expires_at <= now)))
     held = HeldAnswers(user_id=user.id, instrument_key=instrument_key, answers=list(answers),
                        submission_key=submission_key, held_at=now, expires_at=now + lifetime)
-    session.add(held)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.execute(delete(HeldAnswers).where(
+                (HeldAnswers.user_id == user.id) | (HeldAnswers.expires_at <= now)))
+            session.add(held)
+    except IntegrityError:
+        # The same form sent twice at once (a double tap): the other request holds it.
+        return session.scalars(select(HeldAnswers).where(HeldAnswers.user_id == user.id)).one()
     return held
 
 
