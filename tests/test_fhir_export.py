@@ -158,11 +158,13 @@ def test_only_the_patients_clinic_can_export_and_each_export_is_audited(client, 
 
 def test_the_exports_page_finds_a_patient_by_identifier(client, world, records):
     sign_in(client, world.clinician)
-    found = client.get("/exports/fhir", query_string={"identifier": world.patient.identifier})
+    # By POST: an MRN in a query string would land in access logs and browser history.
+    found = client.post("/exports/fhir", data={"identifier": world.patient.identifier})
     assert found.headers["Location"].endswith(f"/exports/patients/{world.patient.id}/fhir")
-    other = client.get("/exports/fhir",
-                       query_string={"identifier": world.other_patient.identifier})
+    other = client.post("/exports/fhir", data={"identifier": world.other_patient.identifier})
     assert other.headers["Location"].endswith("/exports/")
+    assert client.get("/exports/fhir", query_string={
+        "identifier": world.patient.identifier}).status_code == 405
 
 
 def test_the_command_writes_a_valid_bundle_and_audits_it(runner, world, records, session,
