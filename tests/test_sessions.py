@@ -216,6 +216,19 @@ def test_a_disclosure_sent_after_the_session_ended_alerts_at_once(client, world,
     assert len(alerts) == 1 and alerts[0].crisis
     assert session.scalar(select(func.count(Assessment.id))) == 0
 
+    # Signed in again (on the page's own form), the patient sends the form they get back:
+    # one record, and still the one alert for the one disclosure.
+    back = client.post("/login", data={"email": world.patient_user.email, "password": PASSWORD,
+                                       "csrf_token": csrf_token(response.data)})
+    form = client.get(back.location)
+    assert checked_answers(form.data) == answers(item_9=2)
+    sent = client.post("/me/questionnaires/phq9", data={
+        **answers(item_9=2), "submission_key": key, "csrf_token": csrf_token(form.data)})
+    assert sent.status_code == 302
+    assert session.scalar(select(func.count(Assessment.id))) == 1
+    assert session.scalar(select(func.count(Alert.id)).where(
+        Alert.patient_id == world.patient.id)) == 1
+
 
 def test_a_staff_form_sent_after_the_session_ended_says_nothing_was_saved(client, world,
                                                                          clock):
