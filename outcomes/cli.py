@@ -19,7 +19,7 @@ from . import migrate
 from .audit_chain import checkpoint_line
 from .extensions import db
 from .models import Clinic, Patient
-from .services import accounts, audit, demo, exports, fhir_export
+from .services import accounts, audit, demo, exports, fhir_export, triage
 from .services.audit import SYSTEM
 
 
@@ -31,6 +31,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(database)
     app.cli.add_command(create_clinic)
     app.cli.add_command(create_user)
+    app.cli.add_command(set_alert_response)
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_group)
     app.cli.add_command(export)
@@ -68,6 +69,32 @@ def create_clinic(name: str, crisis_phone: str, timezone: str) -> None:
         raise CommandError(str(error)) from None
     db.session.commit()
     click.echo(f"Created clinic {clinic.name!r} (id {clinic.id}).")
+
+
+@click.command("set-alert-response")
+@with_appcontext
+@click.option("--clinic", "clinic_name", required=True, help="The clinic's name.")
+@click.option("--wording", help="What patients are told, after a disclosure opens an alert, "
+              "about when the care team responds (up to 300 characters).")
+@click.option("--clear", is_flag=True, help="Say nothing about response times.")
+def set_alert_response(clinic_name: str, wording: str | None, clear: bool) -> None:
+    """Set what the clinic tells patients about when its care team responds to an alert.
+    Until it is set, patients are told only that the care team has been told."""
+    if clear == (wording is not None):
+        raise CommandError("Give either --wording TEXT or --clear.")
+    if wording is not None and not wording.strip():
+        raise CommandError("The wording is blank; give a sentence, or --clear.")
+    clinic = accounts.find_clinic(db.session, clinic_name)
+    if clinic is None:
+        raise CommandError(f"No clinic named {clinic_name!r}; create it with create-clinic.")
+    try:
+        triage.set_alert_response_wording(db.session, SYSTEM, clinic, wording)
+    except triage.TriageError as error:
+        raise CommandError(str(error)) from None
+    db.session.commit()
+    click.echo(f"{clinic.name}: " + (f"patients are told {clinic.alert_response_wording!r}"
+                                     if clinic.alert_response_wording
+                                     else "patients are told nothing about response times."))
 
 
 @click.command("create-user")

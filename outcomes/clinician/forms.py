@@ -23,6 +23,7 @@ import instruments
 from ..models import PlanEntry
 from ..services.courses import INDICATION_LABELS, SIDE_EFFECTS, STATUS_LABELS
 from ..services.dashboard import FILTERS, SORTS
+from ..services.triage import inbox_kinds
 
 
 class EnrolPatientForm(FlaskForm):
@@ -44,6 +45,9 @@ class AcknowledgeAlertForm(FlaskForm):
     note = TextAreaField("What was done", validators=[
         DataRequired("Say what was done, for example who called the patient."),
         Length(max=2000)])
+    #: Where to go back to: the patient's record, or the triage inbox.
+    back = SelectField(choices=[SelectChoice("patient", "patient"), SelectChoice("inbox", "inbox")],
+                       default="patient", validators=[Optional()])
 
 
 INTERVAL_CHOICES = [SelectChoice("7", "Every week"), SelectChoice("14", "Every 2 weeks"),
@@ -103,23 +107,53 @@ def plan_changes(form: FlaskForm) -> dict[tuple[str, str], tuple[bool, int | Non
     return changes
 
 
-class DashboardForm(FlaskForm):
-    """The dashboard's search, filters and sort, read from the URL."""
+class DashboardFilters(FlaskForm):
+    """The dashboard's filters and sort."""
 
-    class Meta:
-        csrf = False  # a GET form: nothing changes
-
-    q = StringField("Search name or identifier", validators=[Optional(), Length(max=100)])
     filter = SelectField("Show", choices=[SelectChoice("", "All patients")] + [
         SelectChoice(key, label) for key, label in FILTERS.items()], validators=[Optional()])
     status = SelectField("Course", choices=[SelectChoice("", "Any course"),
                                             SelectChoice("none", "No course")] + [
         SelectChoice(key, label) for key, label in STATUS_LABELS.items()],
         validators=[Optional()])
+    mine = BooleanField("Only my patients")
     sort = SelectField("Sort by", choices=[SelectChoice(key, label)
                                            for key, label in SORTS.items()],
                        default="priority", validators=[Optional()])
+
+
+class DashboardForm(DashboardFilters):
+    """The dashboard's filters, read from the URL. A search by name or identifier never
+    travels in it: the URL carries an opaque reference (``search``) to a search kept in the
+    session, so names and MRNs stay out of access logs and browser history."""
+
+    class Meta:
+        csrf = False  # a GET form: nothing changes
+
+    search = StringField("Search reference", validators=[Optional(), Length(max=32)])
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(1, 100_000)])
+
+
+class DashboardSearchForm(DashboardFilters):
+    """The dashboard's form as sent: by POST, so the search text is never in a URL."""
+
+    q = StringField("Search name or identifier", validators=[Optional(), Length(max=100)])
+
+
+class InboxForm(FlaskForm):
+    """The triage inbox's filters, read from the URL (no health data in them)."""
+
+    class Meta:
+        csrf = False
+
+    mine = BooleanField("Only my patients")
+    kind = SelectField("Kind", choices=[SelectChoice("", "All kinds")] + [
+        SelectChoice(key, label) for key, label in inbox_kinds().items()],
+        validators=[Optional()])
+
+
+# Forms with dates are built with meta={"timezone": <the clinic's zone>} (``ClinicDate``).
+BOOKED = ClinicDate("The booked infusion", ahead=True)
 
 
 class CourseForm(FlaskForm):

@@ -3,10 +3,21 @@ and plans. Every patient id is looked up within the clinician's own clinic."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import zoneinfo
 
 import segno
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -31,9 +42,16 @@ from ..services.assessments import (
 )
 from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
 from ..services.courses import INDICATION_LABELS, patient_courses
-from ..services.dashboard import DashboardQuery, dashboard, signal_legend, today_in
+from ..services.dashboard import (
+    DashboardQuery,
+    dashboard,
+    signal_legend,
+    today_in,
+    triage_counts,
+)
 from ..services.outcomes import clinic_outcomes
 from ..services.patients import clinic_patient, clinic_staff
+from ..services.triage import InboxQuery, already_acknowledged, describe, open_alerts
 from ..services.results import infusion_marks, trend_series
 from ..web import current_actor
 from .forms import (
@@ -41,7 +59,9 @@ from .forms import (
     AcknowledgeAlertForm,
     ConfirmForm,
     DashboardForm,
+    DashboardSearchForm,
     EnrolPatientForm,
+    InboxForm,
     plan_changes,
     plan_form,
 )
@@ -66,24 +86,104 @@ def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
 @bp.get("/patients")
 @staff_required
 def patients() -> tuple[str, int]:
-    """The dashboard: every patient of the clinic, open alerts first."""
+    """The dashboard: the clinic's triage counts, then every patient, open alerts first."""
     form = DashboardForm(request.args)
     status = 200
     if not form.validate():
         status = 400
-        form = DashboardForm()  # show everything rather than half a filter
+        form = DashboardForm(formdata=None)  # show everything rather than half a filter
         flash("Some of the filters in the address were not valid and were reset.", "error")
-    query = DashboardQuery(search=form.q.data or "", filter=form.filter.data or "",
-                           course_status=form.status.data or "",
+    search = saved_search(form.search.data)
+    if form.search.data and search is None:
+        status = 400
+        flash("That search has expired. Search again.", "error")
+    mine = current_user.id if form.mine.data else None
+    query = DashboardQuery(search=search or "", filter=form.filter.data or "",
+                           clinician_id=mine, course_status=form.status.data or "",
                            sort=form.sort.data or "priority", page=form.page.data or 1)
+    zone = zoneinfo.ZoneInfo(current_user.clinic.timezone)
     today = today_in(current_user.clinic.timezone)
-    page = dashboard(db.session, current_user.clinic_id, query, today)
+    counts = triage_counts(db.session, current_user.clinic_id, today, zone, mine)
+    page = dashboard(db.session, current_user.clinic_id, query, today, zone)
     # What this page shows of each patient is part of their record: the read names them.
     audit.record(db.session, current_actor(), "dashboard.view", object_type="clinic",
                  object_id=current_user.clinic_id,
                  details={"patients": [row.patient.id for row in page.rows]})
-    html = render_template("clinician/dashboard.html", form=form, page=page, query=query,
-                           legend=signal_legend(), grace_days=plans.GRACE_DAYS)
+    search_form = DashboardSearchForm(formdata=None, data={**form.data, "q": query.search})
+    links = {"search": form.search.data if search else None, "filter": query.filter,
+             "status": query.course_status, "mine": "y" if mine else None, "sort": query.sort}
+    html = render_template("clinician/dashboard.html", form=search_form, page=page,
+                           query=query, links=links, counts=counts, legend=signal_legend(),
+                           grace_days=plans.GRACE_DAYS)
+    db.session.commit()  # the read is audited even when the answer is a 400
+    return html, status
+
+
+@bp.post("/patients/search")
+@staff_required
+def search_patients() -> Response | tuple[str, int]:
+    """The dashboard's form arrives here by POST; the search text is kept in the session and
+    the dashboard is shown under an opaque reference to it."""
+    form = DashboardSearchForm()
+    if not form.validate_on_submit():
+        return render_template("errors/error.html", title="This search could not be used",
+                               message="Some of the filters were not valid. Go back to the "
+                               "patient list and try again."), 400
+    reference = save_search(form.q.data.strip()) if form.q.data and form.q.data.strip() \
+        else None
+    return redirect(url_for("clinician.patients", search=reference,
+                            filter=form.filter.data or None, status=form.status.data or None,
+                            mine="y" if form.mine.data else None,
+                            sort=None if form.sort.data == "priority" else form.sort.data))
+
+
+#: Searches a clinician ran recently, kept in their session under opaque references.
+_SEARCHES = "dashboard_searches"
+SEARCHES_KEPT = 5
+SEARCH_LIFETIME = dt.timedelta(hours=1)
+
+
+def save_search(text: str) -> str:
+    """Keep a search in the session; returns its reference for the URL."""
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    searches = {reference: entry for reference, entry in session.get(_SEARCHES, {}).items()
+                if now - entry["at"] < SEARCH_LIFETIME.total_seconds()}
+    reference = secrets.token_urlsafe(12)
+    searches[reference] = {"q": text, "at": now}
+    newest = sorted(searches.items(), key=lambda item: item[1]["at"])[-SEARCHES_KEPT:]
+    session[_SEARCHES] = dict(newest)
+    return reference
+
+
+def saved_search(reference: str | None) -> str | None:
+    """The text of a search kept in the session, or None when unknown or expired."""
+    entry = session.get(_SEARCHES, {}).get(reference) if reference else None
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    if entry is None or now - entry["at"] >= SEARCH_LIFETIME.total_seconds():
+        return None
+    return entry["q"]
+
+
+@bp.get("/alerts")
+@staff_required
+def alerts() -> tuple[str, int]:
+    """The triage inbox: every open alert of the clinic, crisis alerts first, then the longest
+    waiting, each with what happened, its age and the patient's clinician."""
+    form = InboxForm(request.args)
+    status = 200
+    if not form.validate():
+        status = 400
+        form = InboxForm(formdata=None)
+        flash("Some of the filters in the address were not valid and were reset.", "error")
+    query = InboxQuery(clinician_id=current_user.id if form.mine.data else None,
+                       kind=form.kind.data or "")
+    found = open_alerts(db.session, current_user.clinic_id, query)
+    audit.record(db.session, current_actor(), "alerts.view", object_type="clinic",
+                 object_id=current_user.clinic_id,
+                 details={"patients": sorted({alert.patient_id for alert in found}),
+                          "alerts": [alert.id for alert in found]})
+    html = render_template("clinician/alerts.html", form=form, alerts=describe(found),
+                           query=query)
     db.session.commit()  # the read is audited even when the answer is a 400
     return html, status
 
@@ -154,7 +254,8 @@ def patient(patient_id: int) -> str:
                  object_type="patient", object_id=patient.id)
     return render_template(
         "clinician/patient.html", patient=patient, assessments=assessments,
-        superseded=superseded_ids(assessments), alerts=patient_alerts(db.session, patient.id),
+        superseded=superseded_ids(assessments),
+        alerts=describe(patient_alerts(db.session, patient.id)),
         trend_charts=trend_charts, due=due,
         instruments=instruments.all(), courses=courses,
         indications=INDICATION_LABELS,
@@ -268,9 +369,13 @@ def acknowledge(alert_id: int) -> Response:
         try:
             acknowledge_alert(db.session, current_actor(), alert, form.note.data)
         except AlertError as error:
-            flash(str(error), "error")
+            db.session.refresh(alert)
+            flash(str(error) if alert.is_open else already_acknowledged(
+                alert, zoneinfo.ZoneInfo(current_user.clinic.timezone)), "error")
         else:
             flash("Alert acknowledged.", "info")
+    if form.back.data == "inbox":
+        return redirect(url_for("clinician.alerts"))
     return redirect(url_for("clinician.patient", patient_id=alert.patient_id) + "#alerts")
 
 

@@ -136,3 +136,12 @@ def result(assessment_id: int) -> str:
                               zoneinfo.ZoneInfo(patient.clinic.timezone)),
         crisis=crisis_flagged(assessment), trend_charts=own_charts(patient, series, patient_courses(db.session, patient.id)),
     )
+
+@bp.get("/help")
+def crisis_help() -> tuple[str, int, dict[str, str]]:
+    """Crisis resources, one tap from every patient page. Open to anyone (a session may have
+    ended); a signed-in person also gets their clinic's own number."""
+    clinic = current_user.clinic if current_user.is_authenticated else None
+    # Nothing of a health record is on it, so the browser may keep it for the back button.
+    return (render_template("patient/help.html", clinic=clinic), 200,
+            {"Cache-Control": "private, no-cache"})

@@ -1,7 +1,8 @@
-"""The clinician's dashboard: every patient of the clinic, one summary row each.
+"""The clinician's dashboard: every patient of the clinic, one summary row each, under the
+clinic's triage counts.
 
-Two statements whatever the clinic's size (a count and one page of rows), both on
-``patient_summary``, which the write services keep current.
+Four statements whatever the clinic's size: the counts, a count and one page of rows (on
+``patient_summary``, which the write services keep current), and the open alerts of that page.
 """
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from sqlalchemy.orm import Session
 
 import instruments
 
-from ..models import COURSE_STATUSES, Patient, PatientSummary
+from ..models import COURSE_STATUSES, Alert, Patient, PatientSummary, utcnow
 from .plans import GRACE_DAYS
 from .summaries import SUMMARY_MEASURES, Signal, change_signals
+from .triage import AlertDescription, describe, open_alerts_statement, patients_open_alerts
 
 PAGE_SIZE = 50
 FILTERS = {
     "alerts": "Open safety alert",
     "overdue": "Overdue questionnaires",
+    "infusion_today": "Infusion booked for today",
     "improving": "Improving",
     "not_improving": "Not improving",
 }
@@ -40,6 +43,8 @@ SORTS = {
 class DashboardQuery:
     search: str = ""
     filter: str = ""
+    #: Only the patients assigned to this clinician ("my patients"); None for everyone.
+    clinician_id: int | None = None
     course_status: str = ""
     sort: str = "priority"
     page: int = 1
@@ -62,6 +67,8 @@ class DashboardRow:
     measures: dict[str, MeasureFigures] = field(default_factory=dict)
     due: bool = False
     overdue: bool = False
+    #: The patient's open alerts, most urgent first.
+    alerts: list[AlertDescription] = field(default_factory=list)
 
 
 @dataclass
@@ -72,10 +79,11 @@ class DashboardPage:
     pages: int
 
 
-def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt.date
-              ) -> DashboardPage:
-    """One page of the clinic's patients, filtered, searched and sorted."""
-    conditions = _conditions(clinic_id, query, today)
+def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt.date,
+              zone: zoneinfo.ZoneInfo) -> DashboardPage:
+    """One page of the clinic's patients, filtered, searched and sorted, with each one's
+    open alerts described."""
+    conditions = _conditions(clinic_id, query, today, zone)
     total = session.scalar(select(func.count()).select_from(PatientSummary)
                            .join(Patient, Patient.id == PatientSummary.patient_id)
                            .where(*conditions))
@@ -89,7 +97,47 @@ def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt
         .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     )
     rows = [_row(summary, patient, today) for summary, patient in session.execute(statement)]
+    # Always asked, even for a page without alerts, so the statements do not grow with it.
+    alerts = patients_open_alerts(session, [row.patient.id for row in rows])
+    now = utcnow()
+    for row in rows:
+        row.alerts = describe(alerts.get(row.patient.id, []), now)
     return DashboardPage(rows=rows, total=total, page=page, pages=pages)
+
+
+@dataclass(frozen=True)
+class TriageCounts:
+    crisis_alerts: int
+    other_alerts: int
+    overdue: int
+    infusions_today: int
+
+
+def triage_counts(session: Session, clinic_id: int, today: dt.date, zone: zoneinfo.ZoneInfo,
+                  clinician_id: int | None = None) -> TriageCounts:
+    """The counts at the top of the dashboard, in one statement: open crisis alerts, other
+    open alerts, and the patients the "overdue" and "infusion today" filters show (so a count
+    and the list it links to always agree)."""
+    def alerts(crisis: bool):
+        return (open_alerts_statement(clinic_id, clinician_id).where(Alert.crisis.is_(crisis))
+                .with_only_columns(func.count(Alert.id)).scalar_subquery())
+
+    def patients(filter: str):
+        query = DashboardQuery(filter=filter, clinician_id=clinician_id)
+        return (select(func.count(PatientSummary.patient_id))
+                .join(Patient, Patient.id == PatientSummary.patient_id)
+                .where(*_conditions(clinic_id, query, today, zone)).scalar_subquery())
+
+    row = session.execute(select(alerts(True), alerts(False), patients("overdue"),
+                                 patients("infusion_today"))).one()
+    return TriageCounts(*row)
+
+
+def clinic_day(day: dt.date, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC start and end of a day of the clinic's calendar."""
+    start = dt.datetime.combine(day, dt.time(), zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
+    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
 
 
 def overdue_before(today: dt.date) -> dt.date:
@@ -101,8 +149,11 @@ def today_in(timezone: str, now: dt.datetime | None = None) -> dt.date:
     return (now or dt.datetime.now(dt.timezone.utc)).astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
-def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date) -> list:
+def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date,
+                zone: zoneinfo.ZoneInfo) -> list:
     conditions = [PatientSummary.clinic_id == clinic_id]
+    if query.clinician_id is not None:
+        conditions.append(Patient.assigned_clinician_id == query.clinician_id)
     if query.search.strip():
         pattern = "%" + _escape_like(query.search.strip().lower()) + "%"
         conditions.append(or_(func.lower(Patient.display_name).like(pattern, escape="\\"),
@@ -111,6 +162,10 @@ def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date) -> list:
         conditions.append(PatientSummary.open_alerts > 0)
     elif query.filter == "overdue":
         conditions.append(PatientSummary.next_due_on < overdue_before(today))
+    elif query.filter == "infusion_today":
+        start, end = clinic_day(today, zone)
+        conditions.append(and_(PatientSummary.next_infusion_at >= start,
+                               PatientSummary.next_infusion_at < end))
     elif query.filter == "improving":
         conditions.append(PatientSummary.improving.is_(True))
     elif query.filter == "not_improving":

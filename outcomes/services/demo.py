@@ -39,6 +39,7 @@ from ..models import (
 )
 from . import audit
 from .accounts import create_clinic, create_staff_user, password_hasher
+from .triage import set_alert_response_wording
 from .audit import SYSTEM
 from .assessments import alerts_called_for
 from .plans import DEFAULT_PLAN
@@ -46,6 +47,10 @@ from .summaries import summary_values
 
 CLINIC_NAME = "Riverside Ketamine Clinic (demo)"
 CLINIC_PHONE = "+1 555 0100"
+#: What the demo clinic tells a patient after an alert about when its care team responds.
+ALERT_RESPONSE_WORDING = ("Someone from the care team reads alerts on weekdays from 8 am to "
+                          "6 pm and will call you the same day; outside those hours, use the "
+                          "numbers on this page.")
 EMAIL_DOMAIN = "riverside.example"
 CLINICIAN_PASSWORD = "demo-clinician-pass"
 PATIENT_PASSWORD = "demo-patient-pass"
@@ -115,6 +120,7 @@ def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int =
         raise DemoError(f"The demo clinic {clinic_name!r} exists already.")
     rng = random.Random(seed)
     clinic = create_clinic(session, SYSTEM, clinic_name, CLINIC_PHONE, "America/New_York")
+    set_alert_response_wording(session, SYSTEM, clinic, ALERT_RESPONSE_WORDING)
     staff = [create_staff_user(session, SYSTEM, clinic, role, email, password)
              for role, email, password in demo_logins(0, email_domain)]
     clinicians = [user for user in staff if user.role == "clinician"]

@@ -1,0 +1,297 @@
+"""Triage: alerts described as what happened, the clinic's inbox of open alerts, the counts at
+the top of the dashboard, and what the clinic tells patients about its response time.
+
+An alert is described from what the patient answered, never from the rule's wording: the
+items its flag rule read, with the answer chosen ("More than half the days"), who entered the
+form and when, and how long the alert has waited. Alerts raised from answers carry that
+evidence (``Alert.evidence``); for older alerts without it, the stored answers of the alert's
+assessment are read instead, and the definition's own flag rule picks the items.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+import instruments
+
+from ..models import Alert, Assessment, Clinic, Patient, utcnow
+from . import audit
+from .audit import Actor
+
+#: The inbox's kind filter: crisis alerts (the patient was shown crisis resources), the rest,
+#: or one alert kind of the definitions (added below from the instruments package).
+KIND_CRISIS, KIND_OTHER = "crisis", "other"
+RESPONSE_WORDING_MAX = 300
+
+
+class TriageError(ValueError):
+    """A triage setting that cannot be stored, with the reason. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ItemAnswer:
+    """One item the alert's rule read, and what the patient chose."""
+
+    number: int
+    text: str
+    value: int | None
+    #: The option's words ("Several days"); None when the item was left unanswered.
+    label: str | None
+
+
+@dataclass(frozen=True)
+class AlertDescription:
+    """What happened, in the clinic's words rather than the rule's."""
+
+    alert: Alert
+    #: The instrument's short title ("PHQ-9"), or None when it cannot be known.
+    instrument: str | None
+    #: The flag or change threshold, as people read it ("Suicide risk", "Clinically
+    #: meaningful worsening").
+    kind: str
+    answers: tuple[ItemAnswer, ...]
+    #: For a change alert: the baseline and current totals.
+    baseline: int | None
+    current: int | None
+    #: Who entered the form: "the patient" or "a paper form entered by …".
+    entered_by: str
+    #: When the patient answered (the form's date for a paper form); None when not stored.
+    answered_at: dt.datetime | None
+    #: True when the answers came from a form sent incomplete and were not stored.
+    unsaved: bool
+    age: str
+    #: What happened, in a few words: "PHQ-9 item 9 · 'Several days'", "PCL-5 20 → 31".
+    what: str
+
+    @property
+    def summary(self) -> str:
+        """One line for the dashboard: "PHQ-9 item 9 · 'Several days' · 2 h ago"."""
+        return f"{self.what} · {self.age}"
+
+
+def describe_alert(alert: Alert, instrument: instruments.Instrument | None,
+                   now: dt.datetime) -> AlertDescription:
+    """Describe an alert from its evidence (or, for older alerts, its assessment's answers)
+    and the instrument's definition, with its age at ``now``."""
+    assessment = alert.assessment
+    evidence: dict[str, Any] = alert.evidence or {}
+    answers: tuple[ItemAnswer, ...] = ()
+    baseline = current = None
+    change = instrument is not None and _threshold(instrument, alert.kind) is not None
+    if change:
+        baseline = evidence.get("baseline") if evidence else None
+        current = evidence.get("current") if evidence else None
+        if current is None and assessment is not None:
+            current = assessment.total
+    elif instrument is not None:
+        given = _evidence_answers(evidence) if evidence else _answers_read_by_rule(
+            alert, instrument)
+        answers = tuple(_item_answer(instrument, number, value) for number, value in given)
+    title = instrument.short_title if instrument is not None else None
+    kind = _kind_label(instrument, alert.kind)
+    age = alert_age(alert.raised_at, now)
+    return AlertDescription(
+        alert=alert, instrument=title, kind=kind, answers=answers, baseline=baseline,
+        current=current, entered_by=_entered_by(assessment), unsaved=assessment is None,
+        answered_at=assessment.administered_at if assessment is not None else None, age=age,
+        what=_what(instrument, kind, answers, baseline, current))
+
+
+def _what(instrument: instruments.Instrument | None, kind: str,
+          answers: tuple[ItemAnswer, ...], baseline: int | None, current: int | None) -> str:
+    title = instrument.short_title if instrument is not None else "Alert"
+    if current is not None:
+        # Totals are compared within a measure (the PCL-5's monthly and weekly versions).
+        title = instrument.measure if instrument is not None else title
+        return f"{title} {baseline} → {current}" if baseline is not None \
+            else f"{title} total {current}"
+    if not answers:
+        return f"{title} · {kind.lower()}"
+    first = answers[0]
+    what = f"{title} item {first.number} · " + (
+        f"'{first.label}'" if first.label is not None else "left blank")
+    return what + (f" (+{len(answers) - 1} more)" if len(answers) > 1 else "")
+
+
+def _evidence_answers(evidence: dict[str, Any]) -> list[tuple[int, int | None]]:
+    return sorted((int(number), value) for number, value in evidence.items()
+                  if number.isdigit())
+
+
+def _answers_read_by_rule(alert: Alert, instrument: instruments.Instrument
+                          ) -> list[tuple[int, int | None]]:
+    """For an alert stored without evidence: the items of its assessment that raise its flag
+    on their own (each answer kept, every other item at its lowest), so the definition's own
+    rule decides which answers count, as it did when the alert was raised."""
+    if alert.assessment is None:
+        return []  # a form sent incomplete before evidence was kept: its answers are gone
+    stored = {answer.item_number: answer.value for answer in alert.assessment.answers}
+    rule = next((flag for flag in instrument.flags if flag.key == alert.kind), None)
+    if rule is None:
+        return []
+    found = []
+    for item in instrument.items:
+        alone = [stored.get(item.number) if other is item else other.min_value
+                 for other in instrument.items]
+        value = instruments.score(instrument.key, alone).flags.get(rule.key)
+        if value in rule.alert_values:
+            found.append((item.number, stored.get(item.number)))
+    return found
+
+
+def _item_answer(instrument: instruments.Instrument, number: int,
+                 value: int | None) -> ItemAnswer:
+    item = next((item for item in instrument.items if item.number == number), None)
+    if item is None:
+        return ItemAnswer(number, f"Item {number}", value, None if value is None else str(value))
+    label = next((option.label for option in item.options if option.value == value), None)
+    return ItemAnswer(number, item.text, value, label)
+
+
+def _entered_by(assessment: Assessment | None) -> str:
+    if assessment is None:
+        return "a form sent incomplete (the answers were not stored)"
+    if assessment.source == "patient":
+        return "the patient"
+    return f"a paper form entered by {assessment.entered_by.email}"
+
+
+def _threshold(instrument: instruments.Instrument, kind: str
+               ) -> instruments.ChangeThreshold | None:
+    return next((t for t in instrument.change_thresholds if t.key == kind), None)
+
+
+def _kind_label(instrument: instruments.Instrument | None, kind: str) -> str:
+    if instrument is not None:
+        threshold = _threshold(instrument, kind)
+        if threshold is not None:
+            return threshold.label
+    return kind.replace("_", " ").capitalize()
+
+
+def alert_instrument(alert: Alert) -> instruments.Instrument | None:
+    """The instrument an alert came from, or None if it is no longer defined."""
+    try:
+        return instruments.get(alert.instrument_key)
+    except instruments.UnknownInstrument:
+        return None
+
+
+def alert_age(raised_at: dt.datetime, now: dt.datetime) -> str:
+    """How long ago, in a few characters: "just now", "12 min ago", "5 h ago", "3 d ago"."""
+    minutes = max(0, int((now - raised_at).total_seconds() // 60))
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h ago"
+    return f"{minutes // (24 * 60)} d ago"
+
+
+def describe(alerts: list[Alert], now: dt.datetime | None = None) -> list[AlertDescription]:
+    """Describe several alerts at one moment."""
+    now = now or utcnow()
+    return [describe_alert(alert, alert_instrument(alert), now) for alert in alerts]
+
+
+def already_acknowledged(alert: Alert, zone: zoneinfo.ZoneInfo) -> str:
+    """The message for a second acknowledgement: who dealt with it, when and what they did."""
+    by = alert.acknowledged_by.email if alert.acknowledged_by is not None else "someone"
+    when = alert.acknowledged_at.astimezone(zone).strftime("%-d %b %Y, %H:%M")
+    return (f"This alert was already acknowledged by {by} on {when}: "
+            f"“{alert.acknowledgement_note}”. Nothing was changed.")
+
+
+# --- the inbox -----------------------------------------------------------------------------
+
+def alert_kinds() -> dict[str, str]:
+    """Every alert kind the definitions can raise, with how people read it."""
+    kinds: dict[str, str] = {}
+    for instrument in instruments.all():
+        for flag in instrument.flags:
+            if flag.alert_values:
+                kinds.setdefault(flag.key, f"{_kind_label(None, flag.key)} ({instrument.measure})")
+        for threshold in instrument.change_thresholds:
+            if threshold.alert_reason:
+                kinds.setdefault(threshold.key, f"{threshold.label} ({instrument.measure})")
+    return kinds
+
+
+def inbox_kinds() -> dict[str, str]:
+    """The inbox's kind filter: crisis, other, then each kind."""
+    return {KIND_CRISIS: "Crisis alerts", KIND_OTHER: "Other alerts", **alert_kinds()}
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    #: Only the patients assigned to this clinician; None for the whole clinic.
+    clinician_id: int | None = None
+    kind: str = ""
+
+
+def open_alerts(session: Session, clinic_id: int, query: InboxQuery) -> list[Alert]:
+    """Every open alert of the clinic: crisis alerts first, then the longest waiting."""
+    statement = (
+        open_alerts_statement(clinic_id, query.clinician_id)
+        .options(joinedload(Alert.patient).joinedload(Patient.assigned_clinician),
+                 joinedload(Alert.assessment).joinedload(Assessment.entered_by),
+                 joinedload(Alert.assessment).joinedload(Assessment.answers),
+                 selectinload(Alert.also_seen_in))
+        .order_by(Alert.crisis.desc(), Alert.raised_at, Alert.id)
+    )
+    if query.kind == KIND_CRISIS:
+        statement = statement.where(Alert.crisis.is_(True))
+    elif query.kind == KIND_OTHER:
+        statement = statement.where(Alert.crisis.is_(False))
+    elif query.kind:
+        statement = statement.where(Alert.kind == query.kind)
+    return list(session.scalars(statement).unique())
+
+
+def patients_open_alerts(session: Session, patient_ids: list[int]) -> dict[int, list[Alert]]:
+    """The open alerts of these patients, most urgent first (crisis, then longest waiting)."""
+    statement = (
+        select(Alert)
+        .where(Alert.patient_id.in_(patient_ids), Alert.acknowledged_at.is_(None))
+        .options(joinedload(Alert.assessment).joinedload(Assessment.entered_by),
+                 joinedload(Alert.assessment).joinedload(Assessment.answers))
+        .order_by(Alert.crisis.desc(), Alert.raised_at, Alert.id)
+    )
+    found: dict[int, list[Alert]] = {}
+    for alert in session.scalars(statement).unique():
+        found.setdefault(alert.patient_id, []).append(alert)
+    return found
+
+
+def open_alerts_statement(clinic_id: int, clinician_id: int | None) -> Select:
+    """The clinic's open alerts (of one clinician's patients, when given), unordered."""
+    statement = (select(Alert).join(Patient, Patient.id == Alert.patient_id)
+                 .where(Patient.clinic_id == clinic_id, Alert.acknowledged_at.is_(None)))
+    if clinician_id is not None:
+        statement = statement.where(Patient.assigned_clinician_id == clinician_id)
+    return statement
+
+
+# --- what patients are told ----------------------------------------------------------------
+
+def set_alert_response_wording(session: Session, actor: Actor, clinic: Clinic,
+                               wording: str | None) -> Clinic:
+    """Set (or, with None or blank, clear) what the clinic tells a patient after an alert
+    about when its care team responds. The app never words a promise of its own."""
+    wording = " ".join(wording.split()) if wording else None
+    if wording is not None and len(wording) > RESPONSE_WORDING_MAX:
+        raise TriageError(f"The wording is {len(wording)} characters long; keep it to "
+                          f"{RESPONSE_WORDING_MAX}.")
+    old = clinic.alert_response_wording
+    clinic.alert_response_wording = wording or None
+    session.flush()
+    audit.record(session, actor, "clinic.update", clinic_id=clinic.id, object_type="clinic",
+                 object_id=clinic.id, old={"alert_response_wording": old},
+                 new={"alert_response_wording": clinic.alert_response_wording})
+    return clinic
