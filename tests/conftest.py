@@ -20,11 +20,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
-from outcomes import create_app, migrate
+from outcomes import audit_chain, create_app, migrate
 from outcomes.config import normalise_database_url
 from outcomes.extensions import db
 from outcomes.models import Base, Clinic, Patient, User
-from outcomes.services import accounts, enrolment
+from outcomes.services import accounts, audit, enrolment
 from outcomes.services.audit import SYSTEM, Actor
 
 PASSWORD = "correct horse battery staple"
@@ -144,6 +144,8 @@ def session(app: Flask, database_url: str) -> Iterator[Session]:
         with app.app_context():
             session = db.sessionmaker()
         engine = None
+    # Services the tests call directly commit with it outside any app context.
+    audit.sign_with(session, audit_chain.keys_from_settings(app.config))
     yield session
     session.close()
     if engine is not None:

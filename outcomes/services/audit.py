@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,7 @@ from ..models import AuditEvent, Patient, User, utcnow
 #: Key of the PostgreSQL advisory lock that serialises appends to the chain.
 CHAIN_LOCK = 0x0A0D17
 _QUEUE = "audit_queue"
+_KEYS = "audit_keys"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,17 @@ def record(
 
 def audit_keys() -> AuditKeys:
     """The audit keys of the running app's settings."""
+    if not has_app_context():
+        raise RuntimeError("audit rows are signed with the app's AUDIT_KEYS: commit audited "
+                           "changes inside an app context, or set the session's own keys "
+                           "(sign_with)")
     return keys_from_settings(current_app.config)
+
+
+def sign_with(session: Session, keys: AuditKeys) -> None:
+    """Have ``session`` sign the audit rows it commits with ``keys``, whether or not an app
+    context is active (the tests' own sessions do)."""
+    session.info[_KEYS] = keys
 
 
 @event.listens_for(Session, "before_commit")
@@ -100,7 +111,7 @@ def _write_queued_events(session: Session) -> None:
     queued = session.info.pop(_QUEUE, None)
     if not queued:
         return
-    keys = audit_keys()
+    keys = session.info.get(_KEYS) or audit_keys()
     key_id = keys.signing_id
     secret = keys.secret(key_id)
     if session.get_bind().dialect.name == "postgresql":
