@@ -18,13 +18,14 @@ from .definition import load_definition
 from .errors import DefinitionError, InstrumentError, InvalidAnswers, InvalidScore, UnknownInstrument
 from .model import (Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
                     MissingPolicy, Option, Subscale)
-from .scoring import Score, TriggeredFlag, score_answers
+from .rules import FLAG_RULES
+from .scoring import Score, TriggeredFlag, normalise_answers, score_answers
 
 __all__ = [
     "Band", "Change", "ChangeThreshold", "DefinitionError", "DiagnosisRule", "FlagRule",
     "Instrument", "InstrumentError", "InvalidAnswers", "InvalidScore", "Item", "MissingPolicy",
     "Option", "Score", "Subscale", "TriggeredFlag", "UnknownInstrument",
-    "all", "change", "crisis_items", "get", "load_definition", "score",
+    "all", "change", "crisis_items", "flag_evidence", "get", "load_definition", "score",
 ]
 
 
@@ -60,6 +61,23 @@ def crisis_items(key: str) -> tuple[int, ...]:
         if any(flag.crisis for flag in score_answers(instrument, answers).alerts):
             found.append(item.number)
     return tuple(found)
+
+
+def flag_evidence(key: str, flag_key: str,
+                  answers: Sequence[int | None] | Mapping[str, int | None]) -> dict[str, int | None]:
+    """The answers that raise one flag, by item number (as text) with None for a blank: the
+    items its rule finds at or above the threshold or unanswered (PHQ-9 item 9 answered 2:
+    ``{"9": 2}``). Raises UnknownInstrument, InvalidAnswers, or KeyError for an unknown flag."""
+    instrument = get_instrument(key)
+    rules = {rule.key: rule for rule in instrument.flags}
+    if flag_key not in rules:
+        raise KeyError(f"{key} has no flag {flag_key!r}")
+    rule = rules[flag_key]
+    normalised = normalise_answers(instrument, answers)
+    by_id = {item.id: answer for item, answer in zip(instrument.items, normalised)}
+    numbers = {item.id: item.number for item in instrument.items}
+    return {str(numbers[item_id]): by_id[item_id]
+            for item_id in FLAG_RULES[rule.rule].raising_items(rule.params, by_id)}
 
 
 def change(key: str, baseline: int, current: int) -> Change:

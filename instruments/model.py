@@ -90,6 +90,11 @@ class FlagRule(RuleUse):
     crisis: bool
     alert_reason: str
 
+    def alerts_on(self, value: object) -> bool:
+        """True when the flag's value is one the definition says must alert a clinician."""
+        # Types must match as well: True and 1 compare equal in Python.
+        return any(type(value) is type(alert) and value == alert for alert in self.alert_values)
+
 
 #: What a met change threshold says about the patient: better, worse, or neither.
 CHANGE_SIGNALS = ("improvement", "worsening", "status")

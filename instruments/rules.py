@@ -56,6 +56,8 @@ class FlagStrategy(Strategy, Protocol):
 
     def evaluate(self, params: Params, answers: Answers) -> FlagValue: ...
 
+    def raising_items(self, params: Params, answers: Answers) -> tuple[str, ...]: ...
+
 
 class DiagnosisStrategy(Strategy, Protocol):
     """Decides a provisional diagnosis; None when missing answers leave it open."""
@@ -223,6 +225,16 @@ def _any_at_least(conditions: Iterable[tuple[Sequence[str], int]], values: Param
     return values["undetermined"] if undetermined else values["not_met"]
 
 
+def _at_least_or_missing(conditions: Iterable[tuple[Sequence[str], int]],
+                         answers: Answers) -> tuple[str, ...]:
+    """The named items that reach their threshold or have no answer, each once, in order."""
+    found: list[str] = []
+    for item_ids, at_least in conditions:
+        found += [item_id for item_id in item_ids if item_id not in found
+                  and (answers[item_id] is None or answers[item_id] >= at_least)]
+    return tuple(found)
+
+
 class ItemThreshold:
     """One item at or above ``at_least`` raises the flag; that item missing is undetermined."""
 
@@ -238,7 +250,14 @@ class ItemThreshold:
 
     def evaluate(self, params: Params, answers: Answers) -> FlagValue:
         """The flag's value for these answers."""
-        return _any_at_least([((params["item"],), params["at_least"])], params["values"], answers)
+        return _any_at_least(self._conditions(params), params["values"], answers)
+
+    def raising_items(self, params: Params, answers: Answers) -> tuple[str, ...]:
+        """The items whose answers raise the flag: at or above the threshold, or missing."""
+        return _at_least_or_missing(self._conditions(params), answers)
+
+    def _conditions(self, params: Params) -> list[tuple[Sequence[str], int]]:
+        return [((params["item"],), params["at_least"])]
 
 
 class AnyItemAtLeast(ItemThreshold):
@@ -260,10 +279,8 @@ class AnyItemAtLeast(ItemThreshold):
             raise table.error("must list at least one condition", "conditions")
         return {"conditions": conditions, "values": _flag_values(table)}
 
-    def evaluate(self, params: Params, answers: Answers) -> FlagValue:
-        """The flag's value for these answers."""
-        conditions = [(condition["items"], condition["at_least"]) for condition in params["conditions"]]
-        return _any_at_least(conditions, params["values"], answers)
+    def _conditions(self, params: Params) -> list[tuple[Sequence[str], int]]:
+        return [(condition["items"], condition["at_least"]) for condition in params["conditions"]]
 
 
 FLAG_RULES.register("item_threshold", ItemThreshold())

@@ -86,13 +86,8 @@ def score_answers(instrument: Instrument, answers: Sequence[Answer] | Mapping[st
                        if answer is None and item.required],
         answers=normalised,
         triggered=tuple(TriggeredFlag(rule.key, flags[rule.key], rule.crisis, rule.alert_reason)
-                        for rule in instrument.flags if _is_alert(flags[rule.key], rule.alert_values)),
+                        for rule in instrument.flags if rule.alerts_on(flags[rule.key])),
     )
-
-
-def _is_alert(value: FlagValue, alert_values: tuple[FlagValue, ...]) -> bool:
-    # Types must match as well: True and 1 compare equal in Python.
-    return any(type(value) is type(alert) and value == alert for alert in alert_values)
 
 
 def _subscales(instrument: Instrument, by_id: Mapping[str, Answer], scorable: bool) -> dict[str, int | None]:

@@ -398,6 +398,34 @@ class InfusionVersion(Base):
     )
 
 
+class FormSubmission(Base):
+    """A staff form whose record was stored, found by the key the form carried: the same
+    form sent again (a double tap, a retry, two copies at once) answers with that record
+    instead of storing another. See ``services.submissions``."""
+
+    __tablename__ = "form_submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: SHA-256 of the user, the kind of form and the key the form carried: a key is one
+    #: user's, for one kind of form. Unique: the constraint decides which copy stores.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: What the form does (``services.submissions.KINDS``), e.g. ``infusion.record``.
+    kind: Mapped[str] = mapped_column(String(32))
+    #: SHA-256 of the values the form asked for: a copy with other values is told so.
+    values_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: The record the form stored or changed (a course, an infusion, a patient); set in the
+    #: transaction that claims the key, once the record has its id.
+    object_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('course.start', 'course.update', 'infusion.record', "
+                        "'infusion.correct', 'patient.enrol', 'plan.update')",
+                        name="kind_known"),
+    )
+
+
 class Assessment(Base):
     """One submitted questionnaire with the scores computed at submission. Never updated:
     a correction is a new row whose ``amends_id`` names this one."""
@@ -489,11 +517,18 @@ class Alert(Base):
     #: For risk seen in answers that could not be stored (an incomplete form): the form's
     #: submission key, so a repeat raises nothing new.
     submission_key: Mapped[str | None] = mapped_column(String(64))
+    #: The questionnaire whose answers raised it (also for a form that was not stored): one
+    #: disclosure keeps one alert per patient, questionnaire and kind while it is open.
+    instrument_key: Mapped[str] = mapped_column(String(64))
     #: The flag that raised it, e.g. ``suicide_risk``.
     kind: Mapped[str] = mapped_column(String(64))
     #: The flag's value, e.g. ``positive`` or ``unknown``.
     value: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
+    #: What the patient said: for a flag, the answers that raised it by item number
+    #: (``{"9": 2}``; None for a blank); for a change, ``{"baseline": 20, "current": 31}``.
+    #: Empty for alerts raised before it was recorded.
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: True when the patient was shown crisis resources.
     crisis: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -504,6 +539,9 @@ class Alert(Base):
     patient: Mapped[Patient] = relationship()
     assessment: Mapped[Assessment | None] = relationship()
     acknowledged_by: Mapped[User | None] = relationship()
+    #: Later records that repeated the disclosure while the alert was open, oldest first.
+    also_seen_in: Mapped[list[Assessment]] = relationship(
+        secondary="alert_assessment", order_by="Assessment.id", viewonly=True)
 
     __table_args__ = (
         UniqueConstraint("assessment_id", "kind", name="uq_alert_assessment_kind"),
@@ -521,6 +559,19 @@ class Alert(Base):
     @property
     def is_open(self) -> bool:
         return self.acknowledged_at is None
+
+
+class AlertAssessment(Base):
+    """A record that repeated a disclosure whose alert was still open (the same form sent
+    again, an incomplete form then completed, a correction keeping the answer): it is linked
+    to that alert instead of opening another. Append-only."""
+
+    __tablename__ = "alert_assessment"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"), primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessment.id"), primary_key=True,
+                                               index=True)
+    linked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

@@ -1,4 +1,4 @@
-"""Template filters: times in the clinic's own zone, instrument titles."""
+"""Template filters: times in the clinic's own zone, instrument titles, alerting flags."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +8,8 @@ from flask import Flask
 from flask_login import current_user
 
 import instruments
+
+from .services.assessments import flag_texts
 
 
 def _zone() -> zoneinfo.ZoneInfo:
@@ -36,5 +38,8 @@ def install_template_helpers(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     for name, function in (("local_date", local_date), ("local_datetime", local_datetime),
                            ("instrument_title", instrument_title),
-                           ("instrument", instruments.get)):
+                           ("instrument", instruments.get),
+                           # The definition's flag rules decide which flags alert; a template
+                           # never restates them.
+                           ("alerting_flags", flag_texts)):
         app.add_template_filter(function, name)

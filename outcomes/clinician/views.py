@@ -31,12 +31,14 @@ from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Alert, Assessment, Patient
 from ..services import audit, plans
-from ..services.alerts import AlertError, acknowledge_alert, patient_alerts
+from ..services.alerts import AlertError, acknowledge_alert, assessment_alerts, patient_alerts
 from ..services.assessments import (
     SubmissionError,
     crisis_flagged,
     current_assessments,
     patient_assessments,
+    raise_unsaved_risk_alerts,
+    risk_in_unsaved_answers,
     submit_assessment,
     superseded_ids,
 )
@@ -52,7 +54,9 @@ from ..services.dashboard import (
 from ..services.outcomes import clinic_outcomes
 from ..services.patients import clinic_patient, clinic_staff
 from ..services.triage import InboxQuery, already_acknowledged, describe, open_alerts
-from ..services.results import infusion_marks, trend_series
+from ..services.baseline import BASELINE_WINDOW_DAYS
+from ..services.results import infusion_marks, reference_sentence, trend_series
+from ..services.submissions import RepeatedSubmission
 from ..web import current_actor
 from .forms import (
     TIMINGS,
@@ -81,6 +85,17 @@ def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
     if assessment is None or assessment.patient_id != patient.id:
         abort(404)
     return assessment
+
+
+def repeated(repeat: RepeatedSubmission, location: str) -> Response:
+    """The answer to a copy of a form that was stored already: where the first copy led.
+    A copy with other values changed nothing, and says so."""
+    if repeat.same_values:
+        flash("This form was sent more than once and saved once.", "info")
+    else:
+        flash("This form had already been saved, so the changes in the copy sent again were "
+              "not saved. Open the form again to make them.", "error")
+    return redirect(location)
 
 
 @bp.get("/patients")
@@ -201,14 +216,24 @@ def enrol() -> Response | str | tuple[str, int]:
         try:
             patient = enrol_patient(db.session, current_actor(), current_user.clinic,
                                     form.identifier.data, form.display_name.data,
-                                    form.contact_email.data, clinician)
+                                    form.contact_email.data, clinician,
+                                    form.submission_key.data)
             issued = issue_invitation(db.session, current_actor(), patient,
                                       current_app.config["INVITATION_VALID_DAYS"])
+        except RepeatedSubmission as repeat:
+            # The first copy's link was shown once and only its hash is kept: this copy
+            # cannot show it again, nor replace it (the first copy's page may be the one on
+            # screen), so it leads to the patient, where a new link can be issued.
+            if repeat.same_values:
+                flash("This patient was added by the first copy of this form. If its "
+                      "invitation link did not appear, issue a new link here.", "info")
+                return redirect(url_for("clinician.patient", patient_id=repeat.object_id))
+            return repeated(repeat, url_for("clinician.patient", patient_id=repeat.object_id))
         except EnrolmentError as error:
             form.identifier.errors.append(str(error))
         else:
             return _invitation_page(patient, issued.token, issued.invitation.expires_at)
-    status = 422 if form.errors else 200
+    status = 422 if form.errors or form.form_errors else 200
     return render_template("clinician/enrol.html", form=form), status
 
 
@@ -245,8 +270,10 @@ def patient(patient_id: int) -> str:
     assessments = patient_assessments(db.session, patient.id)
     current = current_assessments(assessments)
     courses = patient_courses(db.session, patient.id)
-    trend_charts = clinician_charts(trend_series(current), infusion_marks(courses),
-                                    zoneinfo.ZoneInfo(patient.clinic.timezone))
+    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    series = trend_series(current, courses, zone)
+    trend_charts = clinician_charts(series, infusion_marks(courses), zone, {
+        entry.measure: reference_sentence(entry, zone) for entry in series})
     due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
                                    plans.timeline_of(patient, courses, assessments),
                                    dt.datetime.now(dt.timezone.utc))
@@ -298,8 +325,7 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
         try:
             submission = submit_assessment(
                 db.session, current_actor(), patient, key, form.answers(),
-                form.submission_key.data,
-                administered_at=_administered_at(form.administered_on.data, zone),
+                form.submission_key.data, form_date=form.administered_on.data,
                 amends=amends,
                 amendment_reason=form.amendment_reason.data if amends is not None else None,
             )
@@ -317,9 +343,18 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
                      "assessment.view" if amends is not None else "patient.view",
                      patient=patient, object_type="assessment" if amends is not None
                      else "patient", object_id=amends.id if amends is not None else patient.id)
-    status = 422 if form.errors or form.form_errors else 200
+        return render_template("clinician/paper_form.html", form=form, instrument=instrument,
+                               patient=patient, amends=amends)
+    # A paper form refused (its date, say) still tells of what the patient wrote: risk on it
+    # opens its alert now, and the form comes back with the crisis panel first.
+    risk = risk_in_unsaved_answers(key, form.valid_answers())
+    if risk.alerts:
+        raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
+                                  form.submission_key.data, form.valid_answers(), risk, amends)
+        db.session.commit()
     return render_template("clinician/paper_form.html", form=form, instrument=instrument,
-                           patient=patient, amends=amends), status
+                           patient=patient, amends=amends, crisis=risk.crisis,
+                           clinic=patient.clinic), 422
 
 
 def _completed_on_a_past_day(form, patient: Patient, zone: zoneinfo.ZoneInfo) -> bool:
@@ -335,19 +370,12 @@ def _completed_on_a_past_day(form, patient: Patient, zone: zoneinfo.ZoneInfo) ->
     return not form.administered_on.errors
 
 
-def _administered_at(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
-    """Noon on the form's date in the clinic's zone, or now if that is still to come."""
-    noon = dt.datetime.combine(day, dt.time(12), zone).astimezone(dt.timezone.utc)
-    return min(noon, dt.datetime.now(dt.timezone.utc))
-
-
 @bp.get("/patients/<id:patient_id>/assessments/<id:assessment_id>")
 @staff_required
 def assessment(patient_id: int, assessment_id: int) -> str:
     patient = patient_or_404(patient_id)
     record = assessment_or_404(patient, assessment_id)
-    alerts = [alert for alert in patient_alerts(db.session, patient.id)
-              if alert.assessment_id == record.id]
+    alerts = assessment_alerts(db.session, record.id)
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
                  object_type="assessment", object_id=record.id)
     return render_template("clinician/assessment.html", patient=patient, assessment=record,
@@ -385,14 +413,18 @@ def plan(patient_id: int) -> Response | str | tuple[str, int]:
     patient = patient_or_404(patient_id)
     entries = {(e.instrument_key, e.schedule): e for e in plans.plan_for(db.session, patient.id)}
     form = plan_form(entries)
+    done = url_for("clinician.patient", patient_id=patient.id)
     if form.validate_on_submit():
         try:
-            plans.update_plan(db.session, current_actor(), patient, plan_changes(form))
+            plans.update_plan(db.session, current_actor(), patient, plan_changes(form),
+                              form.submission_key.data)
+        except RepeatedSubmission as repeat:
+            return repeated(repeat, done)
         except plans.PlanError as error:
             form.form_errors.append(str(error))
         else:
             flash("Plan saved.", "info")
-            return redirect(url_for("clinician.patient", patient_id=patient.id))
+            return redirect(done)
     audit.record(db.session, current_actor(), "plan.view", patient=patient,
                  object_type="patient", object_id=patient.id)
     status = 422 if form.errors or form.form_errors else 200
@@ -411,4 +443,5 @@ def outcomes() -> str:
                  object_id=current_user.clinic_id)
     weekly = {m.measure: weekly_mean_chart(m.measure, m.total_max, m.weeks, m.patients)
               for m in report.measures if m.weeks}
-    return render_template("clinician/outcomes.html", report=report, weekly=weekly)
+    return render_template("clinician/outcomes.html", report=report, weekly=weekly,
+                           baseline_days=BASELINE_WINDOW_DAYS)

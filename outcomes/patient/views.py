@@ -15,6 +15,7 @@ from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Assessment, Course, Patient, utcnow
 from ..services import audit, plans
+from ..services.alerts import assessment_alerts
 from ..services.assessments import (
     SubmissionError,
     crisis_flagged,
@@ -27,11 +28,10 @@ from ..services.assessments import (
 from ..services.courses import patient_courses
 from ..services.held_answers import take_held_answers
 from ..services.results import (
-    baseline_of,
-    first_infusion_at,
     infusion_marks,
     plain_summary,
     progress_sentence,
+    reference_of,
     trend_series,
 )
 from ..auth.access import patient_required
@@ -51,10 +51,9 @@ def own_charts(patient: Patient, series: Sequence[Series],
                courses: Sequence[Course]) -> list[Chart]:
     """The patient's charts, with their infusions and one plain sentence each."""
     zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
-    marks = infusion_marks(courses)
-    first, now = first_infusion_at(marks), utcnow()
-    return patient_charts(series, marks, zone, {
-        entry.measure: progress_sentence(entry, first, now, zone) for entry in series})
+    now = utcnow()
+    return patient_charts(series, infusion_marks(courses), zone, {
+        entry.measure: progress_sentence(entry, now, zone) for entry in series})
 
 
 def own_assessment(assessment_id: int) -> Assessment:
@@ -72,7 +71,8 @@ def home() -> str:
     courses = patient_courses(db.session, patient.id)
     due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
                                    plans.timeline_of(patient, courses, assessments), utcnow())
-    series = trend_series(current_assessments(assessments))
+    series = trend_series(current_assessments(assessments), courses,
+                          zoneinfo.ZoneInfo(patient.clinic.timezone))
     audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
@@ -109,14 +109,15 @@ def questionnaire(key: str) -> Response | str | tuple[str, int]:
         page = render_template("patient/questionnaire.html", form=form, instrument=instrument)
         # A blank form holds no health data: the back button may keep it, with its key.
         return page, 200, {"Cache-Control": "no-store" if held else "private, no-cache"}
-    crisis, settled = risk_in_unsaved_answers(key, form.valid_answers())
-    if settled and form.submission_key.data:
-        # Risk the patient has disclosed is never lost, even on a form sent incomplete.
-        raise_unsaved_risk_alerts(db.session, current_actor(), patient,
-                                  form.submission_key.data, settled)
+    # Risk the patient has disclosed is never lost, even on a form sent incomplete: the
+    # panel shows exactly when the alert is opened (or already open).
+    risk = risk_in_unsaved_answers(key, form.valid_answers())
+    if risk.alerts:
+        raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
+                                  form.submission_key.data, form.valid_answers(), risk)
         db.session.commit()
     return render_template("patient/questionnaire.html", form=form, instrument=instrument,
-                           crisis=crisis, told=bool(settled), clinic=patient.clinic), 422
+                           crisis=risk.crisis, clinic=patient.clinic), 422
 
 
 @bp.get("/results/<id:assessment_id>")
@@ -125,17 +126,20 @@ def result(assessment_id: int) -> str:
     assessment = own_assessment(assessment_id)
     patient = assessment.patient
     history = current_assessments(patient_assessments(db.session, patient.id))
-    series = [s for s in trend_series(history)
+    courses = patient_courses(db.session, patient.id)
+    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    series = [s for s in trend_series(history, courses, zone)
               if s.measure == instruments.get(assessment.instrument_key).measure]
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
                  object_type="assessment", object_id=assessment.id)
     return render_template(
         "patient/result.html", assessment=assessment,
         instrument=instruments.get(assessment.instrument_key), clinic=patient.clinic,
-        summary=plain_summary(assessment, baseline_of(history, assessment),
-                              zoneinfo.ZoneInfo(patient.clinic.timezone)),
-        crisis=crisis_flagged(assessment), trend_charts=own_charts(patient, series, patient_courses(db.session, patient.id)),
+        summary=plain_summary(assessment, reference_of(history, courses, assessment, zone), zone),
+        crisis=crisis_flagged(assessment), trend_charts=own_charts(patient, series, courses),
+        alerted=bool(assessment_alerts(db.session, assessment.id)),
     )
+
 
 @bp.get("/help")
 def crisis_help() -> tuple[str, int, dict[str, str]]:

@@ -1,10 +1,10 @@
 """Safety alerts: listing them and acknowledging them."""
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Alert, Patient, utcnow
+from ..models import Alert, AlertAssessment, Patient, utcnow
 from . import audit, summaries
 from .audit import Actor
 
@@ -19,6 +19,14 @@ def patient_alerts(session: Session, patient_id: int) -> list[Alert]:
         select(Alert).where(Alert.patient_id == patient_id).order_by(Alert.raised_at.desc())
     ).all()
     return sorted(alerts, key=lambda alert: not alert.is_open)
+
+
+def assessment_alerts(session: Session, assessment_id: int) -> list[Alert]:
+    """The alerts a record raised or repeated (it was linked to an alert already open)."""
+    linked = select(AlertAssessment.alert_id).where(AlertAssessment.assessment_id == assessment_id)
+    return list(session.scalars(
+        select(Alert).where(or_(Alert.assessment_id == assessment_id, Alert.id.in_(linked)))
+        .order_by(Alert.raised_at.desc())))
 
 
 def acknowledge_alert(session: Session, actor: Actor, alert: Alert, note: str) -> Alert:
