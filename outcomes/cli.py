@@ -18,6 +18,7 @@ from flask.cli import AppGroup, with_appcontext
 from . import migrate
 from .audit_chain import checkpoint_line
 from .extensions import db
+from .forms import date_problem
 from .models import Clinic, Patient
 from .services import accounts, audit, demo, exports, fhir_export, triage
 from .services.audit import SYSTEM
@@ -265,9 +266,10 @@ def export(kind: str, clinic_name: str, date_from: str | None, date_to: str | No
         return
     try:
         request = exports.prepare_export(
-            db.session, clinic, kind, role="system", date_from=_date(date_from, "--from"),
-            date_to=_date(date_to, "--to"), patient_identifier=patient, instrument=instrument,
-            deidentified=deidentified)
+            db.session, clinic, kind, role="system",
+            date_from=_date(date_from, "--from", clinic.timezone),
+            date_to=_date(date_to, "--to", clinic.timezone), patient_identifier=patient,
+            instrument=instrument, deidentified=deidentified)
     except exports.ExportError as error:
         raise CommandError(str(error)) from None
     # End this session's transaction (on SQLite, the write lock) before the long read, which
@@ -306,13 +308,18 @@ def _export_fhir(clinic: Clinic, identifier: str | None, deidentified: bool, out
     click.echo(f"Exported a FHIR Bundle of {len(bundle['entry'])} resources.", err=True)
 
 
-def _date(value: str | None, flag: str) -> dt.date | None:
+def _date(value: str | None, flag: str, timezone: str) -> dt.date | None:
+    """A filter date, within the bounds the forms' dates keep (``forms.date_problem``)."""
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"{flag} must be a date as YYYY-MM-DD, not {value!r}.") from None
+    problem = date_problem(day, flag, timezone)
+    if problem:
+        raise CommandError(problem)
+    return day
 
 
 def _write(output: str | None, chunks: Iterable[bytes]) -> None:

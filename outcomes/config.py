@@ -4,6 +4,7 @@ Every setting can be overridden by the ``config`` mapping given to ``create_app`
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,14 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigurationError(f"{name} must be a whole number above 0, not {value!r}")
     return int(value)
+
+
+def _date(environ: Mapping[str, str], name: str, default: str) -> dt.date:
+    value = environ.get(name, default).strip()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
 def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -86,6 +95,13 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "ARGON2_MEMORY_COST_KIB": int(environ.get("ARGON2_MEMORY_COST_KIB", str(64 * 1024))),
         "ARGON2_PARALLELISM": int(environ.get("ARGON2_PARALLELISM", "4")),
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead: a long form must not fail
+        # The dates a form or an export filter may carry, a local policy (no source gives
+        # these numbers): nothing before EARLIEST_RECORD_DATE, a round date older than any
+        # ketamine-clinic record (move it back if paper records go further); nothing that
+        # happened after today at the clinic; bookings (next infusion, course start) at most
+        # BOOKING_HORIZON_DAYS ahead.
+        "EARLIEST_RECORD_DATE": _date(environ, "EARLIEST_RECORD_DATE", "2000-01-01"),
+        "BOOKING_HORIZON_DAYS": _positive(environ, "BOOKING_HORIZON_DAYS", 365),
         # Over HTTPS a POST must also come from a page of this site (its Referer; see
         # Referrer-Policy in web.SECURITY_HEADERS): the token alone would accept a form that a
         # network attacker planted over plain HTTP with a session cookie of their own.

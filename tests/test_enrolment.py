@@ -16,7 +16,7 @@ from .conftest import PASSWORD, sign_in
 
 
 def enrol_through_the_page(client, identifier="MRN-42", name="Robin Example", email=""):
-    response = client.post("/clinic/patients/new", data={
+    response = client.post("/clinic/patients/new", data={"submission_key": uuid.uuid4().hex,
         "identifier": identifier, "display_name": name, "contact_email": email,
         "assigned_clinician": "1"})
     return response
@@ -40,7 +40,7 @@ def accept_link(client, token: str, **fields: str):
 
 def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, session):
     sign_in(client, world.clinician)
-    response = client.post("/clinic/patients/new", data={
+    response = client.post("/clinic/patients/new", data={"submission_key": uuid.uuid4().hex,
         "identifier": "MRN-42", "display_name": "Robin Example", "contact_email": "",
         "assigned_clinician": str(world.clinician.id)})
     assert response.status_code == 200
@@ -64,7 +64,7 @@ def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, s
 
 def test_enrolment_refuses_a_duplicate_identifier_and_stores_nothing(client, world, session):
     sign_in(client, world.clinician)
-    response = client.post("/clinic/patients/new", data={
+    response = client.post("/clinic/patients/new", data={"submission_key": uuid.uuid4().hex,
         "identifier": world.patient.identifier, "display_name": "Someone Else",
         "assigned_clinician": str(world.clinician.id)})
     assert response.status_code == 422
@@ -76,7 +76,7 @@ def test_enrolment_refuses_a_duplicate_identifier_and_stores_nothing(client, wor
 
 def test_enrolment_refuses_a_clinician_of_another_clinic(client, world):
     sign_in(client, world.clinician)
-    response = client.post("/clinic/patients/new", data={
+    response = client.post("/clinic/patients/new", data={"submission_key": uuid.uuid4().hex,
         "identifier": "MRN-77", "display_name": "Robin Example",
         "assigned_clinician": str(world.other_clinician.id)})
     assert response.status_code == 422
@@ -84,7 +84,7 @@ def test_enrolment_refuses_a_clinician_of_another_clinic(client, world):
 
 def test_the_link_works_once_then_stops(app, client, world, session):
     sign_in(client, world.clinician)
-    link = invitation_link(client.post("/clinic/patients/new", data={
+    link = invitation_link(client.post("/clinic/patients/new", data={"submission_key": uuid.uuid4().hex,
         "identifier": "MRN-42", "display_name": "Robin Example", "contact_email": "robin@example.org",
         "assigned_clinician": str(world.clinician.id)}).data)
     phone = app.test_client()
@@ -201,7 +201,7 @@ def test_links_use_the_public_address_not_the_requests_host(database_url, world)
     client = app.test_client()
     client.environ_base["HTTP_HOST"] = "evil.example.net"
     sign_in(client, world.clinician)
-    page = client.post("/clinic/patients/new", data={
+    page = client.post("/clinic/patients/new", data={"submission_key": uuid.uuid4().hex,
         "identifier": "MRN-42", "display_name": "Robin Example",
         "assigned_clinician": str(world.clinician.id)}).data.decode()
     assert 'href="https://outcomes.example.org/invite#' in page

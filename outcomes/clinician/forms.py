@@ -20,13 +20,14 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 import instruments
 
+from ..forms import ClinicDate, KeyedForm
 from ..models import PlanEntry
 from ..services.courses import INDICATION_LABELS, SIDE_EFFECTS, STATUS_LABELS
 from ..services.dashboard import FILTERS, SORTS
 from ..services.triage import inbox_kinds
 
 
-class EnrolPatientForm(FlaskForm):
+class EnrolPatientForm(KeyedForm):
     identifier = StringField("Clinic identifier (for example the MRN)",
                              validators=[DataRequired("Give the clinic's identifier."),
                                          Length(max=64)])
@@ -82,7 +83,7 @@ def plan_form(entries: dict[tuple[str, str], PlanEntry]) -> FlaskForm:
             recurring.follow_up_weeks is not None else 12
         data[f"{key}__then_every"] = str(recurring.then_every_days) if recurring and \
             recurring.then_every_days else ("28" if recurring is None else "none")
-    form = type("PlanForm", (FlaskForm,), attributes)()
+    form = type("PlanForm", (KeyedForm,), attributes)()
     if not form.is_submitted():
         for name, value in data.items():
             form[name].data = value
@@ -156,25 +157,26 @@ class InboxForm(FlaskForm):
 BOOKED = ClinicDate("The booked infusion", ahead=True)
 
 
-class CourseForm(FlaskForm):
+class CourseForm(KeyedForm):
     indication = SelectField("Indication", choices=[
         SelectChoice(key, label) for key, label in INDICATION_LABELS.items()])
     planned_infusions = IntegerField("Planned infusions", default=6, validators=[
         InputRequired("Give the number of planned infusions."),
         NumberRange(1, 24, "Plan between 1 and 24 infusions.")])
-    start_date = DateField("Start date", validators=[InputRequired("Give the start date.")])
+    start_date = DateField("Start date", validators=[
+        InputRequired("Give the start date."), ClinicDate("The start date", ahead=True)])
     next_infusion_at = DateTimeLocalField("First infusion booked for (optional)",
-                                          validators=[Optional()])
+                                          validators=[Optional(), BOOKED])
 
 
-class CourseUpdateForm(FlaskForm):
+class CourseUpdateForm(KeyedForm):
     status = SelectField("Status", choices=[SelectChoice(key, label)
                                             for key, label in STATUS_LABELS.items()])
     planned_infusions = IntegerField("Planned infusions", validators=[
         InputRequired("Give the number of planned infusions."),
         NumberRange(1, 24, "Plan between 1 and 24 infusions.")])
     next_infusion_at = DateTimeLocalField("Next infusion booked for (optional)",
-                                          validators=[Optional()])
+                                          validators=[Optional(), BOOKED])
 
 
 def _measure(label: str, required: bool = True, decimal: bool = False):
@@ -185,11 +187,12 @@ def _measure(label: str, required: bool = True, decimal: bool = False):
                  render_kw={"inputmode": "decimal" if decimal else "numeric"})
 
 
-class InfusionForm(FlaskForm):
-    """One infusion. The bounds are checked by ``services.courses`` (and the schema)."""
+class InfusionForm(KeyedForm):
+    """One infusion. The bounds are checked by ``services.courses`` (and the schema); the
+    form refuses dates the clinic's calendar cannot have."""
 
     administered_at = DateTimeLocalField("Date and time of the infusion", validators=[
-        InputRequired("Give the date and time of the infusion.")])
+        InputRequired("Give the date and time of the infusion."), ClinicDate("The infusion")])
     weight_kg = _measure("Weight (kg)", decimal=True)
     dose_mg_per_kg = _measure("Dose (mg/kg)", decimal=True)
     total_dose_mg = _measure("Total dose (mg)", decimal=True)
@@ -220,7 +223,7 @@ class InfusionForm(FlaskForm):
     adverse_events = TextAreaField("Adverse events", validators=[Optional(), Length(max=4000)])
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=4000)])
     next_infusion_at = DateTimeLocalField("Next infusion booked for (optional)",
-                                          validators=[Optional()])
+                                          validators=[Optional(), BOOKED])
     correction_reason = TextAreaField("Reason for the correction",
                                       validators=[Optional(), Length(max=2000)])
 

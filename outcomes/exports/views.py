@@ -50,7 +50,9 @@ def index() -> Response | str | tuple[str, int]:
     """The CSV export form; a valid POST answers with the file, streamed."""
     if request.form.get("kind") in ADMIN_ONLY_KINDS and current_user.role != "admin":
         abort(404)
-    form = csv_export_form(current_user.role)
+    # Every filter is checked here and by prepare_export before anything is audited or a
+    # byte is sent: a bad one gives the form back with the reason.
+    form = csv_export_form(current_user.role, current_user.clinic.timezone)
     if form.validate_on_submit():
         try:
             export = prepare_export(
