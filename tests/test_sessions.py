@@ -186,16 +186,17 @@ def test_another_person_signing_in_on_the_device_never_sees_them(app, client, wo
     assert checked_answers(owner.get("/me/questionnaires/phq9").data) == answers()
 
 
-def test_held_answers_expire(client, world, session, clock):
+def test_held_answers_expire(app, client, world, session, clock):
     sign_in(client, world.patient_user.email)
     token, key = open_form(client)
     clock.advance(minutes=31)
     client.post("/me/questionnaires/phq9",
                 data={**answers(), "submission_key": key, "csrf_token": token})
     clock.advance(minutes=60, seconds=1)
+    assert sign_in(app.test_client(), world.clinician.email).location == "/clinic/patients"
+    assert session.scalar(select(func.count(HeldAnswers.id))) == 0  # gone at any sign-in
     assert sign_in(client, world.patient_user.email).location == "/me/"
     assert checked_answers(client.get("/me/questionnaires/phq9").data) == {}
-    assert session.scalar(select(func.count(HeldAnswers.id))) == 0
 
 
 def test_a_disclosure_sent_after_the_session_ended_alerts_at_once(client, world, session,

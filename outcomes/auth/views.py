@@ -18,7 +18,7 @@ from ..extensions import db, limiter
 from ..services import audit
 from ..services.accounts import authenticate, end_all_sessions
 from ..services.enrolment import EnrolmentError, accept_invitation, usable_invitation
-from ..services.held_answers import held_instrument
+from ..services.held_answers import forget_expired_answers, held_instrument
 from ..web import current_actor
 from . import sessions, throttle
 from .access import safe_next_path
@@ -79,6 +79,7 @@ def sign_in(user) -> None:
 
 def _held_form(user) -> str | None:
     """The questionnaire whose answers were held when the user's last session ended."""
+    forget_expired_answers(db.session)
     key = held_instrument(db.session, user.id) if user.role == "patient" else None
     if key is None:
         return None

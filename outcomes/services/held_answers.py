@@ -35,6 +35,11 @@ def hold_answers(session: Session, user: User, instrument_key: str,
     return held
 
 
+def forget_expired_answers(session: Session) -> None:
+    """Delete every held form whose time is up (run at each sign-in, so none lingers)."""
+    session.execute(delete(HeldAnswers).where(HeldAnswers.expires_at <= utcnow()))
+
+
 def held_instrument(session: Session, user_id: int) -> str | None:
     """The instrument of the form held for this user, while it is still held."""
     return session.scalar(select(HeldAnswers.instrument_key).where(
