@@ -395,3 +395,19 @@ def test_the_demo_clinic_sets_its_wording(app, session):
         db.session.commit()
     clinic = session.scalars(select(Clinic).where(Clinic.name == demo.CLINIC_NAME)).one()
     assert clinic.alert_response_wording == demo.ALERT_RESPONSE_WORDING
+
+
+def test_after_a_non_crisis_alert_the_patient_is_told_with_the_clinics_wording(client, world,
+                                                                                app, runner):
+    after = [0] * len(instruments.get("after-infusion").items)
+    after[0] = 3
+    assessment_id, (alert_id,) = submit(app, world.patient.id, "after-infusion", after, "k")
+    sign_in(client, world.patient_user)
+    html = client.get(f"/me/results/{assessment_id}").data.decode()
+    assert "has been told about your answers." in html and 'class="crisis"' not in html
+    wording = "We call back within one working day."
+    runner.invoke(args=["set-alert-response", "--clinic", "Harbour Clinic", "--wording", wording])
+    assert wording in client.get(f"/me/results/{assessment_id}").data.decode()
+    gad7, alerts = submit(app, world.patient.id, "gad7", [1] * 7, "g")
+    assert alerts == []
+    assert "has been told" not in client.get(f"/me/results/{gad7}").data.decode()

@@ -48,9 +48,9 @@ from .summaries import summary_values
 CLINIC_NAME = "Riverside Ketamine Clinic (demo)"
 CLINIC_PHONE = "+1 555 0100"
 #: What the demo clinic tells a patient after an alert about when its care team responds.
-ALERT_RESPONSE_WORDING = ("Someone from the care team reads alerts on weekdays from 8 am to "
-                          "6 pm and will call you the same day; outside those hours, use the "
-                          "numbers on this page.")
+ALERT_RESPONSE_WORDING = ("The care team reads alerts on weekdays from 8 am to 6 pm and calls "
+                          "back the same working day. If you need help sooner, call or text "
+                          "988, or call 911 in an emergency.")
 EMAIL_DOMAIN = "riverside.example"
 CLINICIAN_PASSWORD = "demo-clinician-pass"
 PATIENT_PASSWORD = "demo-patient-pass"
