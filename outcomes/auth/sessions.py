@@ -37,6 +37,7 @@ from .forms import LoginForm
 
 STARTED = "_started"
 SEEN = "_seen"
+SIGNED_OUT = "For your privacy you were signed out after a time without activity."
 
 
 def begin() -> None:
@@ -59,9 +60,9 @@ def has_ended(app: Flask, user: User, now: dt.datetime) -> bool:
     if not isinstance(started, (int, float)) or not isinstance(seen, (int, float)):
         return True  # a session from before these clocks, or one not begun here
     stamp = now.timestamp()
+    cap = dt.timedelta(hours=app.config["SESSION_MAX_HOURS"])
     return (stamp - seen > idle_limit(app, user.role).total_seconds()
-            or stamp - started > dt.timedelta(hours=app.config["SESSION_MAX_HOURS"])
-            .total_seconds())
+            or stamp - started > cap.total_seconds())
 
 
 def install(bp: Blueprint) -> None:
@@ -99,8 +100,6 @@ def end_or_extend_session() -> Response | str | None:
         return redirect(url_for("auth.login"))
     return None  # the page's own sign-in requirement answers
 
-
-SIGNED_OUT = "For your privacy you were signed out after a time without activity."
 
 
 def _sent_questionnaire(user: User) -> QuestionnaireForm | None:
