@@ -83,6 +83,14 @@ class Point:
         return bool(self.alerts)
 
 
+class Reference(Protocol):
+    """The point a measure's change is read from (``services.baseline.Reference``)."""
+
+    record: Point
+    #: "baseline" or "since first": the words the chart uses for it.
+    kind: str
+
+
 @dataclass(frozen=True)
 class Part:
     """A part of a measure charted on its own, e.g. a PCL-5 DSM-5 cluster."""
@@ -104,6 +112,8 @@ class Series:
     bands: tuple[instruments.Band, ...]
     points: list[Point] = field(default_factory=list)
     parts: tuple[Part, ...] = ()
+    #: The point change is read from, for the latest point: marked on the clinician's chart.
+    reference: Reference | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,16 @@ def total_figure(series: Series, infusions: Sequence[InfusionMark], zone: dt.tzi
         line={"color": colour, "width": 3}, marker={"size": 9, "color": colour},
         hovertemplate="%{x|%-d %b %Y}: %{y}<extra></extra>",
     ))
+    if series.reference is not None and not simple:
+        start = series.reference.record
+        figure.add_trace(go.Scatter(
+            x=[_local(start.administered_at, zone)], y=[start.total], mode="markers",
+            name=series.reference.kind.capitalize(),
+            marker={"symbol": "circle-open", "size": 19, "color": colour,
+                    "line": {"width": 3, "color": colour}},
+            hovertemplate=f"{series.reference.kind.capitalize()}: %{{x|%-d %b %Y}}, %{{y}}"
+                          "<extra></extra>",
+        ))
     flagged = [p for p in series.points if p.flagged]
     if flagged and not simple:
         figure.add_trace(go.Scatter(
@@ -388,10 +408,11 @@ def _day(moment: dt.datetime, zone: dt.tzinfo) -> str:
 # --- charts: figures with their tables ----------------------------------------------------
 
 def clinician_charts(series: Sequence[Series], infusions: Sequence[InfusionMark],
-                     zone: dt.tzinfo) -> list[Chart]:
+                     zone: dt.tzinfo, summaries: Mapping[str, str] | None = None) -> list[Chart]:
     """The clinician's charts of one patient: each measure's total with its cut-point or
-    bands, safety flags and infusions; then the parts of any measure that has them (the PCL-5
-    clusters) right after its total."""
+    bands, safety flags, infusions and the point change is read from, with the sentence from
+    ``summaries`` (by measure) above it; then the parts of any measure that has them (the
+    PCL-5 clusters) right after its total."""
     charts = []
     for entry in in_measure_order(series):
         charts.append(Chart(
@@ -402,6 +423,7 @@ def clinician_charts(series: Sequence[Series], infusions: Sequence[InfusionMark]
             figure=total_figure(entry, infusions, zone),
             tables=(_scores_table(entry, zone, detailed=True),
                     *_infusions_table(infusions, zone, detailed=True)),
+            summary=(summaries or {}).get(entry.measure, ""),
         ))
         if entry.parts and any(p.subscales for p in entry.points):
             charts.append(Chart(
@@ -468,9 +490,11 @@ def _scores_table(series: Series, zone: dt.tzinfo, *, detailed: bool) -> Table:
         columns.append(Column("Band"))
     if detailed and any(p.flagged for p in series.points):
         columns.append(Column("Safety flag"))
+    start = series.reference.record if detailed and series.reference is not None else None
     rows = []
     for point in series.points:
-        row = [_day(point.administered_at, zone), str(point.total)]
+        row = [_day(point.administered_at, zone)
+               + (f" ({series.reference.kind})" if point is start else ""), str(point.total)]
         if detailed and series.bands:
             band = next((b for b in series.bands if b.min <= point.total <= b.max), None)
             row.append(band.label if band else "")

@@ -30,8 +30,8 @@ from outcomes.extensions import db
 from outcomes.models import Alert, Assessment, AssessmentAnswer, Course, Infusion
 from outcomes.services.courses import SIDE_EFFECTS
 from outcomes.services.outcomes import WeekMean
+from outcomes.services.baseline import baseline_window, choose_reference
 from outcomes.services.results import (
-    baseline_point,
     infusion_marks,
     parts_of,
     progress_sentence,
@@ -276,31 +276,37 @@ NOW = T0 + 60 * DAY
      "it changes."),
     ([52], None, "Your PCL-5 score was 52 on 2 March; your next scores will show how it "
                  "changes."),
-    ([52, 31], None, "Your PCL-5 score went from 52 on 2 March to 31 this week."),
+    ([52, 31], None, "Your PCL-5 score went from 52 on 2 March (your first score) to 31 "
+                     "this week."),
+    ([40, 35, 40], None, "Your PCL-5 score was 40 this week, the same as your first score "
+                         "on 2 March."),
 ])
 def test_the_sentence_is_right_whether_the_score_fell_rose_or_stayed(
         totals, first_infusion, expected):
     # The last score is 2 days before NOW; the others are weeks earlier.
     series = series_of(PCL5, totals, step=(NOW - 2 * DAY - T0) / max(1, len(totals) - 1))
-    assert progress_sentence(series, first_infusion, NOW, ZONE) == expected
+    referenced(series, first_infusion)
+    assert progress_sentence(series, NOW, ZONE) == expected
     assert "diagnos" not in expected and "PTSD" not in expected
 
 
+def referenced(series: Series, first_infusion: dt.datetime | None) -> Series:
+    """The series with its reference, as ``trend_series`` sets it."""
+    if series.points:
+        series.reference = choose_reference(
+            series.points, lambda point: point.administered_at,
+            [baseline_window(first_infusion, ZONE)] if first_infusion else [],
+            series.points[-1].administered_at)
+    return series
+
+
 def test_the_sentence_names_last_week_or_the_date_for_older_scores():
-    series = series_of(PHQ9, [20, 9], step=40 * DAY)
-    assert progress_sentence(series, T0, T0 + 50 * DAY, ZONE).endswith("to 9 last week.")
-    assert progress_sentence(series, T0, T0 + 60 * DAY, ZONE).endswith("to 9 on 11 April.")
-    assert progress_sentence(series, T0, T0 + 40 * DAY + dt.timedelta(hours=1), ZONE
+    series = referenced(series_of(PHQ9, [20, 9], step=40 * DAY), T0)
+    assert progress_sentence(series, T0 + 50 * DAY, ZONE).endswith("to 9 last week.")
+    assert progress_sentence(series, T0 + 60 * DAY, ZONE).endswith("to 9 on 11 April.")
+    assert progress_sentence(series, T0 + 40 * DAY + dt.timedelta(hours=1), ZONE
                              ).endswith("to 9 today.")
-    assert progress_sentence(series_of(PHQ9, []), T0, NOW, ZONE) == ""
-
-
-def test_the_baseline_is_the_last_score_at_or_before_the_first_infusion():
-    series = series_of(PCL5, [60, 50, 40], step=DAY)
-    assert baseline_point(series.points, T0 + DAY).total == 50
-    assert baseline_point(series.points, T0 + dt.timedelta(hours=1)).total == 60
-    assert baseline_point(series.points, T0 - DAY).total == 60  # none before: the first
-    assert baseline_point([], T0) is None
+    assert progress_sentence(referenced(series_of(PHQ9, []), T0), NOW, ZONE) == ""
 
 
 # --- from the records to the charts -------------------------------------------------------

@@ -204,7 +204,7 @@ def test_weekly_means_count_each_patient_once_a_week_by_their_last_score():
         score(2, "pcl5-weekly", T0 + 15 * DAY, 24, 6),
         score(3, "pcl5", T0, 70, 7),               # no infusion: left out
     ]
-    weeks = weekly_means(scores, first)
+    weeks = weekly_means(scores, first, NEW_YORK)
     assert [(w.week, w.n, w.mean) for w in weeks] == [(0, 2, 45), (2, 2, 27)]
     assert weeks[1].low == pytest.approx(-11.119, abs=1e-3)
 
@@ -212,8 +212,8 @@ def test_weekly_means_count_each_patient_once_a_week_by_their_last_score():
 def test_of_two_scores_given_at_the_same_moment_the_later_record_counts():
     first = {1: T0.timestamp()}
     scores = [score(1, "pcl5", T0 - DAY, 50, 9), score(1, "pcl5", T0 - DAY, 44, 8)]
-    assert weekly_means(scores, first)[0].mean == 50
-    assert weekly_means(list(reversed(scores)), first)[0].mean == 50
+    assert weekly_means(scores, first, NEW_YORK)[0].mean == 50
+    assert weekly_means(list(reversed(scores)), first, NEW_YORK)[0].mean == 50
 
 
 # --- course change and rates --------------------------------------------------------------

@@ -6,6 +6,9 @@ infusion, then weekly PCL-5 and PHQ-9. Trajectories differ as they do in practic
 responders, partial responders, non-responders and relapses, with missed weeks and a few
 PHQ-9 item-9 answers above 0. Every score is computed by the instruments package, so the demo
 data obey the published rules. The same seed and the same ``today`` give the same data.
+Nothing is dated after the moment the seeder runs (or the ``now`` it is given): a record the
+invented history would place later in the day is left out, as it has not happened yet. Only
+the next booked infusion lies ahead, as a booking does.
 
 Rows are written in bulk so thousands of patients (benchmarks) take seconds, not hours.
 """
@@ -26,6 +29,7 @@ import instruments
 
 from ..models import (
     Alert,
+    AlertAssessment,
     Assessment,
     AssessmentAnswer,
     Clinic,
@@ -42,6 +46,7 @@ from .accounts import create_clinic, create_staff_user, password_hasher
 from .triage import set_alert_response_wording
 from .audit import SYSTEM
 from .assessments import alerts_called_for
+from .baseline import choose_reference, course_windows
 from .plans import DEFAULT_PLAN
 from .summaries import summary_values
 
@@ -112,10 +117,12 @@ def demo_logins(patients: int = 3, domain: str = EMAIL_DOMAIN) -> list[tuple[str
 
 def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int = 2026,
               today: dt.date | None = None, clinic_name: str = CLINIC_NAME,
-              email_domain: str = EMAIL_DOMAIN, full_histories: bool = False) -> DemoSummary:
+              email_domain: str = EMAIL_DOMAIN, full_histories: bool = False,
+              now: dt.datetime | None = None) -> DemoSummary:
     """Create a demo clinic, its staff and ``patients`` patients with up to ``weeks`` of
-    history (all of them with ``full_histories``, as benchmarks want). Benchmarks create
-    several clinics, each with a name and email domain of its own."""
+    history (all of them with ``full_histories``, as benchmarks want), ending on ``today``
+    (the clinic's today by default) and never after ``now`` (default: this moment).
+    Benchmarks create several clinics, each with a name and email domain of its own."""
     if session.scalar(select(Clinic.id).where(Clinic.name == clinic_name)):
         raise DemoError(f"The demo clinic {clinic_name!r} exists already.")
     rng = random.Random(seed)
@@ -124,7 +131,11 @@ def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int =
     staff = [create_staff_user(session, SYSTEM, clinic, role, email, password)
              for role, email, password in demo_logins(0, email_domain)]
     clinicians = [user for user in staff if user.role == "clinician"]
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    zone = zoneinfo.ZoneInfo(clinic.timezone)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    today = today or now.astimezone(zone).date()
+    # The history ends at the last minute of ``today``, or now if that is earlier.
+    until = min(now, dt.datetime.combine(today, dt.time(23, 59), zone).astimezone(dt.timezone.utc))
     patient_hash = password_hasher().hash(PATIENT_PASSWORD)  # one hash serves every demo patient
     summary = DemoSummary(clinic=clinic.name, patients=patients,
                           logins=demo_logins(min(3, patients), email_domain))
@@ -132,7 +143,7 @@ def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int =
         count = min(PATIENTS_PER_BATCH, patients - start)
         assessments, alerts = _seed_batch(session, rng, clinic, clinicians, patient_hash,
                                           range(start, start + count), weeks, today,
-                                          email_domain, full_histories)
+                                          until, email_domain, full_histories)
         summary.assessments += assessments
         summary.alerts += alerts
     audit.record(session, SYSTEM, "demo.seed", clinic_id=clinic.id, object_type="clinic",
@@ -147,10 +158,9 @@ def _patient_email(index: int, domain: str) -> str:
 
 def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians: list[User],
                 patient_hash: str, indexes: range, weeks: int, today: dt.date,
-                domain: str, full_histories: bool) -> tuple[int, int]:
+                until: dt.datetime, domain: str, full_histories: bool) -> tuple[int, int]:
     zone = zoneinfo.ZoneInfo(clinic.timezone)
-    now = dt.datetime.combine(today, dt.time(18), zone).astimezone(dt.timezone.utc)
-    histories = [_plan_patient(rng, index, weeks, today, zone, full_histories)
+    histories = [_plan_patient(rng, index, weeks, today, zone, until, full_histories)
                  for index in indexes]
     user_ids = session.scalars(
         insert(User).returning(User.id, sort_by_parameter_order=True),
@@ -174,7 +184,7 @@ def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians
                   "follow_up_weeks": d.follow_up_weeks, "then_every_days": d.then_every_days,
                   "active": True} for patient in patients for d in DEFAULT_PLAN]
     session.execute(insert(PlanEntry), plan_rows)
-    courses = _insert_courses(session, rng, histories, patients, clinicians)
+    courses = _insert_courses(session, rng, histories, patients, clinicians, until)
 
     rows: list[dict[str, Any]] = []
     answer_lists: list[tuple[int | None, ...]] = []
@@ -186,7 +196,7 @@ def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians
                 "patient_id": patient.id, "instrument_key": record.key,
                 "instrument_version": instruments.get(record.key).version,
                 "administered_at": record.at,
-                "submitted_at": record.at + dt.timedelta(hours=3 if record.transcribed else 0),
+                "submitted_at": record.submitted_at,
                 "entered_by_id": clinician.id if record.transcribed else user_id,
                 "source": "transcribed" if record.transcribed else "patient",
                 "idempotency_key": f"demo-{history.index}-{len(rows)}-{rng.getrandbits(48):012x}",
@@ -207,17 +217,23 @@ def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians
     ]
     for chunk in _chunks(answers, 20_000):
         session.execute(insert(AssessmentAnswer), chunk)
-    alerts = _alerts_for(rows, assessment_ids, clinicians, now)
+    alerts, links = _alerts_for(rows, answer_lists, assessment_ids, clinicians, courses, zone,
+                                until)
     if alerts:
-        session.execute(insert(Alert), alerts)
-    _insert_summaries(session, patients, rows, assessment_ids, alerts, courses, plan_rows, now)
+        alert_ids = session.scalars(
+            insert(Alert).returning(Alert.id, sort_by_parameter_order=True), alerts).all()
+        if links:
+            session.execute(insert(AlertAssessment), [
+                link | {"alert_id": alert_ids[link["alert_id"]]} for link in links])
+    _insert_summaries(session, patients, rows, assessment_ids, alerts, courses, plan_rows, until)
     return len(rows), len(alerts)
 
 
 def _insert_courses(session: Session, rng: random.Random, histories: list[_PatientHistory],
-                    patients: list[Patient], clinicians: list[User]) -> dict[int, Course]:
+                    patients: list[Patient], clinicians: list[User],
+                    until: dt.datetime) -> dict[int, Course]:
     """Each patient's course and its infusion records (a few corrected), as transient objects
-    mirroring the rows written, for the summaries."""
+    mirroring the rows written, for the summaries. No record is written after ``until``."""
     course_rows = [{"patient_id": patient.id, "indication": h.indication,
                     "planned_infusions": h.planned_infusions, "start_date": h.course_start,
                     "status": h.course_status, "next_infusion_at": h.next_infusion_at,
@@ -248,9 +264,10 @@ def _insert_courses(session: Session, rng: random.Random, histories: list[_Patie
             recorder = clinicians[(h.index + infusion.number) % 2].id
             first = _infusion_values(rng, moment, weight) | {
                 "infusion_id": infusion.id, "version": 1, "recorded_by_id": recorder,
-                "recorded_at": moment + dt.timedelta(hours=2), "correction_reason": None}
+                "recorded_at": min(moment + dt.timedelta(hours=2), until),
+                "correction_reason": None}
             versions = [first]
-            if rng.random() < 0.03:
+            if rng.random() < 0.03 and moment + dt.timedelta(days=1) <= until:
                 versions.append(first | {"version": 2, "notes": "Peak pressure re-read from "
                                          "the monitor printout.",
                                          "systolic_peak": first["systolic_peak"] + 4,
@@ -288,40 +305,60 @@ def _infusion_values(rng: random.Random, moment: dt.datetime, weight: float) -> 
     }
 
 
-def _alerts_for(rows: list[dict[str, Any]], assessment_ids: list[int], clinicians: list[User],
-                now: dt.datetime) -> list[dict[str, Any]]:
-    """The alerts each record calls for, by the same rules as a live submission; those older
-    than a week are acknowledged, as a clinic would have done."""
+def _alerts_for(rows: list[dict[str, Any]], answer_lists: list[tuple[int | None, ...]],
+                assessment_ids: list[int], clinicians: list[User], courses: dict[int, Course],
+                zone: zoneinfo.ZoneInfo, now: dt.datetime
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The alerts each record calls for, by the same rules as a live submission (the one
+    baseline of ``services.baseline``; one open alert per disclosure, later records linked to
+    it), and those links; alerts older than a week are acknowledged, as a clinic would have
+    done."""
     recent = now - dt.timedelta(days=7)
     alerts: list[dict[str, Any]] = []
-    baselines: dict[tuple[int, str], int] = {}
-    open_kinds: set[tuple[int, str]] = set()
-    for row, assessment_id in sorted(zip(rows, assessment_ids),
-                                     key=lambda pair: (pair[0]["patient_id"],
-                                                       pair[0]["administered_at"])):
-        measure = instruments.get(row["instrument_key"]).measure
-        baseline = baselines.get((row["patient_id"], measure))
-        if baseline is None and row["scorable"]:
-            baselines[(row["patient_id"], measure)] = row["total"]
-        for spec in alerts_called_for(row["instrument_key"], row["flags"], row["total"],
-                                      baseline):
-            if not (spec.crisis or spec.from_answers) and (row["patient_id"], spec.kind) in open_kinds:
+    links: list[dict[str, Any]] = []
+    scored: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    open_alerts: dict[tuple[int, str, str], int] = {}
+    windows = {patient_id: course_windows([course], zone) for patient_id, course in courses.items()}
+    for row, answers, assessment_id in sorted(
+            zip(rows, answer_lists, assessment_ids),
+            key=lambda entry: (entry[0]["patient_id"], entry[0]["administered_at"], entry[2])):
+        patient_id, key = row["patient_id"], row["instrument_key"]
+        measure = instruments.get(key).measure
+        earlier = scored.setdefault((patient_id, measure), [])
+        if row["scorable"]:
+            earlier.append(row)
+        reference = choose_reference(earlier, _administered, windows[patient_id],
+                                     row["administered_at"])
+        # Compared with itself (a first score), a record raises no change alert.
+        start = reference.record["total"] if reference and reference.record is not row else None
+        for spec in alerts_called_for(key, row["flags"], row["total"], start, answers):
+            # A flag is repeated per questionnaire; a change, per measure.
+            held = (patient_id, key if spec.from_answers else measure, spec.kind)
+            if held in open_alerts:
+                links.append({"alert_id": open_alerts[held], "assessment_id": assessment_id,
+                              "linked_at": row["submitted_at"]})
                 continue
             acknowledged = row["submitted_at"] < recent
-            if not acknowledged:
-                open_kinds.add((row["patient_id"], spec.kind))
-            alerts.append({
-                "patient_id": row["patient_id"], "assessment_id": assessment_id,
-                "kind": spec.kind, "value": spec.value, "reason": spec.reason,
+            alert = {
+                "patient_id": patient_id, "assessment_id": assessment_id,
+                "instrument_key": key, "kind": spec.kind, "value": spec.value,
+                "reason": spec.reason, "evidence": spec.evidence,
                 "crisis": spec.crisis, "raised_at": row["submitted_at"],
                 "acknowledged_at": row["submitted_at"] + dt.timedelta(hours=4)
                 if acknowledged else None,
-                "acknowledged_by_id": clinicians[row["patient_id"] % 2].id
+                "acknowledged_by_id": clinicians[patient_id % 2].id
                 if acknowledged else None,
                 "acknowledgement_note": "Called the patient; reviewed and documented."
                 if acknowledged else None,
-            })
-    return alerts
+            }
+            alerts.append(alert)
+            if not acknowledged:
+                open_alerts[held] = len(alerts) - 1  # its position, until it has an id
+    return alerts, links
+
+
+def _administered(row: dict[str, Any]) -> dt.datetime:
+    return row["administered_at"]
 
 
 def _insert_summaries(session: Session, patients: list[Patient], rows: list[dict[str, Any]],
@@ -352,6 +389,11 @@ class _Record:
     answers: tuple[int | None, ...]
     transcribed: bool = False
 
+    @property
+    def submitted_at(self) -> dt.datetime:
+        """A paper form reaches the system a few hours after it was filled in."""
+        return self.at + dt.timedelta(hours=3 if self.transcribed else 0)
+
 
 @dataclass
 class _PatientHistory:
@@ -370,8 +412,10 @@ class _PatientHistory:
 
 
 def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
-                  zone: zoneinfo.ZoneInfo, full_history: bool = False) -> _PatientHistory:
-    """One patient's invented history, from enrolment to ``today``."""
+                  zone: zoneinfo.ZoneInfo, until: dt.datetime,
+                  full_history: bool = False) -> _PatientHistory:
+    """One patient's invented history, from enrolment to ``today``, without anything that
+    would come after ``until`` (later today, when the seeder runs in the morning)."""
     name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
     # Demo patients 1 to 3 (the ones with printed logins) have full histories.
     if index < 3 or full_history:
@@ -416,7 +460,10 @@ def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
         _Record("gad7", at(0), _answers(rng, 7, 3, gad_base)),
     ]
     infusion_days = [2 + round(n * course_days / planned) for n in range(given)]
-    infusions = [at(day, hour=10) for day in infusion_days if day <= history_days]
+    # Drawn for every day up to today before any is left out, so that the same seed gives the
+    # same history whatever the hour.
+    infusions = [moment for moment in [at(day, hour=10) for day in infusion_days
+                                       if day <= history_days] if moment <= until]
     for day, moment in zip(infusion_days, infusions):
         if day > 2 and rng.random() < 0.8:  # the PHQ-9 in the 24 hours before
             records.append(_Record("phq9", moment - dt.timedelta(hours=rng.randint(1, 20)),
@@ -436,7 +483,8 @@ def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
         item9 = rng.choice((1, 1, 2)) if risky and (
             week == last_week or rng.random() < 0.15) else 0
         records.append(_Record("phq9", at(day), phq9(day, item9), transcribed))
-    records.sort(key=lambda record: record.at)
+    records = sorted((record for record in records if record.submitted_at <= until),
+                     key=lambda record: record.at)
     finished = len(infusions) == given
     status = ("stopped" if given < planned else "completed") if finished else "active"
     next_day = infusion_days[len(infusions)] if not finished else None

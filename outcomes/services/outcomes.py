@@ -9,14 +9,17 @@ plain numbers come into Python several times faster than datetimes.
 
 Rules (shown on the page too):
 
-* Week 0 is the baseline: a patient's last score at or before their first infusion (the
-  infusion's latest recorded version). A later score falls in week round(days / 7) since the
-  first infusion, and in week 1 at least; a patient's last score in a week stands for that
-  week, so each patient counts once per week. Patients with no infusion are left out.
+* Week 0 is the baseline of the patient's first course, as ``services.baseline`` defines it
+  (the last score on or before the day of the first infusion, within 30 days before it; the
+  infusion's latest recorded version): patients without one have no week 0. A score after
+  the day of the first infusion falls in week round(days / 7) since the first infusion, and
+  in week 1 at least; a patient's last score in a week stands for that week, so each patient
+  counts once per week. Patients with no infusion are left out.
 * A week's confidence interval is mean ± t(0.975, n − 1) · s / √n; weeks with n < 2 have none.
-* A completed course's change runs from the patient's last score at or before the course's
-  first infusion to their last score after that infusion and no later than 4 weeks after the
-  day the course ended. Courses without both scores are not counted; stopped courses are not
+* A completed course's change runs from the course's baseline (``services.baseline``) to
+  the patient's last score after the day of its first infusion and no later than 4 weeks
+  after the day the course ended. Courses without both scores are not counted (a course
+  without a baseline has no response or remission to judge); stopped courses are not
   completed ones and are left out (their number is shown).
 * Which changes count (PHQ-9 response and remission, PCL-5 clinically meaningful
   improvement) is decided by the instruments package's change thresholds, never here.
@@ -41,6 +44,7 @@ from sqlalchemy.sql.functions import FunctionElement
 import instruments
 
 from ..models import Assessment, Course, Infusion, InfusionVersion, Patient
+from .baseline import Window, baseline_window, course_baseline
 
 CONFIDENCE = 0.95
 #: The measures on the page, each with the definition whose change thresholds judge it.
@@ -175,62 +179,79 @@ def week_of(first_infusion: float, at: float) -> int:
 
 
 def weekly_means(scores: Iterable[Score], first_infusions: Mapping[int, float],
-                 confidence: float = CONFIDENCE) -> list[WeekMean]:
+                 zone: dt.tzinfo, confidence: float = CONFIDENCE) -> list[WeekMean]:
     """Mean total by week since each patient's first infusion, for the weeks anyone has a
     score in, with each patient counted once a week (their last score of that week; for
-    week 0, their last score at or before the first infusion). Patients missing from
+    week 0, their baseline, its days counted in ``zone``). Patients missing from
     ``first_infusions`` are left out."""
-    latest: dict[tuple[int, int], Score] = {}
+    by_patient: dict[int, list[Score]] = defaultdict(list)
     for score in scores:
-        first = first_infusions.get(score.patient_id)
-        if first is None:
-            continue
-        key = (week_of(first, score.at), score.patient_id)
-        held = latest.get(key)
-        if held is None or _later(score, held):
-            latest[key] = score
+        if score.patient_id in first_infusions:
+            by_patient[score.patient_id].append(score)
     by_week: dict[int, list[int]] = defaultdict(list)
-    for (week, _), score in latest.items():
-        by_week[week].append(score.total)
+    for patient_id, patient_scores in by_patient.items():
+        first = first_infusions[patient_id]
+        window = seconds_window(first, zone)
+        ordered = sorted(patient_scores, key=_order)
+        baseline = course_baseline(ordered, _at, window)
+        latest = {0: baseline} if baseline is not None else {}
+        for score in ordered:
+            if score.at >= window.closes:
+                latest[week_of(first, score.at)] = score  # oldest first: the last one stays
+        for week, score in latest.items():
+            by_week[week].append(score.total)
     return [WeekMean(**vars(mean_ci(by_week[week], confidence)), week=week)
             for week in sorted(by_week)]
 
 
-def _later(score: Score, other: Score) -> bool:
-    return (score.at, score.id) > (other.at, other.id)
+def _order(score: Score) -> tuple[float, int]:
+    return score.at, score.id
+
+
+def _at(score: Score) -> float:
+    return score.at
+
+
+def seconds_window(first_infusion: float, zone: dt.tzinfo) -> Window[float]:
+    """The baseline window (``services.baseline``) of a first infusion given in POSIX
+    seconds, in POSIX seconds."""
+    moment = dt.datetime.fromtimestamp(first_infusion, dt.timezone.utc)
+    return baseline_window(moment, zone).as_seconds()
 
 
 @dataclass(frozen=True)
 class CourseWindow:
-    """Where a completed course's outcome is read: from its first infusion to the end of
-    the day 4 weeks after the course ended (exclusive), in POSIX seconds."""
+    """A completed course's windows, in POSIX seconds: its baseline window
+    (``services.baseline``) and where its outcome is read, from the end of the first
+    infusion's day to the end of the day 4 weeks after the course ended (exclusive)."""
 
     course_id: int
     patient_id: int
     first_infusion: float
     ends_at: float
+    baseline: Window[float]
 
 
 def course_window(course_id: int, patient_id: int, first_infusion: float,
                   ended_on: dt.date, zone: dt.tzinfo) -> CourseWindow:
-    """The course's outcome window, the end day counted whole in the clinic's zone."""
+    """The course's windows, their days counted whole in the clinic's zone."""
     last_day = ended_on + FOLLOW_UP_AFTER_COURSE
     ends_at = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0), zone)
-    return CourseWindow(course_id, patient_id, first_infusion, ends_at.timestamp())
+    return CourseWindow(course_id, patient_id, first_infusion, ends_at.timestamp(),
+                        seconds_window(first_infusion, zone))
 
 
 def course_change(scores: Sequence[Score], window: CourseWindow) -> tuple[Score, Score] | None:
-    """(baseline, outcome) of one measure for a course: the last score at or before the
-    course's first infusion and the last one after it within the window; None without both.
-    ``scores`` are the patient's scores of that measure."""
-    baseline = outcome = None
-    for score in scores:
-        if score.at <= window.first_infusion:
-            if baseline is None or _later(score, baseline):
-                baseline = score
-        elif score.at < window.ends_at:
-            if outcome is None or _later(score, outcome):
-                outcome = score
+    """(baseline, outcome) of one measure for a course: the course's baseline and the last
+    score after the first infusion's day within the window; None without both (a course
+    without a baseline has no response to judge). ``scores`` are the patient's scores of
+    that measure."""
+    ordered = sorted(scores, key=_order)
+    baseline = course_baseline(ordered, _at, window.baseline)
+    outcome = None
+    for score in ordered:
+        if window.baseline.closes <= score.at < window.ends_at:
+            outcome = score
     if baseline is None or outcome is None:
         return None
     return baseline, outcome
@@ -342,7 +363,7 @@ def clinic_outcomes(session: Session, clinic_id: int, zone: dt.tzinfo) -> Clinic
                    if (pair := course_change(by_patient.get(window.patient_id, ()), window))]
         result.measures.append(MeasureOutcomes(
             measure=measure, title=instrument.title, total_max=instrument.total_max,
-            weeks=weekly_means(chain.from_iterable(by_patient.values()), first_infusions),
+            weeks=weekly_means(chain.from_iterable(by_patient.values()), first_infusions, zone),
             patients=sum(patient in first_infusions for patient in by_patient),
             rates=course_rates(measure_key, changes), courses_evaluated=len(changes)))
     return result

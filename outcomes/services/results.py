@@ -8,6 +8,13 @@ import instruments
 
 from ..charts import InfusionMark, Part, Point, Series, Vitals
 from ..models import Assessment, Course, InfusionVersion
+from .baseline import (
+    BASELINE_WINDOW_DAYS,
+    Reference,
+    choose_reference,
+    course_windows,
+    reference_for,
+)
 from .courses import SIDE_EFFECTS
 
 
@@ -16,9 +23,11 @@ def measure_of(instrument_key: str) -> str:
     return instruments.get(instrument_key).measure
 
 
-def trend_series(assessments: Sequence[Assessment]) -> list[Series]:
+def trend_series(assessments: Sequence[Assessment], courses: Sequence[Course],
+                 zone: dt.tzinfo) -> list[Series]:
     """Totals of validated instruments over time, oldest first, one series per measure, with
-    each record's part scores (PCL-5 clusters) and safety flags.
+    each record's part scores (PCL-5 clusters), safety flags, and the point the latest one's
+    change is read from (``services.baseline``; days counted in ``zone``, the clinic's).
 
     ``assessments`` should already exclude records replaced by a correction.
     """
@@ -37,7 +46,15 @@ def trend_series(assessments: Sequence[Assessment]) -> list[Series]:
             alerts=alert_texts(assessment),
             subscales={key: value for key, value in (assessment.subscales or {}).items()
                        if value is not None}))
+    windows = course_windows(courses, zone)
+    for entry in series.values():
+        entry.reference = choose_reference(entry.points, _point_time, windows,
+                                           entry.points[-1].administered_at)
     return list(series.values())
+
+
+def _point_time(point: Point) -> dt.datetime:
+    return point.administered_at
 
 
 def parts_of(instrument: instruments.Instrument) -> tuple[Part, ...]:
@@ -89,43 +106,59 @@ def _mark(label: str, version: InfusionVersion) -> InfusionMark:
     )
 
 
-def first_infusion_at(marks: Sequence[InfusionMark]) -> dt.datetime | None:
-    """When the patient's first infusion was given, if any."""
-    return min((mark.administered_at for mark in marks), default=None)
-
-
-def baseline_point(points: Sequence[Point], first_infusion: dt.datetime | None) -> Point | None:
-    """The score treatment is measured against: the last one at or before the first infusion
-    (the usual trial convention), or the first score when none came before it."""
-    if not points:
-        return None
-    before = [p for p in points if first_infusion is not None
-              and p.administered_at <= first_infusion]
-    return before[-1] if before else points[0]
-
-
-def progress_sentence(series: Series, first_infusion: dt.datetime | None, now: dt.datetime,
-                      zone: dt.tzinfo) -> str:
-    """One calm sentence from the baseline score to the latest, right whether the score fell,
-    rose or stayed the same, and with a single score.
+def progress_sentence(series: Series, now: dt.datetime, zone: dt.tzinfo) -> str:
+    """One calm sentence from the series' reference score to the latest, right whether the
+    score fell, rose or stayed the same, and with a single score. The reference is named
+    for what it is: the score before the first infusion, or the first score.
 
     "Your PCL-5 score went from 52 before your first infusion to 31 this week."
     """
-    start = baseline_point(series.points, first_infusion)
-    if start is None:
+    if series.reference is None:
         return ""
-    latest = series.points[-1]
+    start, latest = series.reference.record, series.points[-1]
     name = f"Your {series.measure} score"
-    if first_infusion is not None and start.administered_at <= first_infusion:
-        since = "before your first infusion"
-    else:
-        since = _when(start.administered_at, now, zone)
+    until = _when(latest.administered_at, now, zone)
+    if not series.reference.is_baseline:
+        first = "your first score"
+        if latest is start:
+            return (f"{name} was {start.total} {until}; your next scores will show how it "
+                    "changes.")
+        if latest.total == start.total:
+            return (f"{name} was {latest.total} {until}, the same as {first} "
+                    f"{_when(start.administered_at, now, zone)}.")
+        return (f"{name} went from {start.total} {_when(start.administered_at, now, zone)} "
+                f"({first}) to {latest.total} {until}.")
+    since = f"before {_first_infusion_words(series.reference)}"
     if latest is start:
         return f"{name} was {start.total} {since}; your next scores will show how it changes."
-    until = _when(latest.administered_at, now, zone)
     if latest.total == start.total:
         return f"{name} was {start.total} {since}, and it was {latest.total} again {until}."
     return f"{name} went from {start.total} {since} to {latest.total} {until}."
+
+
+def _first_infusion_words(reference: Reference[object]) -> str:
+    return ("your first infusion" if (reference.course or 1) == 1
+            else "the first infusion of this course")
+
+
+def reference_sentence(series: Series, zone: dt.tzinfo) -> str:
+    """For the clinician's chart: which score change is read from, named for what it is."""
+    reference = series.reference
+    if reference is None:
+        return ""
+    start = reference.record
+    when = start.administered_at.astimezone(zone).strftime("%-d %b %Y")
+    latest = series.points[-1]
+    change = latest.total - start.total
+    to_latest = ("" if latest is start else
+                 f"; latest {latest.total} ({change:+d})")
+    course = f" of course {reference.course}" if reference.course else ""
+    if reference.is_baseline:
+        return (f"Baseline{course}: {start.total} on {when}, the last score within "
+                f"{BASELINE_WINDOW_DAYS} days before the first infusion{to_latest}.")
+    why = (f"no score within {BASELINE_WINDOW_DAYS} days before the first infusion{course}"
+           if reference.course else "no infusion yet")
+    return f"Since first ({why}): {start.total} on {when}{to_latest}."
 
 
 def _when(moment: dt.datetime, now: dt.datetime, zone: dt.tzinfo) -> str:
@@ -140,21 +173,22 @@ def _when(moment: dt.datetime, now: dt.datetime, zone: dt.tzinfo) -> str:
     return f"on {day:%-d %B}" + (f" {day.year}" if day.year != today.year else "")
 
 
-def baseline_of(assessments: Sequence[Assessment], assessment: Assessment) -> Assessment | None:
-    """The first scorable record of the same measure, if it is not ``assessment`` itself."""
-    measure = measure_of(assessment.instrument_key)
-    earlier = [a for a in assessments
-               if a.scorable and measure_of(a.instrument_key) == measure]
-    if not earlier:
+def reference_of(assessments: Sequence[Assessment], courses: Sequence[Course],
+                 assessment: Assessment, zone: dt.tzinfo) -> Reference[Assessment] | None:
+    """The reference ``assessment`` is compared with (``services.baseline``), unless it is
+    that record itself. ``assessments`` are the patient's current records."""
+    reference = reference_for(assessments, courses, zone,
+                              measure_of(assessment.instrument_key), assessment.administered_at)
+    if reference is None or reference.record.id == assessment.id:
         return None
-    first = min(earlier, key=lambda a: (a.administered_at, a.id))
-    return None if first.id == assessment.id else first
+    return reference
 
 
-def plain_summary(assessment: Assessment, baseline: Assessment | None,
+def plain_summary(assessment: Assessment, reference: Reference[Assessment] | None,
                   zone: dt.tzinfo = dt.timezone.utc) -> str:
-    """One or two calm sentences saying what the score is, with no diagnostic wording; dates
-    in ``zone`` (the clinic's)."""
+    """One or two calm sentences saying what the score is, compared with its reference (the
+    score before the first infusion, or the first score: each named as such), with no
+    diagnostic wording; dates in ``zone`` (the clinic's)."""
     instrument = instruments.get(assessment.instrument_key)
     if not instrument.validated:
         return ("Thank you. Your care team will see how you felt after your infusion.")
@@ -166,13 +200,17 @@ def plain_summary(assessment: Assessment, baseline: Assessment | None,
     if band is not None:
         text += f" On this questionnaire, scores from {band.min} to {band.max} are in the range " \
                 f"called “{band.label.lower()}”."
-    if baseline is not None and baseline.total is not None:
-        difference = assessment.total - baseline.total
-        when = baseline.administered_at.astimezone(zone).strftime("%-d %B")
+    if reference is not None and reference.record.total is not None:
+        start = reference.record
+        difference = assessment.total - start.total
+        when = start.administered_at.astimezone(zone).strftime("%-d %B")
+        named = (f"your score before {_first_infusion_words(reference)}, on {when}"
+                 if reference.is_baseline else
+                 f"your first score, on {when}")
         if difference == 0:
-            text += f" That is the same as your first score, on {when}."
+            text += f" That is the same as {named}."
         else:
             direction = "lower" if difference < 0 else "higher"
-            text += (f" Your first score, on {when}, was {baseline.total}: this one is "
+            text += (f" {named[0].upper()}{named[1:]}, was {start.total}: this one is "
                      f"{abs(difference)} point{'s' if abs(difference) != 1 else ''} {direction}.")
     return text

@@ -18,8 +18,9 @@ import instruments
 
 from ..models import Alert, Assessment, Course, Patient, PatientSummary, PlanEntry, utcnow
 from . import plans
+from .baseline import clinic_zone, measure_records, reference_for
 
-#: The measures whose baseline and latest totals the dashboard shows.
+#: The measures whose reference (baseline or first) and latest totals the dashboard shows.
 SUMMARY_MEASURES = {"PCL-5": "pcl5", "PHQ-9": "phq9"}
 
 
@@ -54,9 +55,11 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
                               "worsening": False}
     ordered = sorted(assessments, key=lambda a: (a.administered_at, a.id))
     for measure, column in SUMMARY_MEASURES.items():
-        scored = [a for a in ordered
-                  if a.scorable and instruments.get(a.instrument_key).measure == measure]
-        baseline, latest = (scored[0], scored[-1]) if scored else (None, None)
+        scored = measure_records(ordered, measure)
+        latest = scored[-1] if scored else None
+        # The one reference (services.baseline): the course baseline, else the first score.
+        reference = reference_for(scored, courses, clinic_zone(patient), measure)
+        baseline = reference.record if reference is not None else None
         values[f"{column}_baseline"] = baseline.total if baseline else None
         values[f"{column}_baseline_at"] = baseline.administered_at if baseline else None
         values[f"{column}_latest"] = latest.total if latest else None
