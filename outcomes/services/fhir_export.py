@@ -1,16 +1,37 @@
 """A patient's record as a FHIR R4 Bundle (JSON-ready dicts, no FHIR library at run time).
 
-The Bundle (type ``collection``) holds the Patient, one QuestionnaireResponse per assessment,
-one Observation per scored total whose instrument has a LOINC total code, and every shipped
-instrument as a Questionnaire, so each response's ``questionnaire`` resolves inside the
-Bundle. What each element holds, and what the de-identified mode changes, is in
-docs/exports.md.
+The Bundle (type ``collection``) holds the Patient, one QuestionnaireResponse per version of
+each assessment, one Observation per scored total whose instrument has a LOINC total code,
+and every shipped instrument as a Questionnaire, so each response's ``questionnaire``
+resolves inside the Bundle. What each element holds, and what the de-identified mode
+changes, is in docs/exports.md.
+
+Corrections, so that a receiver never double-counts: a record is never edited, a correction
+is a new version. Every version is exported; those a later version replaces are
+``entered-in-error`` (R4: "voided"; for an Observation, "withdrawn following previous final
+release"), so a receiver that drops them keeps exactly one response and one total per
+questionnaire administered: the latest version. That version is ``amended`` (response: "filled
+out ... marked as complete, yet changes ... have been made to it afterwards") and
+``corrected`` (Observation: "modified to correct an error"). The versions are linked two ways:
+all share one ``identifier`` (the administration: its first version's record), and each
+correction names the resource it replaces in the ``REPLACES`` extension. The core ``replaces``
+extension would say this, but R4 allows it only on definitional resources, and
+``derivedFrom`` means the data a value was computed from, which a wrong earlier total is not.
+
+A response is ``completed`` (or ``amended``) only when it satisfies its Questionnaire: every
+required item answered and the Questionnaire's own constraints met. Where the instrument's
+rules allow items to be missing (PHQ-9 proration of up to two of items 1-9), those items are
+exported as not ``required`` and the Questionnaire carries the rule as a
+``questionnaire-constraint`` (a FHIRPath expression over the response). A stored response that
+does not satisfy it (too many items missing to score) is ``in-progress``: R4's status for a
+response partly filled in, which a later correction may still complete.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,6 +47,9 @@ from .exports import Pseudonyms
 BASE = "http://outcomes.invalid/fhir"
 LOINC = "http://loinc.org"
 ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+QUESTIONNAIRE_CONSTRAINT = "http://hl7.org/fhir/StructureDefinition/questionnaire-constraint"
+#: The resource (an earlier version of the same record) a correction replaces.
+REPLACES = f"{BASE}/StructureDefinition/replaces"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 #: Resource ids of an identified export are derived from the record ids under this
 #: namespace, so exporting the same record twice gives the same id.
@@ -56,16 +80,63 @@ def answer_coding(instrument: instruments.Instrument, item: instruments.Item,
             "code": str(option.value), "display": option.label}
 
 
+def tolerated_missing(instrument: instruments.Instrument) -> tuple[tuple[instruments.Item, ...],
+                                                                    int]:
+    """The required items of which the instrument's missing-item rule lets some go
+    unanswered (PHQ-9: items 1-9), and how many may: ((), 0) when none may."""
+    allowed = int(instrument.missing.params.get("max_missing", 0)) if instrument.missing else 0
+    if not allowed:
+        return (), 0
+    return tuple(item for item in instrument.items if item.required and item.scored), allowed
+
+
+def required_in_questionnaire(instrument: instruments.Instrument, item: instruments.Item) -> bool:
+    """Whether the exported Questionnaire marks the item ``required``: a required item, unless
+    the missing-item rule tolerates its absence (then the constraint says how many)."""
+    return item.required and item not in tolerated_missing(instrument)[0]
+
+
+def satisfies_questionnaire(instrument: instruments.Instrument,
+                            answered: Collection[int]) -> bool:
+    """Whether answers to the items numbered ``answered`` satisfy the exported Questionnaire:
+    every required item answered, and enough of the tolerated ones."""
+    tolerated, allowed = tolerated_missing(instrument)
+    if any(required_in_questionnaire(instrument, item) and item.number not in answered
+           for item in instrument.items):
+        return False
+    return sum(item.number not in answered for item in tolerated) <= allowed
+
+
+def _missing_constraint(instrument: instruments.Instrument) -> dict[str, Any] | None:
+    tolerated, allowed = tolerated_missing(instrument)
+    if not tolerated:
+        return None
+    needed = len(tolerated) - allowed
+    links = " | ".join(f"'{link_id(instrument, item)}'" for item in tolerated)
+    numbers = f"{tolerated[0].number} to {tolerated[-1].number}"
+    return {"url": QUESTIONNAIRE_CONSTRAINT, "extension": [
+        {"url": "key", "valueId": f"{instrument.key}-answered"},
+        {"url": "severity", "valueCode": "error"},
+        {"url": "expression",
+         "valueString": f"item.where(linkId in ({links}) and answer.exists()).count() >= "
+                        f"{needed}"},
+        {"url": "human",
+         "valueString": f"At least {needed} of items {numbers} answered: with up to {allowed} "
+                        f"missing the total is prorated ({instrument.missing.source})"},
+    ]}
+
+
 def questionnaire(instrument: instruments.Instrument) -> dict[str, Any]:
     """A shipped instrument as an R4 Questionnaire: items with their LOINC codes and answer
-    options carrying their scores as ``ordinalValue``."""
+    options carrying their scores as ``ordinalValue``; items the missing-item rule lets go
+    unanswered are not ``required``, and the rule is a ``questionnaire-constraint``."""
     items: list[dict[str, Any]] = []
     if instrument.stem:
         items.append({"linkId": "stem", "text": instrument.stem, "type": "display"})
     for item in instrument.items:
         entry: dict[str, Any] = {"linkId": link_id(instrument, item), "prefix": str(item.number),
                                  "text": item.text, "type": "choice",
-                                 "required": item.required}
+                                 "required": required_in_questionnaire(instrument, item)}
         if item.loinc:
             entry["code"] = [{"system": LOINC, "code": item.loinc}]
         entry["answerOption"] = [
@@ -80,6 +151,9 @@ def questionnaire(instrument: instruments.Instrument) -> dict[str, Any]:
         "status": "active", "subjectType": ["Patient"], "copyright": instrument.licence,
         "item": items,
     }
+    constraint = _missing_constraint(instrument)
+    if constraint is not None:
+        resource["extension"] = [constraint]
     if instrument.instructions:
         resource["description"] = instrument.instructions
     if instrument.loinc_panel:
@@ -111,18 +185,18 @@ def patient_bundle(session: Session, patient: Patient, *, deidentified: bool = F
     patient_id = resource_id("Patient", patient.id)
     subject = {"reference": f"urn:uuid:{patient_id}"}
     entries = [_entry(_patient(patient, patient_id, pseudonyms))]
-    for assessment in reversed(patient_assessments(session, patient.id)):
+    assessments = list(reversed(patient_assessments(session, patient.id)))
+    versions = _Versions(assessments, pseudonyms, resource_id)
+    for assessment in assessments:
         try:
             instrument = instruments.get(assessment.instrument_key)
         except instruments.UnknownInstrument:
             continue
-        response_id = resource_id("QuestionnaireResponse", assessment.id)
-        entries.append(_entry(_response(assessment, instrument, response_id, subject,
-                                        pseudonyms)))
+        response = _response(assessment, instrument, versions, subject, pseudonyms)
+        entries.append(_entry(response))
         if assessment.total is not None and instrument.loinc_total:
-            entries.append(_entry(_observation(assessment, instrument,
-                                               resource_id("Observation", assessment.id),
-                                               subject, response_id)))
+            entries.append(_entry(_observation(assessment, instrument, versions, subject,
+                                               response["id"])))
     entries.extend({"fullUrl": questionnaire_url(instrument),
                     "resource": questionnaire(instrument)} for instrument in instruments.all())
     return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
@@ -159,7 +233,41 @@ def _patient(patient: Patient, resource_id: str,
             "name": [{"text": patient.display_name}]}
 
 
-def _response(assessment: Assessment, instrument: instruments.Instrument, resource_id: str,
+class _Versions:
+    """How the versions of each record relate: which are replaced, what each replaces, the
+    administration they share, and the resource ids of this export."""
+
+    def __init__(self, assessments: Sequence[Assessment], pseudonyms: Pseudonyms | None,
+                 resource_id: Callable[[str, int], str]) -> None:
+        self.pseudonyms = pseudonyms
+        self.replaced = {a.amends_id for a in assessments if a.amends_id is not None}
+        self.amends = {a.id: a.amends_id for a in assessments}
+        self.ids: dict[tuple[str, int], str] = {}
+        self.resource_id = resource_id
+
+    def id_of(self, kind: str, record_id: int) -> str:
+        """The resource id of a record's response or Observation, the same each time asked."""
+        key = (kind, record_id)
+        if key not in self.ids:
+            self.ids[key] = self.resource_id(kind, record_id)
+        return self.ids[key]
+
+    def identifier(self, assessment: Assessment, system: str) -> dict[str, str]:
+        """The administration every version of the record shares."""
+        first = assessment.id
+        while self.amends.get(first) is not None:
+            first = self.amends[first]
+        value = str(first) if self.pseudonyms is None else self.pseudonyms.of("A", first)
+        return {"system": f"{BASE}/{system}", "value": value}
+
+    def link(self, assessment: Assessment, kind: str, resource: dict[str, Any]) -> None:
+        """Point a correction at the resource it replaces."""
+        if assessment.amends_id is not None:
+            resource["extension"] = [{"url": REPLACES, "valueReference": {
+                "reference": f"urn:uuid:{self.id_of(kind, assessment.amends_id)}"}}]
+
+
+def _response(assessment: Assessment, instrument: instruments.Instrument, versions: _Versions,
               subject: dict[str, str], pseudonyms: Pseudonyms | None) -> dict[str, Any]:
     items = {item.number: item for item in instrument.items}
     answered = []
@@ -169,18 +277,26 @@ def _response(assessment: Assessment, instrument: instruments.Instrument, resour
             continue
         answered.append({"linkId": link_id(instrument, item), "text": item.text,
                          "answer": [_answer_value(instrument, item, answer.value)]})
+    if assessment.id in versions.replaced:
+        status = "entered-in-error"
+    elif not satisfies_questionnaire(instrument, {a.item_number for a in assessment.answers}):
+        status = "in-progress"
+    else:
+        status = "amended" if assessment.amends_id is not None else "completed"
     resource: dict[str, Any] = {
-        "resourceType": "QuestionnaireResponse", "id": resource_id,
+        "resourceType": "QuestionnaireResponse",
+        "id": versions.id_of("QuestionnaireResponse", assessment.id),
+        "identifier": versions.identifier(assessment, "assessment"),
         "questionnaire": f"{questionnaire_url(instrument)}|{assessment.instrument_version}",
-        "status": "completed", "subject": subject,
+        "status": status, "subject": subject,
         "authored": _instant(assessment.administered_at), "source": subject,
-        "item": answered,
     }
+    versions.link(assessment, "QuestionnaireResponse", resource)
+    if answered:  # R4 refuses an empty list
+        resource["item"] = answered
     author = _author(assessment, subject, pseudonyms)
     if author:
         resource["author"] = author
-    if pseudonyms is None:
-        resource["identifier"] = {"system": f"{BASE}/assessment", "value": str(assessment.id)}
     return resource
 
 
@@ -206,10 +322,16 @@ def _author(assessment: Assessment, subject: dict[str, str],
 
 
 def _observation(assessment: Assessment, instrument: instruments.Instrument,
-                 resource_id: str, subject: dict[str, str],
+                 versions: _Versions, subject: dict[str, str],
                  response_id: str) -> dict[str, Any]:
+    if assessment.id in versions.replaced:
+        status = "entered-in-error"
+    else:
+        status = "corrected" if assessment.amends_id is not None else "final"
     resource: dict[str, Any] = {
-        "resourceType": "Observation", "id": resource_id, "status": "final",
+        "resourceType": "Observation", "id": versions.id_of("Observation", assessment.id),
+        "identifier": [versions.identifier(assessment, "assessment-total")],
+        "status": status,
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey",
                                   "display": "Survey"}]}],
         "code": {"coding": [{"system": LOINC, "code": instrument.loinc_total}],
@@ -218,6 +340,7 @@ def _observation(assessment: Assessment, instrument: instruments.Instrument,
         "valueInteger": assessment.total,
         "derivedFrom": [{"reference": f"urn:uuid:{response_id}"}],
     }
+    versions.link(assessment, "Observation", resource)
     band = next((band for band in instrument.bands if band.key == assessment.band), None)
     if band is not None:
         resource["interpretation"] = [{
