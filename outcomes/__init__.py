@@ -8,12 +8,14 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Flask
+from flask_login import current_user
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 from whitenoise import WhiteNoise
 
 from .config import check_production_settings, settings_from_environment
+from .database import engine_options, install_deadlines
 from .extensions import csrf, db, limiter, login_manager, warn_if_limits_are_not_shared
 from .templating import install_template_helpers
 
@@ -25,14 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     check_production_settings(app.config)
-    app.config["SQLALCHEMY_ENGINES"] = {
-        "default": {
-            "url": app.config["DATABASE_URL"],
-            "pool_pre_ping": True,
-            # Error messages and logs must never carry the values of a health record.
-            "hide_parameters": True,
-        }
-    }
+    app.config["SQLALCHEMY_ENGINES"] = {"default": engine_options(app.config)}
     if app.config["TRUSTED_PROXIES"]:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
@@ -54,10 +49,16 @@ def register_extensions(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _configure_sqlite_connection)
             event.listen(db.engine, "begin", _begin_sqlite_transaction)
+        elif db.engine.dialect.name == "postgresql":
+            install_deadlines(db.engine)
     csrf.init_app(app)
     limiter.init_app(app)
     warn_if_limits_are_not_shared(app)
-    login_manager.init_app(app)
+    # Flask-Login's own context processor loads the signed-in user for every template, even
+    # one that never shows it; the proxy loads it only when a template asks. An error page
+    # must render when the database that holds the user is what failed (web.py).
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"

@@ -65,6 +65,14 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "DATABASE_URL": normalise_database_url(
             environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
         ),
+        # Seconds to wait for the database before a page answers "try again in a minute"
+        # (docs/outages.md): to open a connection, for one statement (PostgreSQL cancels it),
+        # for a statement of a CSV export (they read everything), and for a free connection.
+        "DATABASE_CONNECT_TIMEOUT": _positive(environ, "DATABASE_CONNECT_TIMEOUT", 3),
+        "DATABASE_STATEMENT_TIMEOUT": _positive(environ, "DATABASE_STATEMENT_TIMEOUT", 15),
+        "DATABASE_EXPORT_STATEMENT_TIMEOUT": _positive(
+            environ, "DATABASE_EXPORT_STATEMENT_TIMEOUT", 300),
+        "DATABASE_POOL_TIMEOUT": _positive(environ, "DATABASE_POOL_TIMEOUT", 5),
         "SESSION_COOKIE_SECURE": production and not _flag(environ.get("INSECURE_COOKIES")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

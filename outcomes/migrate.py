@@ -7,6 +7,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from .database import set_statement_timeout
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -23,6 +25,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` (the newest by default); safe to run repeatedly."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        # Rewriting a large table may take longer than any page's statement may.
+        set_statement_timeout(connection, None)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
@@ -39,5 +43,6 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Take the database back to ``revision`` (for tests of the migrations themselves)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        set_statement_timeout(connection, None)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)

@@ -14,6 +14,7 @@ from flask import (
     abort,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -21,8 +22,9 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .database import RETRY_AFTER_SECONDS, UNAVAILABLE, abandon_transaction
 from .extensions import db
 from .services.audit import Actor
 
@@ -109,7 +111,33 @@ def install_request_hooks(app: Flask) -> None:
         return response
 
 
+def _error_type(error: BaseException) -> str:
+    """An error's type, and the database driver's underneath it: never its message."""
+    original = getattr(error, "orig", None)
+    if original is None:
+        return type(error).__name__
+    return f"{type(error).__name__} ({type(original).__module__}.{type(original).__name__})"
+
+
+class _TypeAndPlaceOnly(logging.Filter):
+    """Flask itself logs an exception raised after the view (a failed commit in the
+    after-request hook) with its message, and a database's message can quote the values of
+    a row: keep the error's type and where it happened, as the app's own handlers do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            request_id = g.get("request_id") if has_request_context() else None
+            record.args = (record.getMessage(), _error_type(error), request_id,
+                           "".join(traceback.format_tb(error.__traceback__)))
+            record.msg = "%s: %s (request %s)\n%s"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def install_error_handlers(app: Flask) -> None:
+    app.logger.addFilter(_TypeAndPlaceOnly())
+
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Response | tuple[str, int]:
         if not current_user.is_authenticated and request.blueprint != "auth":
@@ -126,8 +154,34 @@ def install_error_handlers(app: Flask) -> None:
             "and try again. Nothing was saved.",
         ), 400
 
+    def database_unavailable(error: Exception) -> tuple[str, int, dict[str, str]]:
+        # An outage is not a fault of the app: a warning, naming only the error's type (a
+        # database's message can quote the values of a row).
+        log.warning("database unavailable: %s (request %s)", _error_type(error),
+                    g.get("request_id"))
+        abandon_transaction(db.session)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if request.endpoint == "patient.crisis_help":
+            # Crisis lines must not depend on the database: the national ones, without the
+            # clinic's own number (which lives in the database).
+            return render_template("patient/help.html", clinic=None, hide_account=True), 200, {}
+        return render_template(
+            "errors/error.html",
+            title="Please try again in a minute",
+            message="Outcomes cannot reach its records just now. Nothing was saved. Please try "
+            "again in a minute.",
+        ), 503, headers
+
+    for error_class in UNAVAILABLE:
+        app.register_error_handler(error_class, database_unavailable)
+
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int]:
+    def http_error(error: HTTPException) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+        if (isinstance(error, InternalServerError)
+                and isinstance(error.original_exception, UNAVAILABLE)):
+            # Raised after the view (the commit in the after-request hook): Flask hands it
+            # over wrapped.
+            return database_unavailable(error.original_exception)
         messages = {
             400: ("This request could not be handled",
                   error.description if error.description != type(error).description
@@ -149,7 +203,7 @@ def install_error_handlers(app: Flask) -> None:
         # errors quote the values of the row (health data) in theirs.
         log.error("unhandled %s (request %s)\n%s", type(error).__name__, g.get("request_id"),
                   "".join(traceback.format_tb(error.__traceback__)))
-        db.session.rollback()
+        abandon_transaction(db.session)
         return render_template(
             "errors/error.html",
             title="Something went wrong",

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, create_engine, event, exists, func, select
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.orm import Session, aliased
@@ -29,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 import instruments
 
+from ..database import set_statement_timeout
 from ..models import (
     Alert,
     Assessment,
@@ -251,7 +253,10 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             reader.dispose()
         return
     with engine.connect() as connection:
-        yield connection.execution_options(postgresql_readonly=True)
+        reader = connection.execution_options(postgresql_readonly=True)
+        # One statement reads the whole export: it may run longer than a page's may.
+        set_statement_timeout(reader, current_app.config["DATABASE_EXPORT_STATEMENT_TIMEOUT"])
+        yield reader
 
 
 def _query_only(dbapi_connection: Any, connection_record: Any) -> None:
