@@ -524,13 +524,14 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(runner, world, recor
     assert len(session.scalars(select(AuditEvent.id)).all()) == before
 
 
-def test_alerts_raised_from_unsaved_forms_are_exported_without_a_questionnaire(
+def test_alerts_raised_from_unsaved_forms_are_exported_with_their_questionnaire_only(
         client, world, session):
-    session.add(Alert(patient_id=world.patient.id, submission_key="k" * 20, kind="suicide_risk",
-                      value="unknown", reason="Item 9 left blank", crisis=True,
+    session.add(Alert(patient_id=world.patient.id, submission_key="k" * 20,
+                      instrument_key="phq9", kind="suicide_risk", value="positive",
+                      reason="Item 9 above 0", crisis=True, evidence={"9": 1},
                       raised_at=utcnow()))
     session.commit()
     sign_in(client, world.clinician)
     alert, = as_dicts(post_export(client, kind="alerts").data)
-    assert (alert["assessment_id"], alert["instrument_key"], alert["value"]) == ("", "",
-                                                                               "unknown")
+    assert (alert["assessment_id"], alert["instrument_key"], alert["value"]) == ("", "phq9",
+                                                                               "positive")

@@ -453,25 +453,23 @@ def _infusions_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
             (row.user_id, row.email), row.recorded_at, row.correction_reason]
 
 
-ALERT_FIELDS = ("id", "assessment_id", "kind", "value", "reason", "crisis", "raised_at",
-                "acknowledged_at", "acknowledgement_note")
+ALERT_FIELDS = ("id", "assessment_id", "instrument_key", "kind", "value", "reason", "crisis",
+                "raised_at", "acknowledged_at", "acknowledgement_note")
 
 
 def _alerts_statement(request: ExportRequest) -> Select[Any]:
     acknowledger = aliased(User)
     statement = (
         select(*_fields(Alert, *ALERT_FIELDS), Patient.id.label("patient_id"),
-               Patient.identifier, Patient.display_name, Assessment.instrument_key,
-               acknowledger.role,
+               Patient.identifier, Patient.display_name, acknowledger.role,
                acknowledger.id.label("user_id"), acknowledger.email)
         .select_from(Alert)
         .join(Patient, Patient.id == Alert.patient_id)
-        .outerjoin(Assessment, Assessment.id == Alert.assessment_id)
         .outerjoin(acknowledger, acknowledger.id == Alert.acknowledged_by_id)
         .where(Patient.clinic_id == request.clinic_id)
         .order_by(Alert.id))
-    statement = _filtered(statement, request, Alert.raised_at, Patient.id,
-                          Assessment.instrument_key)
+    # The alert's own questionnaire: one raised from a form sent incomplete has no record.
+    statement = _filtered(statement, request, Alert.raised_at, Patient.id, Alert.instrument_key)
     return _with_first_infusion(statement, request, Patient.id, request.deidentified)
 
 
