@@ -1,4 +1,5 @@
-"""Fixtures for the browser tests: the app served on a real socket, Debian's chromium driven
+"""Fixtures for the browser tests: the app served as in production (gunicorn, production
+settings, CSRF on, TLS with a certificate made for the test run), Debian's chromium driven
 through Playwright, a phone-sized page, and the accessibility checks every page must pass.
 
 The browser is never downloaded: without ``/usr/bin/chromium`` (or without the playwright
@@ -8,16 +9,26 @@ which case they fail so CI cannot go green without them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
+import hashlib
 import os
-import threading
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
-from werkzeug.serving import make_server
 
 from outcomes import create_app
 from outcomes.extensions import db
@@ -36,7 +47,8 @@ CHROMIUM_ARGS = [
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True,
          "device_scale_factor": 2}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 #: Fail fast: a page of this app that takes longer than this is itself a finding.
 TIMEOUT_MS = 10_000
 
@@ -66,21 +78,64 @@ def browser_unavailable() -> str | None:
     return PLAYWRIGHT_MISSING
 
 
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A certificate for 127.0.0.1 from a CA made for this test run, and how to trust it."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+    #: base64 SHA-256 of the certificate's public key, as Chromium's SPKI allow-list takes it.
+    spki_sha256: str
+    #: A client context that trusts the run's CA (and nothing else).
+    ssl_context: ssl.SSLContext
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> ServerCertificate:
+    """Made at test time: no key is kept in the repository, and none outlives the run."""
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    certfile, keyfile, cafile = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    authority.cert_pem.write_to_path(str(cafile))
+    public_key = x509.load_pem_x509_certificate(issued.cert_chain_pems[0].bytes()).public_key()
+    spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return ServerCertificate(certfile, keyfile, cafile,
+                           base64.b64encode(hashlib.sha256(spki).digest()).decode(), context)
+
+
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
+def browser(tls_certificate: ServerCertificate) -> Iterator[Browser]:
     """One chromium for all the browser tests; each test gets its own contexts (cookies,
     storage). Package scope, not session: while Playwright runs, its loop counts as running
-    in this thread, and the rest of the suite must not run inside it."""
+    in this thread, and the rest of the suite must not run inside it.
+
+    Chromium trusts exactly the test certificate's key (its SPKI allow-list) rather than
+    ignoring certificate errors (``ignore_https_errors``): any other certificate still fails,
+    and the page is the secure context a real certificate gives, where Secure cookies, HSTS
+    and the Referer of a same-origin POST behave as they do in production. Playwright's own
+    HTTP client (``page.request``) runs in its Node.js driver, which trusts the run's CA
+    through NODE_EXTRA_CA_CERTS."""
     reason = browser_unavailable()
     if reason:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(f"{reason}, and REQUIRE_BROWSER=1 forbids skipping the browser tests",
                         pytrace=False)
         pytest.skip(f"{reason}: browser tests skipped")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("NODE_EXTRA_CA_CERTS", str(tls_certificate.cafile))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=[*CHROMIUM_ARGS,
+                      f"--ignore-certificate-errors-spki-list={tls_certificate.spki_sha256}"])
+            yield browser
+            browser.close()
 
 
 def _run_in_own_loop(self: Flask, func: Callable[..., Coroutine]) -> Callable[..., object]:
@@ -106,12 +161,32 @@ def flask_async_outside_playwright_loop(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(Flask, "async_to_sync", _run_in_own_loop)
 
 
+#: Settings the server takes from the test's own app, so that it signs audit rows with the
+#: keys the test's factory signs with.
+SHARED_SETTINGS = ("SECRET_KEY", "AUDIT_KEYS")
+#: The server's other settings apart from its address and database: production, with the
+#: lowest argon2 cost production accepts (OWASP ASVS minimum) so that sign-ins stay quick.
+SERVER_ENVIRONMENT = {
+    "OUTCOMES_ENV": "production",
+    "ARGON2_TIME_COST": "2",
+    "ARGON2_MEMORY_COST_KIB": str(19 * 1024),
+    "ARGON2_PARALLELISM": "1",
+}
+#: gunicorn as docs/deployment.md runs it, with one worker: the sign-in limits (kept in
+#: memory://) then count per server, and each test starts a server of its own.
+GUNICORN_ARGS = ["--workers", "1", "--worker-class", "gthread", "--threads", "4",
+                 "--timeout", "300", "--graceful-timeout", "5",
+                 "--access-logfile", "-", "--error-logfile", "-",
+                 # Not the shared ~/.gunicorn/gunicorn.ctl: servers of parallel runs would
+                 # take it from one another.
+                 "--no-control-socket"]
+SERVER_START_SECONDS = 15
+
+
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    """The app with CSRF protection on, as in production: a real browser posts real forms.
-
-    Overrides the suite's ``app`` so ``session``, ``factory`` and ``world`` share its database.
-    """
+    """The test's own app (CSRF on) on the server's database: ``session``, ``factory`` and
+    ``world`` write through it what a test needs before it browses ``live_server``."""
     app = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True})
     yield app
     with app.app_context():
@@ -119,15 +194,78 @@ def app(database_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    """The app served on a free port of 127.0.0.1; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def live_server(database_url: str, tls_certificate: ServerCertificate, tmp_path: Path,
+                request: pytest.FixtureRequest) -> Iterator[str]:
+    """The app served by gunicorn over TLS with production settings and CSRF on, on a free
+    port of 127.0.0.1 and the test's database; yields its base URL (``https://...``).
+
+    The server's output (access log, errors) goes to a file of the test's own: the
+    ``server_log`` fixture, shown in the report when the test fails."""
+    # The test process holds the listening socket and hands it over: no race for the port.
+    listener = socket.create_server(("127.0.0.1", 0))
+    base_url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    log_path = tmp_path / "server.log"
+    request.node.server_log = log_path
+    test_settings = base_config(database_url)
+    environment = {"PATH": os.environ.get("PATH", ""), **SERVER_ENVIRONMENT,
+                   **{name: test_settings[name] for name in SHARED_SETTINGS},
+                   "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base_url}
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS,
+             "--bind", f"fd://{listener.fileno()}",
+             "--certfile", str(tls_certificate.certfile),
+             "--keyfile", str(tls_certificate.keyfile), "wsgi:app"],
+            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            pass_fds=[listener.fileno()])
+    listener.close()
+    try:
+        wait_until_healthy(server, base_url, tls_certificate.ssl_context, log_path)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def server_log(live_server: str, request: pytest.FixtureRequest) -> Path:
+    """The file holding everything the test's gunicorn wrote (access log, app errors)."""
+    return request.node.server_log
+
+
+def wait_until_healthy(server: subprocess.Popen, base_url: str, context: ssl.SSLContext,
+                       log_path: Path) -> None:
+    """Return once ``/healthz`` answers 200 over TLS; fail with the server's log otherwise."""
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", context=context,
+                                        timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # not listening yet, or the database not ready (503)
+            pass
+        time.sleep(0.1)
+    server.kill()
+    server.wait()
+    pytest.fail(f"gunicorn did not come up within {SERVER_START_SECONDS} s "
+                f"(exit code {server.returncode}):\n{log_path.read_text(errors='replace')}",
+                pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    report = yield
+    log_path = getattr(item, "server_log", None)
+    if report.failed and log_path is not None and log_path.exists():
+        report.sections.append(("gunicorn log (last 100 lines)",
+                                "\n".join(log_path.read_text(errors="replace")
+                                          .splitlines()[-100:])))
+    return report
 
 
 #: Script errors, CSP refusals and missing static files seen in each open context.

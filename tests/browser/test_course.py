@@ -18,6 +18,14 @@ VITALS = {"Systolic before (mmHg)": "124", "Diastolic before (mmHg)": "80",
           "Heart rate after (beats/min)": "76", "SpO2 after (%)": "97"}
 
 
+def fill_infusion_form(page) -> None:
+    """Fill in the infusion form's weight, dose and vitals with plausible values."""
+    page.get_by_label("Weight (kg)").fill("80")
+    page.get_by_label("Total dose (mg)").fill("40")
+    for label, value in VITALS.items():
+        page.get_by_label(label).fill(value)
+
+
 def versions(session) -> int:
     session.rollback()
     return session.scalar(select(func.count()).select_from(InfusionVersion))
@@ -36,10 +44,7 @@ def test_a_clinician_records_an_infusion_on_a_phone_and_the_dashboard_shows_it(
 
     phone.get_by_role("link", name="Record infusion 1").click()
     check_page(phone)
-    phone.get_by_label("Weight (kg)").fill("80")
-    phone.get_by_label("Total dose (mg)").fill("40")
-    for label, value in VITALS.items():
-        phone.get_by_label(label).fill(value)
+    fill_infusion_form(phone)
     phone.get_by_label("Systolic before (mmHg)").fill("420")  # a typing slip
     phone.get_by_text("Dissociation", exact=True).click()  # tap the label, not the box
     phone.get_by_role("button", name="Record the infusion").click()

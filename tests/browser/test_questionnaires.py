@@ -19,7 +19,8 @@ PCL5_ANSWERS = [2, 3, 1, 4, 0, 2, 3, 1, 2, 2, 3, 4, 1, 0, 2, 3, 1, 2, 0, 1]
 #: Item 9 ("better off dead or of hurting yourself") answered "Several days"; item 10 is
 #: optional and left blank.
 PHQ9_ANSWERS = [1, 2, 1, 2, 0, 1, 1, 0, 1, None]
-GAD7_ANSWERS = [1, 1, 2, 0, 1, 3, 0]
+#: Item 8 ("how difficult") is optional and left blank, as PHQ-9's item 10.
+GAD7_ANSWERS = [1, 1, 2, 0, 1, 3, 0, None]
 # A fragment (a link to a question followed before sending) survives the redirect.
 RESULT_URL = re.compile(r"/me/results/(\d+)(#[\w-]*)?$")
 
@@ -195,9 +196,11 @@ def test_a_double_tap_or_a_retry_stores_one_assessment(live_server, phone, world
     result_url = phone.url
     check_page(phone)
 
-    # The retry: the same form, sent again with the phone's cookies.
+    # The retry: the same form, sent again with the phone's cookies and, as a browser sends
+    # it over HTTPS, the questionnaire's address as Referer (the CSRF check needs it).
     replay = phone.request.post(posts[0].url, data=posts[0].post_data, max_redirects=0,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+                                headers={"Content-Type": "application/x-www-form-urlencoded",
+                                         "Referer": posts[0].headers["referer"]})
     assert replay.status == 302, replay.status
     assert replay.headers["location"] in (result_url, result_url.removeprefix(live_server))
     assert assessment_count(session, patient_id) == 1
