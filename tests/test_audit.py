@@ -388,6 +388,41 @@ def test_concurrent_commits_extend_one_unbroken_chain(app, runner, world, sessio
     assert result.exit_code == 0, result.output
 
 
+def test_checkpoints_written_while_rows_are_added_all_hold(app, runner, trail, checkpoints):
+    """Overlapping checkpoint runs (a scheduler that starts one before the last ended) and
+    requests adding rows at the same time: every line is whole, signed and true."""
+    errors = []
+
+    def work(kind: str) -> None:
+        try:
+            with app.app_context():
+                for n in range(8):
+                    if kind == "rows":
+                        audit.record(db.session, SYSTEM, "test.concurrent", details={"n": n})
+                        db.session.commit()
+                    else:
+                        audit.write_checkpoint(db.session, audit.audit_keys(), str(checkpoints))
+                        db.session.rollback()
+        except Exception as error:  # reported below, with the thread's error
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(kind,))
+               for kind in ("rows", "rows", "checkpoint", "checkpoint", "checkpoint")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert run(runner, "checkpoint").exit_code == 0
+    lines = checkpoints.read_text().splitlines()
+    assert len(lines) >= 2
+    assert [json.loads(line)["last_id"] for line in lines] == \
+        sorted({json.loads(line)["last_id"] for line in lines})
+    result = run(runner, "verify")
+    assert result.exit_code == 0, result.output
+    assert f"covers rows 1-{trail + 16}: every row" in result.output
+
+
 def test_rows_from_before_keys_stay_verifiable_and_no_row_may_claim_that_format_after(
         database_url, app, runner, checkpoints, session):
     """Rows chained by migration 0003 keep their plain SHA-256 hashes, marked as unkeyed by
