@@ -20,7 +20,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -323,14 +324,12 @@ def test_a_frozen_database_gives_healthz_and_pages_503_within_seconds(
 def test_a_database_that_freezes_during_a_statement_is_cut_off_at_its_deadline(
         app, patient_client, cluster):
     assert patient_client.get("/me/questionnaires/phq9").status_code == 200
-    freezing = cluster.frozen()
-    try:
-        with on_statement(app, "INSERT INTO assessment ", freezing.__enter__):
+    with ExitStack() as thaw:
+        freeze = partial(thaw.enter_context, cluster.frozen())
+        with on_statement(app, "INSERT INTO assessment ", freeze):
             started = time.monotonic()
             response = patient_client.post("/me/questionnaires/phq9", data=phq9_form("frozen"))
             seconds = time.monotonic() - started
-    finally:
-        freezing.__exit__(None, None, None)
     assert_outage_page(response)
     # The statement timeout plus the client's grace: the frozen server cannot cancel it.
     assert 1 <= seconds < 6, seconds
