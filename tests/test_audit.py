@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import create_engine, insert, select, text, update
 
-from outcomes import create_app, migrate
+from outcomes import audit_chain, create_app, migrate
 from outcomes.audit_chain import (GENESIS, KEYED_COLUMNS, UNKEYED, canonical_content,
                                   development_keys, keyed_row_hash, row_hash)
 from outcomes.config import ConfigurationError
@@ -259,6 +259,24 @@ def test_checkpoint_prints_the_signed_line_and_skips_when_nothing_changed(runner
     again = run(runner, "checkpoint")
     assert again.exit_code == 0 and "nothing written" in again.output
     assert len(checkpoints.read_text().splitlines()) == 1
+
+
+def test_a_key_holder_rewriting_rows_a_checkpoint_covers_is_caught_between_checkpoints(
+        runner, trail, checkpoints, client, world, session, app):
+    """With the key, rows can be re-signed; the checkpoints still pin the head, and verify
+    names the stretch between the last checkpoint that matches and the first that does not."""
+    run(runner, "checkpoint")
+    for _ in range(3):
+        client.get(f"/clinic/patients/{world.patient.id}")
+    run(runner, "checkpoint")
+    by_hand(session, f"UPDATE audit_event SET action = 'patient.list' WHERE id = {trail + 2}")
+    secret = audit_chain.keys_from_settings(app.config).secret("test")
+    rehash_from(session, trail + 2, lambda row: ("test", keyed_row_hash(row, secret)))
+    result = run(runner, "verify")
+    assert result.exit_code == 1
+    line, = broken_lines(result)
+    assert line.startswith(f"Audit trail BROKEN at row {trail + 1}: rows {trail + 1}-"
+                           f"{trail + 3} do not match the checkpoint of "), line
 
 
 def test_checkpoint_refuses_to_sign_a_tampered_chain(runner, trail, checkpoints, session):
