@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 import instruments
-from outcomes.models import Alert, AlertAssessment, Assessment, AuditEvent
+from outcomes.models import Alert, AlertAssessment, Assessment, AssessmentAnswer, AuditEvent
 from outcomes.services import assessments
 
 from .conftest import sign_in
@@ -375,10 +375,21 @@ def test_every_page_asks_the_definitions_flag_rules(key):
                    item.options[(seed + n * 3) % len(item.options)].value
                    for n, item in enumerate(instrument.items)]
         score = instruments.score(key, answers)
-        record = Assessment(instrument_key=key, flags=dict(score.flags))
-        expected = [flag for flag in score.alerts]
+        record = Assessment(instrument_key=key, flags=dict(score.flags), answers=[
+            AssessmentAnswer(item_number=item.number, value=value)
+            for item, value in zip(instrument.items, score.answers) if value is not None])
+        expected = score.alerts
         assert assessments.crisis_flagged(record) == any(flag.crisis for flag in expected)
-        assert len(assessments.flag_texts(record)) == len(expected)
+        assert [text.split(" (")[0].split(":")[0] for text in assessments.flag_texts(record)] \
+            == [flag.key.replace("_", " ") for flag in expected]
+        # A form sent back incomplete alerts only for what its answers settle: every way of
+        # filling its blanks keeps those alerts.
+        risk = assessments.risk_in_unsaved_answers(key, answers)
+        for fill in range(4):
+            completed = [item.options[(fill + n) % len(item.options)].value if a is None else a
+                         for n, (item, a) in enumerate(zip(instrument.items, score.answers))]
+            raised = {flag.key for flag in instruments.score(key, completed).alerts}
+            assert {spec.kind for spec in risk.alerts} <= raised
 
 
 def test_the_clinicians_record_tags_exactly_the_alerting_flags(
@@ -389,4 +400,30 @@ def test_the_clinicians_record_tags_exactly_the_alerting_flags(
     rows = re.findall(r'<tr id="assessment-\d+">.*?</tr>', page, re.S)
     assert len(rows) == 2
     assert [re.findall(r'<span class="tag alert">([^<]+)</span>', row) for row in rows] == \
-        [[], ["suicide risk: unknown"]]  # newest first: the GAD-7 has no flag that alerts
+        [[], ["suicide risk (item 9): unknown"]]  # newest first: the GAD-7 raises nothing
+
+
+# --- the migration -----------------------------------------------------------------------
+
+def test_alerts_from_before_revision_0006_get_their_questionnaire(
+        app, database_url, patient_client, session, world):
+    from sqlalchemy import create_engine, text
+
+    from outcomes import migrate
+
+    patient_client.post("/me/questionnaires/phq9", data=answers_form([1] * 9))
+    session.close()
+    engine = create_engine(database_url)
+    try:
+        migrate.downgrade(engine, "0005")
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO alert (patient_id, submission_key, kind, value, reason, crisis, "
+                "raised_at) VALUES (:patient, 'k', 'suicide_risk', 'positive', 'Item 9', "
+                ":yes, :at)"), {"patient": world.patient.id, "yes": True,
+                                "at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
+    finally:
+        migrate.upgrade(engine)
+        engine.dispose()
+    assert [(a.instrument_key, a.evidence, a.assessment_id is None) for a in alerts(session)] \
+        == [("phq9", {}, False), ("phq9", {}, True)]

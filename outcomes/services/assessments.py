@@ -241,10 +241,19 @@ def crisis_flagged(assessment: Assessment) -> bool:
 
 
 def flag_texts(assessment: Assessment) -> list[str]:
-    """The record's alerting flags as short texts for a list, e.g. "suicide risk: unknown"."""
-    return [spec.kind.replace("_", " ") + ("" if spec.value == "true" else f": {spec.value}")
-            for spec in alerts_called_for(assessment.instrument_key, assessment.flags, None,
-                                          None)]
+    """The record's alerting flags as short texts, with the items whose answers raised them,
+    e.g. "suicide risk (item 9): unknown" or "clinician review (items 8, 9): yes"."""
+    given = {answer.item_number: answer.value for answer in assessment.answers}
+    answers = [given.get(item.number)
+               for item in instruments.get(assessment.instrument_key).items]
+    texts = []
+    for spec in alerts_called_for(assessment.instrument_key, assessment.flags, None, None,
+                                  answers):
+        items = f" (item{'s' if len(spec.evidence) > 1 else ''} {', '.join(spec.evidence)})" \
+            if spec.evidence else ""
+        texts.append(f"{spec.kind.replace('_', ' ')}{items}: "
+                     f"{'yes' if spec.value == 'true' else spec.value}")
+    return texts
 
 
 @dataclass(frozen=True)
