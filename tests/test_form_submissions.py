@@ -75,7 +75,7 @@ class StaffForm:
     location: str | None
 
 
-def _course(app, session, world) -> Course:
+def open_course(app, session, world) -> Course:
     with app.app_context():
         course = start_course(session, Actor(world.clinician), world.patient, "ptsd", 6,
                               now_local().date())
@@ -83,7 +83,7 @@ def _course(app, session, world) -> Course:
     return course
 
 
-def _infusion(app, session, world, course) -> Infusion:
+def recorded_infusion(app, session, world, course) -> Infusion:
     with app.app_context():
         infusion = record_infusion(session, Actor(world.clinician), course, {
             **SERVICE_INFUSION, "administered_at": dt.datetime.now(dt.timezone.utc)
@@ -114,7 +114,7 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
                          f"{key}__then_every": "28"})
         return StaffForm(f"{patient}/plan", data, lambda: count(session, select(
             AuditEvent).where(AuditEvent.action == "plan.update")), patient)
-    course = _course(app, session, world)
+    course = open_course(app, session, world)
     if kind == "course.update":
         return StaffForm(f"{patient}/courses/{course.id}",
                          {"status": "active", "planned_infusions": "8"},
@@ -123,7 +123,7 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
     if kind == "infusion.record":
         return StaffForm(f"{patient}/courses/{course.id}/infusions/new", infusion_values(),
                          lambda: count(session, select(Infusion)), record)
-    infusion = _infusion(app, session, world, course)
+    infusion = recorded_infusion(app, session, world, course)
     path = f"{patient}/infusions/{infusion.id}"
     return StaffForm(path, infusion_values(systolic_before="124",
                                            correction_reason="Misread the monitor"),
@@ -334,7 +334,7 @@ def test_two_plan_changes_at_once_are_made_one_after_the_other(app, world, sessi
 
 def test_reopening_a_finished_course_while_another_is_open_is_refused(app, client, world,
                                                                       session):
-    first = _course(app, session, world)
+    first = open_course(app, session, world)
     sign_in(client, world.clinician)
     base = f"/clinic/patients/{world.patient.id}/courses"
     finish = {"status": "stopped", "planned_infusions": "6"}
