@@ -155,11 +155,16 @@ audit_group = AppGroup("audit", help="The tamper-evident audit trail.")
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
+@click.option("--checkpoints", "checkpoint_file",
+              help="Read the checkpoints from this file instead of AUDIT_CHECKPOINT_PATH "
+                   "(a copy kept elsewhere, such as the scheduler's log of the command).")
+def audit_verify(checkpoint_file: str | None) -> None:
     """Check every row of the audit trail against its key and the row before it, and the
     chain against the signed checkpoints; name the first row of each break (exit status 1)."""
     keys = audit.audit_keys()
-    path = current_app.config["AUDIT_CHECKPOINT_PATH"]
+    if checkpoint_file is not None and not os.path.isfile(checkpoint_file):
+        raise CommandError(f"No checkpoint file {checkpoint_file!r}.")
+    path = checkpoint_file or current_app.config["AUDIT_CHECKPOINT_PATH"]
     try:
         checkpoints, findings = audit.read_checkpoint_file(path, keys) if path else ([], [])
     except OSError as error:

@@ -369,6 +369,22 @@ def test_development_signs_with_a_key_derived_from_the_secret_and_says_so(
         result.output
 
 
+def test_verify_reads_a_copy_of_the_checkpoints_kept_elsewhere(runner, trail, checkpoints,
+                                                               session, tmp_path):
+    """The lines the command prints (the scheduler's log) serve as well as the file."""
+    copy = tmp_path / "scheduler.log"
+    copy.write_text(run(runner, "checkpoint").stdout)
+    checkpoints.unlink()
+    by_hand(session, f"DELETE FROM audit_event WHERE id = {trail}")
+    assert "No checkpoint written yet" in run(runner, "verify").output
+    result = run(runner, "verify", "--checkpoints", str(copy))
+    assert result.exit_code == 1
+    assert broken_lines(result)[0].startswith(f"Audit trail BROKEN at row {trail}: row {trail} "
+                                              "is missing from the end")
+    missing = run(runner, "verify", "--checkpoints", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and "No checkpoint file" in missing.output
+
+
 def test_checkpoint_needs_a_path(runner, app, trail):
     app.config["AUDIT_CHECKPOINT_PATH"] = ""
     result = run(runner, "checkpoint")
