@@ -55,6 +55,9 @@ class AuditKeys:
 
     secrets: tuple[tuple[str, bytes], ...]
 
+    def __repr__(self) -> str:  # never the secrets, in a log or a traceback
+        return f"AuditKeys({', '.join(key_id for key_id, _ in self.secrets)})"
+
     @property
     def signing_id(self) -> str:
         return self.secrets[-1][0]

@@ -520,6 +520,11 @@ def test_a_malformed_audit_key_setting_is_refused_without_showing_the_secret(
     assert "short-secret" not in str(refused.value) and "k" * 32 not in str(refused.value)
 
 
+def test_audit_keys_never_show_their_secrets():
+    keys = audit_chain.parse_audit_keys("2026-11:" + "k" * 40 + "," + ROTATED_KEY)
+    assert repr(keys) == "AuditKeys(2026-11, 2027-01)" and str(keys) == repr(keys)
+
+
 def test_a_failed_request_writes_no_audit_row(client, world, session):
     sign_in(client, world.clinician)
     before = len(chain(session))
