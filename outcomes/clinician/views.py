@@ -38,7 +38,6 @@ from ..services.assessments import (
     current_assessments,
     patient_assessments,
     raise_unsaved_risk_alerts,
-    risk_in_unsaved_answers,
     submit_assessment,
     superseded_ids,
 )
@@ -347,11 +346,9 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
                                patient=patient, amends=amends)
     # A paper form refused (its date, say) still tells of what the patient wrote: risk on it
     # opens its alert now, and the form comes back with the crisis panel first.
-    risk = risk_in_unsaved_answers(key, form.valid_answers())
-    if risk.alerts:
-        raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
-                                  form.submission_key.data, form.valid_answers(), risk, amends)
-        db.session.commit()
+    risk = raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
+                                     form.submission_key.data, form.valid_answers(), amends)
+    db.session.commit()  # an alert it opened stands, although the page answers 422
     return render_template("clinician/paper_form.html", form=form, instrument=instrument,
                            patient=patient, amends=amends, crisis=risk.crisis,
                            clinic=patient.clinic), 422

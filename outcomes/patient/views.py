@@ -22,7 +22,6 @@ from ..services.assessments import (
     current_assessments,
     patient_assessments,
     raise_unsaved_risk_alerts,
-    risk_in_unsaved_answers,
     submit_assessment,
 )
 from ..services.courses import patient_courses
@@ -111,11 +110,9 @@ def questionnaire(key: str) -> Response | str | tuple[str, int]:
         return page, 200, {"Cache-Control": "no-store" if held else "private, no-cache"}
     # Risk the patient has disclosed is never lost, even on a form sent incomplete: the
     # panel shows exactly when the alert is opened (or already open).
-    risk = risk_in_unsaved_answers(key, form.valid_answers())
-    if risk.alerts:
-        raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
-                                  form.submission_key.data, form.valid_answers(), risk)
-        db.session.commit()
+    risk = raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
+                                     form.submission_key.data, form.valid_answers())
+    db.session.commit()  # an alert it opened stands, although the page answers 422
     return render_template("patient/questionnaire.html", form=form, instrument=instrument,
                            crisis=risk.crisis, clinic=patient.clinic), 422
 

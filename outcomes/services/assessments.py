@@ -285,14 +285,15 @@ def risk_in_unsaved_answers(instrument_key: str, answers: Sequence[int | None]) 
 
 def raise_unsaved_risk_alerts(session: Session, actor: Actor, patient: Patient,
                               instrument_key: str, client_key: str | None,
-                              answers: Sequence[int | None], risk: UnsavedRisk,
-                              amends: Assessment | None = None) -> list[Alert]:
-    """Open the alerts that a form sent back incomplete calls for, once per disclosure: not
-    again for the same form, nor while one of that kind is open for the questionnaire."""
+                              answers: Sequence[int | None],
+                              amends: Assessment | None = None) -> UnsavedRisk:
+    """Hear a form sent back incomplete (or a paper form refused): open the alerts its answers
+    call for, once per disclosure (not again for the same form, nor while one of that kind is
+    open for the questionnaire), and say whether the page shows the crisis panel."""
+    risk = risk_in_unsaved_answers(instrument_key, answers)
     if not risk.alerts:
-        return []
-    instrument = instruments.get(instrument_key)
-    hold_submissions(session, patient.id, instrument.measure)
+        return risk
+    hold_submissions(session, patient.id, instruments.get(instrument_key).measure)
     # A form without its key (a broken page) is still heard; its answers name it instead.
     name = client_key or json.dumps([instrument_key, list(answers)])
     submission_key = hashlib.sha256(f"{patient.id}:{name}".encode()).hexdigest()
@@ -301,7 +302,7 @@ def raise_unsaved_risk_alerts(session: Session, actor: Actor, patient: Patient,
                                      now=utcnow())
     if opened:
         summaries.refresh(session, patient.id)
-    return opened
+    return risk
 
 
 def _open_or_link_alerts(session: Session, actor: Actor, patient: Patient,
