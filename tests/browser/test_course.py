@@ -66,5 +66,5 @@ def test_a_clinician_records_an_infusion_on_a_phone_and_the_dashboard_shows_it(
     rows = phone.locator("tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(name)
-    expect(rows.first).to_contain_text("infusion 1 of 6")
+    expect(rows.first).to_contain_text("Active 1/6")  # infusions done of planned
     check_page(phone)

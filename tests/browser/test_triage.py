@@ -10,6 +10,7 @@ from sqlalchemy import select
 from outcomes.models import Alert
 
 from .conftest import check_page, expect, goto, sign_in
+from .test_demo_pages import demo  # noqa: F401  (a fixture)
 from .test_questionnaires import PHQ9_ANSWERS, RESULT_URL, open_questionnaire, submit, tap_answers
 
 pytestmark = pytest.mark.browser
@@ -81,6 +82,23 @@ def test_a_disclosure_reaches_the_dashboard_and_the_inbox_and_is_acknowledged(
         "0 open crisis alerts")
     expect(page.locator("tbody tr").filter(has_text=name).locator(".alert-cell")).to_have_text("—")
     check_page(page)
+
+
+@pytest.mark.parametrize("viewport", ["phone", "laptop"])
+def test_the_demo_clinics_dashboard_keeps_its_shape(live_server, new_context, demo, viewport):
+    """Months of data (alerts, chips, courses): still one line per row on a laptop, and every
+    name and status on a phone's screen."""
+    page = new_context(desktop=viewport == "laptop").new_page()
+    if viewport == "laptop":
+        page.set_viewport_size(LAPTOP)
+    sign_in(page, live_server, *demo[0])
+    expect(page.locator("tbody tr")).to_have_count(12)
+    expect(page.locator("tbody tr .alert-cell .tag").first).to_contain_text(" ago")
+    check_page(page)
+    if viewport == "laptop":
+        check_rows_are_one_line_high(page)
+    else:
+        check_names_and_status_fit(page, width=360)
 
 
 def check_rows_are_one_line_high(page) -> None:
