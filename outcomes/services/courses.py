@@ -73,6 +73,7 @@ OPTIONAL_FIELDS = {"systolic_peak", "diastolic_peak", "heart_rate_peak", "spo2_p
                    "dissociation_rating"}
 #: A total dose may differ from weight × dose per kg by this much (rounding, syringe sizes).
 TOTAL_DOSE_TOLERANCE = 0.05
+OPEN_COURSE_EXISTS = "This patient already has an open course; complete or stop it first."
 
 
 class CourseError(ValueError):
@@ -159,9 +160,6 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
 
 def course_patient(session: Session, course: Course) -> Patient:
     return session.get(Patient, course.patient_id)
-
-
-OPEN_COURSE_EXISTS = "This patient already has an open course; complete or stop it first."
 
 
 def _open_course_id(session: Session, patient_id: int) -> int | None:
