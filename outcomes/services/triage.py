@@ -62,7 +62,7 @@ class AlertDescription:
     entered_by: str
     #: When the patient answered (the form's date for a paper form); None when not stored.
     answered_at: dt.datetime | None
-    #: True when the answers came from a form sent incomplete and were not stored.
+    #: True when the answers came from a form that was not stored (sent incomplete, say).
     unsaved: bool
     age: str
     #: What happened, in a few words: "PHQ-9 item 9 · 'Several days'", "PCL-5 20 → 31".
@@ -155,7 +155,9 @@ def _item_answer(instrument: instruments.Instrument, number: int,
 
 def _entered_by(assessment: Assessment | None) -> str:
     if assessment is None:
-        return "a form sent incomplete (the answers were not stored)"
+        # Risk seen on a form that was not stored (sent incomplete, or refused): the alert
+        # keeps what the rule read; the audit trail keeps who sent it.
+        return "a form that was not stored"
     if assessment.source == "patient":
         return "the patient"
     return f"a paper form entered by {assessment.entered_by.email}"
