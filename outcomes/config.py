@@ -95,6 +95,13 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         # that rewrites the host; empty means "the host the request came to".
         "PUBLIC_BASE_URL": environ.get("PUBLIC_BASE_URL", "").rstrip("/"),
         "INVITATION_VALID_DAYS": 7,
+        # The dates a form or an export filter may carry, a local policy (no source gives
+        # these numbers): nothing before EARLIEST_RECORD_DATE, a round date older than any
+        # ketamine-clinic record (move it back if paper records go further); nothing that
+        # happened after today at the clinic; bookings (next infusion, course start) at most
+        # BOOKING_HORIZON_DAYS ahead.
+        "EARLIEST_RECORD_DATE": _date(environ, "EARLIEST_RECORD_DATE", "2000-01-01"),
+        "BOOKING_HORIZON_DAYS": _positive(environ, "BOOKING_HORIZON_DAYS", 365),
         # Static URLs carry a hash of the file's content, so browsers may keep them a year.
         "STATIC_MAX_AGE": int(environ.get("STATIC_MAX_AGE", str(365 * 24 * 3600))),
         # argon2id parameters; the defaults (RFC 9106 low-memory profile: 64 MiB, t=3, p=4)
@@ -103,13 +110,6 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "ARGON2_MEMORY_COST_KIB": int(environ.get("ARGON2_MEMORY_COST_KIB", str(64 * 1024))),
         "ARGON2_PARALLELISM": int(environ.get("ARGON2_PARALLELISM", "4")),
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead: a long form must not fail
-        # The dates a form or an export filter may carry, a local policy (no source gives
-        # these numbers): nothing before EARLIEST_RECORD_DATE, a round date older than any
-        # ketamine-clinic record (move it back if paper records go further); nothing that
-        # happened after today at the clinic; bookings (next infusion, course start) at most
-        # BOOKING_HORIZON_DAYS ahead.
-        "EARLIEST_RECORD_DATE": _date(environ, "EARLIEST_RECORD_DATE", "2000-01-01"),
-        "BOOKING_HORIZON_DAYS": _positive(environ, "BOOKING_HORIZON_DAYS", 365),
         # Over HTTPS a POST must also come from a page of this site (its Referer; see
         # Referrer-Policy in web.SECURITY_HEADERS): the token alone would accept a form that a
         # network attacker planted over plain HTTP with a session cookie of their own.
