@@ -288,15 +288,18 @@ def test_a_paper_form_sent_twice_is_one_record_at_any_hour(
     assert count(session, Assessment) == 1
 
 
-def test_a_paper_form_sent_at_eight_and_again_at_three_is_one_record(
-        clinician_client, session, world, clock):
-    day = yesterday()
+@pytest.mark.parametrize("second_key", ["form-1", "form-2"])
+def test_a_paper_form_sent_at_eight_and_again_at_three_or_next_day_is_one_record(
+        clinician_client, session, world, clock, second_key):
+    day = yesterday() - dt.timedelta(days=1)
     path = f"/clinic/patients/{world.patient.id}/paper/phq9"
     form = paper_form([1] * 9, key="form-1", date=day.isoformat())
     clock.at(day, 8)
     clinician_client.post(path, data=form)
     clock.at(day, 15)
-    clinician_client.post(path, data=form)
+    clinician_client.post(path, data={**form, "submission_key": second_key})
+    clock.at(day + dt.timedelta(days=1), 9)  # entered again, from a fresh page, a day later
+    clinician_client.post(path, data={**form, "submission_key": "form-3"})
     record = session.scalars(select(Assessment)).one()
     assert record.administered_at == dt.datetime.combine(day, dt.time(8), ZONE)
     assert len(alerts(session)) == 1
@@ -427,3 +430,13 @@ def test_alerts_from_before_revision_0006_get_their_questionnaire(
         engine.dispose()
     assert [(a.instrument_key, a.evidence, a.assessment_id is None) for a in alerts(session)] \
         == [("phq9", {}, False), ("phq9", {}, True)]
+
+
+def test_a_paper_copy_of_the_patients_own_form_of_the_same_day_is_its_own_record(
+        patient_client, clinician_client, session, world):
+    patient_client.post("/me/questionnaires/gad7", data=answers_form([1] * 7))
+    today = dt.datetime.now(ZONE).date().isoformat()
+    clinician_client.post(f"/clinic/patients/{world.patient.id}/paper/gad7",
+                          data=paper_form([1] * 7, date=today))
+    assert sorted(a.source for a in session.scalars(select(Assessment))) == \
+        ["patient", "transcribed"]

@@ -85,7 +85,7 @@ def submit_assessment(
         raise SubmissionError(str(error)) from None
     now = utcnow()
     zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
-    same_administration = _same_administration(form_date, administered_at, zone)
+    same_administration = _same_administration(form_date, administered_at, zone, now)
     if form_date is not None:
         administered_at = paper_form_time(form_date, zone, now)
     administered_at = administered_at or now
@@ -100,7 +100,7 @@ def submit_assessment(
     earlier = session.scalar(select(Assessment).where(Assessment.idempotency_key == stored_key))
     if earlier is None:
         earlier = _same_answers_just_sent(session, patient.id, instrument.key, score.answers,
-                                          amends, now, same_administration)
+                                          amends, same_administration)
     if earlier is not None:
         return Submission(assessment=earlier, created=False)
     _check_amendment(session, patient, instrument.key, amends, amendment_reason)
@@ -381,30 +381,33 @@ REPEAT_WINDOW = dt.timedelta(minutes=30)
 
 
 def _same_administration(form_date: dt.date | None, given_time: dt.datetime | None,
-                         zone: zoneinfo.ZoneInfo) -> list[ColumnElement[bool]]:
-    """Which earlier records can be the same administration: for a paper form, those of the
-    day written on it (in the clinic's zone); for a given moment, that moment; for a
-    patient's own form, any."""
+                         zone: zoneinfo.ZoneInfo, now: dt.datetime) -> list[ColumnElement[bool]]:
+    """Which earlier records with the same answers are this one again. A paper form: any
+    paper form of the day written on it (in the clinic's zone), whenever it was entered, so
+    the server's clock plays no part. A patient's own form: any sent within REPEAT_WINDOW;
+    one given its moment: of that moment, within the window too."""
     if form_date is not None:
         start = dt.datetime.combine(form_date, dt.time(0), zone)
         end = dt.datetime.combine(form_date + dt.timedelta(days=1), dt.time(0), zone)
-        return [Assessment.administered_at >= start.astimezone(dt.timezone.utc),
+        return [Assessment.source == "transcribed",
+                Assessment.administered_at >= start.astimezone(dt.timezone.utc),
                 Assessment.administered_at < end.astimezone(dt.timezone.utc)]
+    recent = Assessment.submitted_at >= now - REPEAT_WINDOW
     if given_time is not None:
-        return [Assessment.administered_at == given_time]
-    return []
+        return [recent, Assessment.administered_at == given_time]
+    return [recent]
 
 
 def _same_answers_just_sent(session: Session, patient_id: int, instrument_key: str,
                             answers: Sequence[int | None], amends: Assessment | None,
-                            now: dt.datetime, same_administration: list[ColumnElement[bool]]
+                            same_administration: list[ColumnElement[bool]]
                             ) -> Assessment | None:
     same_target = (Assessment.amends_id == amends.id if amends is not None
                    else Assessment.amends_id.is_(None))
     recent = session.scalars(
         select(Assessment).where(
             Assessment.patient_id == patient_id, Assessment.instrument_key == instrument_key,
-            Assessment.submitted_at >= now - REPEAT_WINDOW, same_target, *same_administration)
+            same_target, *same_administration)
         .order_by(Assessment.id.desc())
     )
     items = instruments.get(instrument_key).items
