@@ -286,3 +286,28 @@ def test_over_https_a_form_must_come_from_a_page_of_this_site(
         "email": world.clinician.email, "password": PASSWORD, "csrf_token": token})
     assert (response.status_code == 302) is accepted
     assert bool(refusals) is not accepted
+
+
+@pytest.mark.parametrize(("referer", "accepted"), [
+    ("https://outcomes.example.org/login", True),
+    (None, False),
+    ("https://127.0.0.1:8000/login", False),  # the address gunicorn listens on, not the public one
+])
+def test_behind_a_trusted_proxy_its_scheme_and_host_are_the_ones_checked(
+        database_url, world, refusals, referer, accepted):
+    """TLS ends at the proxy (TRUSTED_PROXIES=1): the request is HTTPS by X-Forwarded-Proto,
+    so the strict check applies, against the public host the proxy forwards."""
+    app = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True,
+                      "TRUSTED_PROXIES": 1})
+    client = app.test_client()
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "outcomes.example.org",
+                 "X-Forwarded-For": "203.0.113.7"}
+    page = client.get("/login", base_url="http://127.0.0.1:8000", headers=forwarded)
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    response = client.post("/login", base_url="http://127.0.0.1:8000", headers={
+        **forwarded, **({"Referer": referer} if referer else {})}, data={
+        "email": world.clinician.email, "password": PASSWORD, "csrf_token": csrf_token(page.data)})
+    assert (response.status_code == 302) is accepted
+    assert bool(refusals) is not accepted
+    with app.app_context():
+        db.engine.dispose()
