@@ -93,12 +93,8 @@ def install_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def finish(response: Response) -> Response:
-        # One transaction per request: what the services wrote (including audit rows) is
-        # committed together, or not at all.
-        if response.status_code < 400:
-            db.session.commit()
-        else:
-            db.session.rollback()
+        # The headers first: if the database fails below, the error page that answers
+        # instead passes through here again, and keeps them even if its rollback fails too.
         response.headers["X-Request-ID"] = g.get("request_id", "")
         add_security_headers(response.headers)
         # is_secure: TLS here, or a trusted proxy's X-Forwarded-Proto (ProxyFix).
@@ -108,6 +104,12 @@ def install_request_hooks(app: Flask) -> None:
             # Health data must not linger in caches. A view may choose otherwise for a page
             # that holds none (a blank questionnaire, so the back button keeps its key).
             response.headers.setdefault("Cache-Control", "no-store")
+        # One transaction per request: what the services wrote (including audit rows) is
+        # committed together, or not at all.
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
         return response
 
 
