@@ -214,7 +214,7 @@ def test_since_first_is_never_called_a_baseline(app, client, session, world):
     client.post("/logout")
     sign_in(client, world.clinician)
     page = " ".join(client.get(f"/clinic/patients/{world.patient.id}").data.decode().split())
-    assert re.search(r"Since first \(no infusion yet\): 20 on \d+ \w+ \d{4}; latest 11 "
+    assert re.search(r"Since first \(no course has begun\): 20 on \d+ \w+ \d{4}; latest 11 "
                      r"\(-9\)\.", page)
     phq = next(f for f in figures_on(page) if traces(f, "PHQ-9 total"))
     assert traces(phq, "Since first")[0]["y"] == [20] and not traces(phq, "Baseline")

@@ -157,7 +157,7 @@ def reference_sentence(series: Series, zone: dt.tzinfo) -> str:
         return (f"Baseline{course}: {start.total} on {when}, the last score within "
                 f"{BASELINE_WINDOW_DAYS} days before the first infusion{to_latest}.")
     why = (f"no score within {BASELINE_WINDOW_DAYS} days before the first infusion{course}"
-           if reference.course else "no infusion yet")
+           if reference.course else "no course has begun")
     return f"Since first ({why}): {start.total} on {when}{to_latest}."
 
 
