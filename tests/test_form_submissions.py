@@ -125,7 +125,7 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
                          lambda: count(session, select(Infusion)), record)
     infusion = recorded_infusion(app, session, world, course)
     path = f"{patient}/infusions/{infusion.id}"
-    return StaffForm(path, infusion_values(systolic_before="124",
+    return StaffForm(path, infusion_values(systolic_before="124", corrects_version="1",
                                            correction_reason="Misread the monitor"),
                      lambda: count(session, select(InfusionVersion)) - 1, path)
 
@@ -312,11 +312,30 @@ def test_two_infusion_forms_at_once_are_numbered_one_after_the_other(app, world,
     assert sorted(session.scalars(select(Infusion.number))) == [1, 2]
 
 
-def test_two_corrections_at_once_are_versions_two_and_three(app, world, session):
+def test_two_corrections_of_one_version_at_once_store_one_and_the_other_is_told(
+        app, world, session):
     form = staff_form("infusion.correct", app, session, world)
-    responses = send_at_once(app, world, form.path, fresh_keys(form.data, 2))
-    assert [r.status_code for r in responses] == [302, 302]
-    assert sorted(session.scalars(select(InfusionVersion.version))) == [1, 2, 3]
+    other = {**form.data, "systolic_before": "130"}
+    responses = send_at_once(app, world, form.path,
+                             fresh_keys(form.data, 1) + fresh_keys(other, 1))
+    assert sorted(r.status_code for r in responses) == [302, 422]
+    refused = next(r for r in responses if r.status_code == 422)
+    assert b"was corrected by someone else while this form was open" in refused.data
+    assert sorted(session.scalars(select(InfusionVersion.version))) == [1, 2]
+
+
+def test_a_correction_made_from_an_old_version_is_refused(app, client, world, session):
+    form = staff_form("infusion.correct", app, session, world)
+    sign_in(client, world.clinician)
+    page = client.get(form.path).data.decode()
+    assert 'name="corrects_version" type="hidden" value="1"' in page
+    first = {**form.data, "submission_key": form_key(client, form.path)}
+    assert client.post(form.path, data=first).status_code == 302
+    stale = {**form.data, "systolic_before": "130", "submission_key": uuid.uuid4().hex}
+    response = client.post(form.path, data=stale)
+    assert response.status_code == 422 and b"now at version 2" in response.data
+    assert [v.systolic_before for v in session.scalars(
+        select(InfusionVersion).order_by(InfusionVersion.version))] == [122, 124]
 
 
 def test_two_plan_changes_at_once_are_made_one_after_the_other(app, world, session):

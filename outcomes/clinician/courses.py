@@ -162,11 +162,13 @@ def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
         for name, value in values.items():
             getattr(form, name).data = value
         form.administered_at.data = _to_local(record.current.administered_at, zone)
+        form.corrects_version.data = record.current.version
     done = url_for("clinician.infusion", patient_id=patient.id, infusion_id=record.id)
     if form.validate_on_submit():
         try:
             correct_infusion(db.session, current_actor(), record, _infusion_values(form, zone),
-                             form.correction_reason.data or "", form.submission_key.data)
+                             form.correction_reason.data or "", form.submission_key.data,
+                             form.corrects_version.data)
         except RepeatedSubmission as repeat:
             return repeated(repeat, done)
         except CourseError as error:

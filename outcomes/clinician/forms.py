@@ -16,7 +16,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 import instruments
 
@@ -224,6 +224,9 @@ class InfusionForm(KeyedForm):
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=4000)])
     next_infusion_at = DateTimeLocalField("Next infusion booked for (optional)",
                                           validators=[Optional(), BOOKED])
+    #: On the correction page: the version shown, which the correction replaces.
+    corrects_version = IntegerField("Version being corrected", widget=HiddenInput(),
+                                    validators=[Optional()])
     correction_reason = TextAreaField("Reason for the correction",
                                       validators=[Optional(), Length(max=2000)])
 

@@ -262,12 +262,16 @@ def record_infusion(session: Session, actor: Actor, course: Course,
 
 def correct_infusion(session: Session, actor: Actor, infusion: Infusion,
                      values: Mapping[str, Any], reason: str,
-                     submission_key: str | None = None) -> InfusionVersion:
+                     submission_key: str | None = None,
+                     corrects_version: int | None = None) -> InfusionVersion:
     """Add a corrected version of an infusion record; the earlier versions stay.
 
-    Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
+    ``corrects_version`` is the version the correction was made from (the form's): if the
+    record has moved on since, the correction is refused rather than silently replacing a
+    colleague's. Raises RepeatedSubmission when the form with ``submission_key`` was stored
+    before."""
     claim = submissions.claim(session, actor, "infusion.correct", submission_key,
-                              [infusion.id, dict(values), reason])
+                              [infusion.id, dict(values), reason, corrects_version])
     reason = (reason or "").strip()
     if not reason:
         raise CourseError("Say why the record is being corrected.", "correction_reason")
@@ -276,6 +280,10 @@ def correct_infusion(session: Session, actor: Actor, infusion: Infusion,
     previous = session.scalars(select(InfusionVersion)
                                .where(InfusionVersion.infusion_id == infusion.id)
                                .order_by(InfusionVersion.version.desc()).limit(1)).one()
+    if corrects_version is not None and corrects_version != previous.version:
+        raise CourseError(f"Infusion {infusion.number} was corrected by someone else while "
+                          f"this form was open (it is now at version {previous.version}). "
+                          "Reload the page to see that version, then correct it if needed.")
     version = InfusionVersion(infusion_id=infusion.id, version=previous.version + 1,
                               recorded_by_id=actor.user.id, recorded_at=utcnow(),
                               correction_reason=reason, **checked)
