@@ -8,6 +8,7 @@ import instruments
 
 from ..charts import InfusionMark, Part, Point, Series, Vitals
 from ..models import Assessment, Course, InfusionVersion
+from .assessments import alerts_called_for
 from .baseline import (
     BASELINE_WINDOW_DAYS,
     Reference,
@@ -65,18 +66,18 @@ def parts_of(instrument: instruments.Instrument) -> tuple[Part, ...]:
 
 
 def alert_texts(assessment: Assessment) -> tuple[str, ...]:
-    """The record's alerting flags as short texts, e.g. "suicide risk (item 9): positive"."""
+    """The record's alerting flags as short texts, e.g. "suicide risk (item 9): positive".
+
+    Which flags alert is the definition's rule, asked through ``alerts_called_for``; the item
+    named is the one the rule reads (from the definition, so no answers need loading)."""
     instrument = instruments.get(assessment.instrument_key)
     numbers = {item.id: item.number for item in instrument.items}
+    rules = {rule.key: rule for rule in instrument.flags}
     texts = []
-    for rule in instrument.flags:
-        value = assessment.flags.get(rule.key)
-        if value not in rule.alert_values:
-            continue
-        name = rule.key.replace("_", " ")
-        item = numbers.get(rule.params.get("item")) if "item" in rule.params else None
-        texts.append(f"{name}{f' (item {item})' if item else ''}: "
-                     f"{value if isinstance(value, str) else 'yes'}")
+    for spec in alerts_called_for(assessment.instrument_key, assessment.flags, None, None):
+        item = numbers.get(rules[spec.kind].params.get("item"))
+        texts.append(f"{spec.kind.replace('_', ' ')}{f' (item {item})' if item else ''}: "
+                     f"{'yes' if spec.value == 'true' else spec.value}")
     return tuple(texts)
 
 
