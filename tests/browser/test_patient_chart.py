@@ -1,5 +1,6 @@
-"""The patient's own chart on a 360-px phone: a one-sentence summary from the baseline to
-the latest score, the chart drawn, and the same figures as a table for screen readers."""
+"""The patient's own chart on a 360-px phone: a one-sentence summary from the reference
+score (baseline, or the first score) to the latest, the chart drawn, and the same figures
+as a table for screen readers."""
 from __future__ import annotations
 
 import datetime as dt
@@ -32,7 +33,9 @@ def test_the_patients_chart_has_a_summary_sentence_and_a_table(live_server, phon
     sign_in(phone, live_server, world.patient_user.email)
     block = phone.locator(".chart-block").filter(has_text="PCL-5").first
     expect(block.locator(".chart-summary")).to_have_text(
-        re.compile(r"^Your PCL-5 score went from 60 on \d+ \w+ to 20 today\.$"))
+        # No course: the reference is the first score, and the sentence names it so.
+        re.compile(r"^Your PCL-5 score went from 60 on \d+ \w+ \(your first score\) "
+                   r"to 20 today\.$"))
     expect(block.locator(".chart .main-svg").first).to_be_visible()
     block.locator("details summary").click()
     table = block.locator("details table").first
