@@ -6,11 +6,13 @@ migrations, never by ``create_all``, so the migrations are what the tests exerci
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+import zoneinfo
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +22,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
+import instruments
 from outcomes import audit_chain, create_app, migrate
 from outcomes.config import normalise_database_url
 from outcomes.extensions import db
-from outcomes.models import Base, Clinic, Patient, User
-from outcomes.services import accounts, audit, enrolment
+from outcomes.models import Assessment, Base, Clinic, Course, Infusion, Patient, User, utcnow
+from outcomes.services import accounts, assessments, audit, courses, enrolment
 from outcomes.services.audit import SYSTEM, Actor
 
 PASSWORD = "correct horse battery staple"
@@ -212,6 +215,48 @@ class Factory:
                     f"patient-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
             self.session.commit()
         return patient
+
+    def course(self, patient: Patient, planned_infusions: int = 6) -> Course:
+        """An open PTSD course for the patient, started today (the clinic's day) by their
+        clinician."""
+        today = dt.datetime.now(zoneinfo.ZoneInfo(patient.clinic.timezone)).date()
+        with self.app.app_context():
+            course = courses.start_course(self.session, Actor(user=patient.assigned_clinician),
+                                          patient, "ptsd", planned_infusions, today)
+            self.session.commit()
+        return course
+
+    def infusion(self, patient: Patient, course: Course, hours_ago: float = 2) -> Infusion:
+        """The course's next infusion, with ordinary vital signs, given ``hours_ago``."""
+        values = {**INFUSION_VALUES, "administered_at": utcnow() - dt.timedelta(hours=hours_ago)}
+        with self.app.app_context():
+            infusion = courses.record_infusion(
+                self.session, Actor(user=patient.assigned_clinician), course, values)
+            self.session.commit()
+        return infusion
+
+    def assessment(self, patient: Patient, instrument_key: str = "phq9",
+                   answers: Sequence[int | None] | None = None) -> Assessment:
+        """A questionnaire the patient sent from their phone (all answers 1 unless given:
+        on the PHQ-9 that discloses risk on item 9, so it opens its alert)."""
+        with self.app.app_context():
+            if answers is None:
+                answers = [1] * len(instruments.get(instrument_key).items)
+            submission = assessments.submit_assessment(
+                self.session, Actor(user=patient.user), patient, instrument_key, answers,
+                uuid.uuid4().hex)
+            self.session.commit()
+        return submission.assessment
+
+
+#: Vital signs and doses of an ordinary infusion, within every bound (services/courses.py).
+INFUSION_VALUES = {
+    "weight_kg": 80, "dose_mg_per_kg": 0.5, "total_dose_mg": 40, "duration_minutes": 40,
+    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
+    "systolic_peak": 140, "diastolic_peak": 90, "heart_rate_peak": 84, "spo2_peak": 97,
+    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
+    "side_effects": ["nausea"], "dissociation_rating": 2, "notes": None,
+}
 
 
 @pytest.fixture

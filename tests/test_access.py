@@ -1,101 +1,430 @@
-"""Patients reach only their own records, clinicians only their clinic's. Any other id answers
-404, exactly like an id that does not exist."""
+"""Who may reach what, checked over every route of the app by construction.
+
+The matrix is generated from ``app.url_map``: every endpoint and method (but HEAD, OPTIONS and
+the static files) × every audience (signed out, patient, clinician, admin) × the ids of the
+user's own records, another patient's of the same clinic, another clinic's and missing ones.
+``ACCESS`` declares, by endpoint and with a reason, who may use each route; a route missing
+from it fails ``test_every_route_is_declared``, so a new route cannot go unchecked.
+
+The house's answers (outcomes/auth/access.py): a signed-out visitor is sent to sign in; a page
+for another audience, and an id that is not the user's to see, answer 404 exactly like an id
+that does not exist, and change nothing (no row, no audit event).
+"""
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import re
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.routing import Rule
 
-from outcomes.models import Alert, Assessment, AuditEvent
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
+import instruments
+from outcomes import RecordIdConverter
+from outcomes.models import Alert, Assessment, AuditEvent, Base, Patient, User
 
-from .conftest import sign_in
+from .conftest import PASSWORD, Factory, World, sign_in
 
 MISSING = 999_999
+MISSING_IDS = "missing ids"
 
-CLINICIAN_GETS = [
-    "/clinic/patients/{patient}",
-    "/clinic/patients/{patient}/paper/phq9",
-    "/clinic/patients/{patient}/plan",
-    "/clinic/patients/{patient}/assessments/{assessment}/correct",
-    "/clinic/patients/{patient}/assessments/{assessment}",
-]
-CLINICIAN_POSTS = [
-    "/clinic/patients/{patient}/invitation",
-    "/clinic/patients/{patient}/paper/phq9",
-    "/clinic/patients/{patient}/plan",
-    "/clinic/alerts/{alert}/acknowledge",
-]
-PATIENT_GETS = ["/me/results/{assessment}"]
+ANONYMOUS, PATIENT, CLINICIAN, ADMIN = "anonymous", "patient", "clinician", "admin"
+AUDIENCES = (ANONYMOUS, PATIENT, CLINICIAN, ADMIN)
+EVERYONE = frozenset(AUDIENCES)
+SIGNED_IN = frozenset({PATIENT, CLINICIAN, ADMIN})
+STAFF = frozenset({CLINICIAN, ADMIN})
+PATIENTS = frozenset({PATIENT})
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may use an endpoint, and why."""
+
+    audience: frozenset[str]
+    reason: str
+    #: The one answer a method gives every audience with the matrix's data (a made-up
+    #: invitation token, say), when it is not an ordinary page.
+    answers: Mapping[str, int] = field(default_factory=dict)
+
+
+ACCESS: dict[str, Access] = {
+    "auth.index": Access(EVERYONE, "the front door: sends each person home, or to sign in"),
+    "auth.login": Access(EVERYONE, "signing in; a signed-in person is sent home"),
+    "auth.logout": Access(SIGNED_IN, "signing out ends one's own sessions"),
+    "auth.open_invitation": Access(
+        EVERYONE, "an invited patient has no account yet; the token comes in the POST",
+        answers={"POST": 404}),  # the matrix posts a made-up token
+    "auth.old_invitation_link": Access(
+        EVERYONE, "a token in a path has been logged, so such links answer 404 for everybody",
+        answers={"GET": 404}),
+    "auth.accept": Access(EVERYONE, "setting a password from an invitation, with no account yet",
+                          answers={"POST": 404}),  # the matrix posts a made-up token
+    "health.healthz": Access(EVERYONE, "load balancers ask signed out; it tells of no record"),
+    "patient.crisis_help": Access(
+        EVERYONE, "crisis resources stay one tap away when a session has ended"),
+    "patient.home": Access(PATIENTS, "the patient's own due list and trend"),
+    "patient.questionnaire": Access(PATIENTS, "a patient answers their own questionnaires"),
+    "patient.result": Access(PATIENTS, "a patient's own result"),
+    "clinician.patients": Access(STAFF, "the clinic's dashboard"),
+    "clinician.search_patients": Access(STAFF, "the dashboard's search, by POST"),
+    "clinician.alerts": Access(STAFF, "the clinic's triage inbox"),
+    "clinician.acknowledge": Access(STAFF, "acknowledging an alert of the clinic"),
+    "clinician.outcomes": Access(STAFF, "the clinic's outcomes"),
+    "clinician.enrol": Access(STAFF, "enrolling a patient at the clinic"),
+    "clinician.reissue_invitation": Access(STAFF, "a new invitation link for a clinic patient"),
+    "clinician.patient": Access(STAFF, "a clinic patient's record"),
+    "clinician.assessment": Access(STAFF, "one questionnaire of a clinic patient"),
+    "clinician.correct": Access(STAFF, "correcting a clinic patient's questionnaire"),
+    "clinician.transcribe": Access(STAFF, "entering a clinic patient's paper form"),
+    "clinician.plan": Access(STAFF, "a clinic patient's questionnaire plan"),
+    "clinician.new_course": Access(STAFF, "starting a clinic patient's course"),
+    "clinician.edit_course": Access(STAFF, "changing a clinic patient's course"),
+    "clinician.new_infusion": Access(STAFF, "recording an infusion of a clinic patient"),
+    "clinician.infusion": Access(STAFF, "an infusion's versions, and correcting it"),
+    # The audit-trail kind of the CSV export is for admins only: see
+    # test_the_audit_trail_export_is_for_admins_only.
+    "exports.index": Access(STAFF, "the clinic's CSV exports"),
+    "exports.find_patient": Access(STAFF, "from a clinic identifier to its FHIR export, by POST"),
+    "exports.fhir": Access(STAFF, "a clinic patient's FHIR Bundle"),
+}
+#: Not routes of the app's own: WhiteNoise answers before the app (test_app.py checks them).
+NOT_CHECKED = {"static"}
+
+#: The record each id argument of a route names.
+RECORD_IDS = {"patient_id": "patient", "assessment_id": "assessment", "alert_id": "alert",
+              "course_id": "course", "infusion_id": "infusion"}
+#: Values for the other arguments of routes.
+ARGUMENTS = {"key": "phq9", "anything": "a-token-once-in-a-path"}
+
+
+@dataclass
+class Estate:
+    world: World
+    admin: User
+    #: Record ids by whose they are: "own" (the signed-in patient, or the staff's clinic),
+    #: "neighbour" (another patient of that clinic), "elsewhere" (another clinic's patient).
+    records: dict[str, dict[str, int]]
+
+    def user(self, role: str) -> User:
+        return {PATIENT: self.world.patient_user, CLINICIAN: self.world.clinician,
+                ADMIN: self.admin}[role]
 
 
 @pytest.fixture
-def records(world, session):
-    """A crisis-flagged PHQ-9 (with its alert) for each clinic's patient."""
-    ids = {}
-    for name, patient in (("own", world.patient), ("other", world.other_patient)):
-        submission = submit_assessment(session, Actor(patient.user), patient, "phq9",
-                                       [1] * 9, f"key-{name}")
-        session.flush()
-        ids[name] = {"patient": patient.id, "assessment": submission.assessment.id,
-                     "alert": submission.alerts[0].id}
-    session.commit()
-    ids["missing"] = {"patient": MISSING, "assessment": MISSING, "alert": MISSING}
-    return ids
+def estate(world: World, factory: Factory) -> Estate:
+    """The world, with an admin, a second patient at the first clinic, and for each patient a
+    course with an infusion and a PHQ-9 that opened an alert."""
+    admin = factory.staff(world.clinic, "admin")
+    neighbour = factory.patient(world.clinic, world.clinician, name="Sam Neighbour")
+    return Estate(world, admin, {name: records_of(factory, patient) for name, patient in (
+        ("own", world.patient), ("neighbour", neighbour), ("elsewhere", world.other_patient))})
 
 
-def fill(path, ids):
-    return path.format(**ids)
+def records_of(factory: Factory, patient: Patient) -> dict[str, int]:
+    course = factory.course(patient)
+    infusion = factory.infusion(patient, course)
+    assessment = factory.assessment(patient)
+    alert = factory.session.scalars(select(Alert).where(Alert.assessment_id == assessment.id))
+    return {"patient": patient.id, "course": course.id, "infusion": infusion.id,
+            "assessment": assessment.id, "alert": alert.one().id}
 
 
-@pytest.mark.parametrize("verb, path", [("get", path) for path in CLINICIAN_GETS]
-                         + [("post", path) for path in CLINICIAN_POSTS])
-def test_another_clinics_ids_answer_exactly_like_missing_ones(client, world, records, verb, path):
-    sign_in(client, world.clinician)
-    method = getattr(client, verb)
-    other = method(fill(path, records["other"]))
-    missing = method(fill(path, records["missing"]))
-    assert method(fill(path, records["own"])).status_code != 404
-    assert other.status_code == missing.status_code == 404
-    assert other.data == missing.data
+# -- what the matrix posts -------------------------------------------------------------------
+
+def clinic_today(estate: Estate) -> str:
+    return dt.datetime.now(zoneinfo.ZoneInfo(estate.world.clinic.timezone)).date().isoformat()
 
 
-def test_a_clinician_cannot_mix_a_patient_with_another_patients_assessment(client, world, records):
-    sign_in(client, world.clinician)
-    path = (f"/clinic/patients/{records['own']['patient']}/assessments/"
-            f"{records['other']['assessment']}/correct")
-    assert client.get(path).status_code == 404
+def phq9(answers: list[int]) -> dict[str, str]:
+    return {f"item_{number}": str(value) for number, value in enumerate(answers, start=1)}
 
 
-@pytest.mark.parametrize("path", PATIENT_GETS)
-def test_a_patient_sees_only_their_own_results(client, world, records, path):
-    sign_in(client, world.patient_user)
-    assert client.get(fill(path, records["own"])).status_code == 200
-    other = client.get(fill(path, records["other"]))
-    missing = client.get(fill(path, records["missing"]))
-    assert other.status_code == missing.status_code == 404
-    assert other.data == missing.data
+def infusion_form(estate: Estate) -> dict[str, Any]:
+    zone = zoneinfo.ZoneInfo(estate.world.clinic.timezone)
+    earlier = dt.datetime.now(zone) - dt.timedelta(hours=1)
+    return {"administered_at": earlier.strftime("%Y-%m-%dT%H:%M"), "weight_kg": "80",
+            "dose_mg_per_kg": "0.5", "total_dose_mg": "40", "duration_minutes": "40",
+            "systolic_before": "122", "diastolic_before": "78", "heart_rate_before": "72",
+            "spo2_before": "98", "systolic_after": "126", "diastolic_after": "80",
+            "heart_rate_after": "74", "spo2_after": "98", "side_effects": ["nausea"]}
 
 
-@pytest.mark.parametrize("path", ["/clinic/patients", "/clinic/patients/new"] + CLINICIAN_GETS)
-def test_patients_cannot_reach_clinician_pages(client, world, records, path):
-    sign_in(client, world.patient_user)
-    assert client.get(fill(path, records["own"])).status_code == 404
+def plan_form() -> dict[str, str]:
+    data = {}
+    for instrument in instruments.all():
+        data.update({f"{instrument.key}__recurring": "y", f"{instrument.key}__every": "14",
+                     f"{instrument.key}__follow_up": "8", f"{instrument.key}__then_every": "28"})
+    return data
 
 
-@pytest.mark.parametrize("path", ["/me/", "/me/questionnaires/phq9"] + PATIENT_GETS)
-def test_clinicians_cannot_reach_patient_pages(client, world, records, path):
-    sign_in(client, world.clinician)
-    assert client.get(fill(path, records["own"])).status_code == 404
+#: A form each route would accept from its own audience, so that a refusal is a refusal and
+#: not a form error (each call gives a fresh submission key: a repeat cannot hide a write).
+FORMS: dict[str, Callable[[Estate], dict[str, Any]]] = {
+    "auth.login": lambda e: {"email": "nobody@example.org", "password": "not the password"},
+    "auth.open_invitation": lambda e: {"token": "a-made-up-token"},
+    "auth.accept": lambda e: {"token": "a-made-up-token", "email": "new@example.org",
+                              "password": PASSWORD, "confirm": PASSWORD},
+    "patient.questionnaire": lambda e: phq9([1] * 9),
+    "clinician.search_patients": lambda e: {"q": "Example"},
+    "clinician.acknowledge": lambda e: {"note": "Called; safe."},
+    "clinician.enrol": lambda e: {"identifier": f"MRN-{uuid.uuid4().hex[:8]}",
+                                  "display_name": "Kim Example",
+                                  "assigned_clinician": str(e.world.clinician.id)},
+    "clinician.transcribe": lambda e: {**phq9([2] * 9), "administered_on": clinic_today(e)},
+    "clinician.correct": lambda e: {**phq9([1] * 8 + [0]), "administered_on": clinic_today(e),
+                                    "amendment_reason": "Item 9 was misread."},
+    "clinician.plan": lambda e: plan_form(),
+    "clinician.new_course": lambda e: {"indication": "depression", "planned_infusions": "4",
+                                       "start_date": clinic_today(e)},
+    "clinician.edit_course": lambda e: {"status": "active", "planned_infusions": "8"},
+    "clinician.new_infusion": infusion_form,
+    "clinician.infusion": lambda e: {**infusion_form(e), "corrects_version": "1",
+                                     "correction_reason": "The weight was mistyped."},
+    "exports.index": lambda e: {"kind": "scores", "instrument": ""},
+    "exports.find_patient": lambda e: {"identifier": e.world.patient.identifier},
+    "exports.fhir": lambda e: {"deidentified": "y"},
+}
 
 
-@pytest.mark.parametrize("path", ["/me/", "/clinic/patients"] + CLINICIAN_GETS + PATIENT_GETS)
-def test_signed_out_visitors_see_nothing(client, records, path):
-    response = client.get(fill(path, records["own"]))
-    assert response.status_code == 302 and response.location.startswith("/login")
+def form_for(endpoint: str, estate: Estate) -> dict[str, Any]:
+    return {"submission_key": uuid.uuid4().hex, **FORMS.get(endpoint, lambda e: {})(estate)}
 
 
-def test_patient_list_shows_only_the_clinics_own_patients(client, world, factory, records):
+# -- the matrix --------------------------------------------------------------------------------
+
+def checked_rules(app: Flask) -> list[Rule]:
+    """Every rule of the app but the static files, sign-out last (it ends the session the
+    rest of a role's checks use)."""
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_CHECKED]
+    return sorted(rules, key=lambda rule: (rule.endpoint == "auth.logout", rule.rule))
+
+
+def methods_of(rule: Rule) -> list[str]:
+    return sorted(rule.methods - {"HEAD", "OPTIONS"})
+
+
+def id_arguments(rule: Rule) -> list[str]:
+    return [name for name, converter in rule._converters.items()
+            if isinstance(converter, RecordIdConverter)]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way of filling a route's ids: each id argument names whose record it takes."""
+
+    label: str
+    owners: Mapping[str, str]
+    refused: bool
+
+
+def cases_for(rule: Rule, role: str) -> Iterator[Case]:
+    """The own records, a missing id, then every mix of own and foreign ids."""
+    names = id_arguments(rule)
+    yield Case("own records", {name: "own" for name in names}, refused=False)
+    if not names or role not in ACCESS[rule.endpoint].audience or role == ANONYMOUS:
+        return
+    yield Case(MISSING_IDS, {name: "missing" for name in names}, refused=True)
+    for foreign in ("neighbour", "elsewhere"):
+        for mix in itertools.product(("own", foreign), repeat=len(names)):
+            owners = dict(zip(names, mix))
+            if foreign not in mix:
+                continue
+            # Staff may see any patient of their clinic, as long as the ids agree.
+            if foreign == "neighbour" and role != PATIENT and set(mix) == {foreign}:
+                continue
+            whose = {"neighbour": "another patient's of the same clinic",
+                     "elsewhere": "another clinic's"}[foreign]
+            label = ", ".join(f"{whose if owner == foreign else 'own'} {name}"
+                              for name, owner in owners.items())
+            yield Case(label, owners, refused=True)
+
+
+def path_for(app: Flask, rule: Rule, method: str, case: Case, estate: Estate) -> str:
+    values: dict[str, Any] = {}
+    for name in rule.arguments:
+        if name in RECORD_IDS:
+            owner = case.owners[name]
+            values[name] = MISSING if owner == "missing" else \
+                estate.records[owner][RECORD_IDS[name]]
+        else:
+            values[name] = ARGUMENTS[name]
+    return app.url_map.bind("localhost").build(rule.endpoint, values, method=method)
+
+
+def snapshot(session: Session) -> dict[str, list[tuple]]:
+    """Every row of every table, as committed."""
+    session.rollback()  # a new transaction sees every commit so far (PostgreSQL)
+    return {table.name: [tuple(row) for row in session.execute(
+        select(table).order_by(*table.primary_key.columns))]
+        for table in Base.metadata.sorted_tables}
+
+
+def changed_tables(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> list[str]:
+    return [name for name in before if before[name] != after[name]]
+
+
+def signed_in_client(app: Flask, role: str, estate: Estate) -> FlaskClient:
+    client = app.test_client()
+    if role != ANONYMOUS:
+        sign_in(client, estate.user(role))
+    return client
+
+
+def page_of(response) -> bytes:
+    """The page, with its CSRF tokens (signed with the time, so they change each second)
+    masked, so two answers compare as bytes."""
+    return re.sub(rb'(name="csrf_token"[^>]*value=")[^"]*', rb"\1", response.get_data())
+
+
+def forget_messages(client: FlaskClient) -> None:
+    """Drop messages a page left for the next one, so the next answers compare as bytes."""
+    with client.session_transaction() as browser_session:
+        browser_session.pop("_flashes", None)
+
+
+@pytest.mark.parametrize("role", AUDIENCES)
+def test_the_access_matrix(app, estate, session, role, request):
+    """Each route answers this role as ACCESS declares, for its own records; every foreign or
+    mixed id answers exactly like a missing one and changes nothing."""
+    client = signed_in_client(app, role, estate)
+    failures: list[str] = []
+    cells = 0
+    state = snapshot(session)
+    for rule in checked_rules(app):
+        access = ACCESS[rule.endpoint]
+        for method in methods_of(rule):
+            missing_body = None
+            # The refused cases first: the own case may leave a message for the next page.
+            for case in sorted(cases_for(rule, role), key=lambda case: not case.refused):
+                cells += 1
+                path = path_for(app, rule, method, case, estate)
+                response = client.open(path, method=method,
+                                       data=form_for(rule.endpoint, estate)
+                                       if method == "POST" else None)
+                body = page_of(response)
+                where = f"{method} {rule.endpoint} [{role}] {case.label} ({path})"
+                problem = judge(access, role, method, case, response)
+                if case.label == MISSING_IDS:
+                    missing_body = body
+                elif case.refused and not problem and body != missing_body:
+                    problem = "404, but not the same page as a missing id's"
+                now = snapshot(session)
+                if (case.refused or refused(access, role)) and changed_tables(state, now):
+                    problem = f"{problem or 'refused'}, yet it changed " + \
+                        ", ".join(changed_tables(state, now))
+                state = now
+                if problem:
+                    failures.append(f"{where}: {problem}")
+                forget_messages(client)
+    request.node.user_properties.append(("cells", cells))
+    print(f"{role}: {cells} cells")
+    assert not failures, f"{len(failures)} of {cells} cells:\n" + "\n".join(failures)
+
+
+def refused(access: Access, role: str) -> bool:
+    return role not in access.audience
+
+
+def judge(access: Access, role: str, method: str, case: Case, response) -> str | None:
+    """What is wrong with this answer, or None."""
+    status = response.status_code
+    if refused(access, role):
+        if role == ANONYMOUS:
+            location = urlsplit(response.location or "").path
+            if status != 302 or location != "/login":
+                return f"{status} to {location or 'nowhere'}, expected the sign-in redirect"
+            return None
+        return None if status == 404 else f"{status}, expected 404 (another audience's route)"
+    if case.refused:
+        return None if status == 404 else f"{status}, expected 404 like a missing id"
+    if method in access.answers:
+        expected = access.answers[method]
+        return None if status == expected else f"{status}, expected {expected} (declared)"
+    if status >= 500 or status in (404, 405):
+        return f"{status} to its own audience"
+    return None
+
+
+def test_every_route_is_declared(app):
+    """Every endpoint of the app is in ACCESS (or NOT_CHECKED), every argument of its rules
+    can be filled, and ACCESS names no endpoint the app no longer has."""
+    problems = []
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in NOT_CHECKED:
+            continue
+        if rule.endpoint not in ACCESS:
+            problems.append(f"{rule.endpoint} ({rule.rule}) is not in ACCESS: add it to the "
+                            "table with who may use it and why")
+        for name in rule.arguments:
+            if name not in RECORD_IDS and name not in ARGUMENTS:
+                problems.append(f"{rule.endpoint}: no value for <{name}>: add it to "
+                                "RECORD_IDS (a record id) or ARGUMENTS")
+            if name in RECORD_IDS and name not in id_arguments(rule):
+                problems.append(f"{rule.endpoint}: <{name}> is not an <id:...> argument")
+        for name in id_arguments(rule):
+            if name not in RECORD_IDS:
+                problems.append(f"{rule.endpoint}: <id:{name}> names no record in RECORD_IDS")
+    problems += [f"{endpoint} is in ACCESS but not a route of the app"
+                 for endpoint in ACCESS.keys() - endpoints]
+    problems += [f"FORMS has {endpoint}, which takes no POST" for endpoint in FORMS
+                 if not any("POST" in rule.methods for rule in app.url_map.iter_rules()
+                            if rule.endpoint == endpoint)]
+    assert not problems, "\n".join(problems)
+
+
+# -- what the matrix cannot say by itself -------------------------------------------------------
+
+def test_the_audit_trail_export_is_for_admins_only(app, estate, session):
+    clinician = signed_in_client(app, CLINICIAN, estate)
+    assert b'value="audit"' not in clinician.get("/exports/").data
+    before = snapshot(session)
+    refused_export = clinician.post("/exports/", data={"kind": "audit", "instrument": ""})
+    assert refused_export.status_code == 404
+    assert not changed_tables(before, snapshot(session))
+    admin = signed_in_client(app, ADMIN, estate)
+    assert b'value="audit"' in admin.get("/exports/").data
+    export = admin.post("/exports/", data={"kind": "audit", "instrument": ""})
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    assert export.get_data()
+    assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "export.csv", AuditEvent.actor_id == estate.admin.id)) == 1
+
+
+def test_another_clinics_identifier_answers_like_an_unknown_one(app, estate, session):
+    """Routes that take a clinic identifier (an MRN) in a form, not an id in the path."""
+    client = signed_in_client(app, CLINICIAN, estate)
+    elsewhere = estate.world.other_patient.identifier
+    csv = {"kind": "scores", "instrument": ""}
+    for path, field_name, extra in (("/exports/fhir", "identifier", {}),
+                                    ("/exports/", "patient", csv)):
+        before = snapshot(session)
+        other = client.post(path, data={field_name: elsewhere, **extra})
+        forget_messages(client)
+        unknown = client.post(path, data={field_name: "MRN-NOBODY", **extra})
+        forget_messages(client)
+        assert (other.status_code, other.location) == (unknown.status_code, unknown.location)
+        # The form shows back what was typed; nothing else may differ.
+        assert page_of(other).replace(elsewhere.encode(), b"MRN-NOBODY") == \
+            page_of(unknown), path
+        assert not changed_tables(before, snapshot(session)), path
+    for patient in (estate.world.patient, estate.world.other_patient):
+        search = client.post("/clinic/patients/search", data={"q": patient.identifier})
+        found = f'href="/clinic/patients/{patient.id}"'.encode() in client.get(search.location).data
+        assert found == (patient is estate.world.patient)
+
+
+def test_patient_list_shows_only_the_clinics_own_patients(client, world, factory):
     factory.patient(world.other_clinic, world.other_clinician, name="Zed Elsewhere")
     sign_in(client, world.clinician)
     page = client.get("/clinic/patients").data.decode()
@@ -103,8 +432,7 @@ def test_patient_list_shows_only_the_clinics_own_patients(client, world, factory
     assert world.other_patient.identifier not in page and "Zed Elsewhere" not in page
 
 
-def test_reading_a_patient_record_is_audited_with_who_where_and_when(client, world, records,
-                                                                    session):
+def test_reading_a_patient_record_is_audited_with_who_where_and_when(client, world, session):
     sign_in(client, world.clinician)
     response = client.get(f"/clinic/patients/{world.patient.id}",
                           headers={"X-Request-ID": "chosen-by-the-client"})
@@ -116,9 +444,10 @@ def test_reading_a_patient_record_is_audited_with_who_where_and_when(client, wor
     assert event.occurred_at.tzinfo is not None
 
 
-def test_acknowledging_an_alert_keeps_who_when_and_what(client, world, records, session):
+def test_acknowledging_an_alert_keeps_who_when_and_what(client, world, factory, session):
+    alert_id = session.scalars(select(Alert.id).where(
+        Alert.assessment_id == factory.assessment(world.patient).id)).one()
     sign_in(client, world.clinician)
-    alert_id = records["own"]["alert"]
     empty = client.post(f"/clinic/alerts/{alert_id}/acknowledge", data={"note": " "})
     assert empty.status_code == 302
     session.expire_all()
@@ -142,16 +471,14 @@ def test_absurd_ids_are_a_plain_404(client, world, path):
     assert client.get(path).status_code == 404
 
 
-@pytest.mark.parametrize("field", ["identifier", "display_name"])
+@pytest.mark.parametrize("field_name", ["identifier", "display_name"])
 def test_control_characters_are_refused_with_a_message_and_change_nothing(
-        client, world, session, field):
-    from outcomes.models import Patient
-
+        client, world, session, field_name):
     sign_in(client, world.clinician)
     before = session.scalar(select(func.count(Patient.id)))
     data = {"identifier": "MRN-9", "display_name": "Kim Example",
             "assigned_clinician": str(world.clinician.id)}
-    data[field] += "\x00"
+    data[field_name] += "\x00"
     response = client.post("/clinic/patients/new", data=data)
     assert response.status_code == 400
     assert b"cannot be stored" in response.data
