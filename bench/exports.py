@@ -1,4 +1,6 @@
-"""CSV export benchmark (issue 5, item 5): the `responses` export of a million item rows.
+"""CSV export benchmark (issue 5, item 5): the `responses` export of a million item rows
+(or, with ``--kind scores``, the `scores` export of the same history: one row per record, each
+with its reference from services.baseline).
 
 Seeds a demo clinic with a year of history for enough patients to pass one million answered
 items, starts the app in a serving process of its own (gunicorn, one worker, on 127.0.0.1),
@@ -9,6 +11,7 @@ CSRF, streaming). It reports the rows per second and the serving process's peak 
 
     python bench/exports.py                                   # SQLite, in a temp folder
     python bench/exports.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/exports.py --kind scores --patients 50 --weeks 12     # a short run
 
 On PostgreSQL it works in a schema of its own, dropped at the end. Figures are printed; the
 last lines say whether the serving process stayed under 150 MB during the export (its peak
@@ -43,7 +46,7 @@ from sqlalchemy import func, make_url, select  # noqa: E402
 
 from outcomes import create_app  # noqa: E402
 from outcomes.extensions import db  # noqa: E402
-from outcomes.models import AssessmentAnswer  # noqa: E402
+from outcomes.models import Assessment, AssessmentAnswer  # noqa: E402
 from outcomes.services import demo  # noqa: E402
 
 TODAY = dt.date(2026, 11, 2)
@@ -51,9 +54,10 @@ CLINIC = "Bench exports"
 DOMAIN = "exports.bench.example"
 TARGET_ROWS = 1_000_000
 MEMORY_LIMIT_MB = 150
-#: The same rows as the `responses` export, as the database itself can give them: the stored
-#: columns (labels and LOINC codes come from the instrument definitions, not the database).
-DUMP_QUERY = """
+#: The same rows as each export, as the database itself can give them: the stored columns
+#: (labels, LOINC codes and references come from the instrument definitions and
+#: services.baseline, not the database).
+DUMP_QUERIES = {"responses": """
 SELECT p.identifier, p.display_name, a.id, a.instrument_key, a.instrument_version,
        a.administered_at, a.submitted_at, a.source, u.role, u.email, x.item_number, x.value
 FROM assessment_answer x
@@ -63,7 +67,20 @@ JOIN users u ON u.id = a.entered_by_id
 JOIN clinic c ON c.id = p.clinic_id
 WHERE c.name = 'Bench exports'
 ORDER BY a.id, x.item_number
-"""
+""", "scores": """
+SELECT p.identifier, p.display_name, a.id, a.instrument_key, a.instrument_version,
+       a.administered_at, a.submitted_at, a.source, u.role, u.email, a.scorable, a.total,
+       a.prorated, a.band, a.above_cutpoint, a.provisional_diagnosis, a.subscales, a.flags,
+       a.missing_items, a.amends_id, a.amendment_reason
+FROM assessment a
+JOIN patient p ON p.id = a.patient_id
+JOIN users u ON u.id = a.entered_by_id
+JOIN clinic c ON c.id = p.clinic_id
+WHERE c.name = 'Bench exports'
+ORDER BY p.id, a.id
+"""}
+#: What one row of each export is, in the database.
+ROW_MODELS = {"responses": AssessmentAnswer, "scores": Assessment}
 
 
 def main() -> int:
@@ -72,6 +89,8 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=700,
                         help="demo patients (700 with --weeks 52 give about 1.06 million rows)")
     parser.add_argument("--weeks", type=int, default=52)
+    parser.add_argument("--kind", choices=sorted(DUMP_QUERIES), default="responses",
+                        help="the export to measure (default: responses)")
     args = parser.parse_args()
     if args.patients < 1 or not 2 <= args.weeks <= 104:
         parser.error("need --patients >= 1 and 2 <= --weeks <= 104")
@@ -85,19 +104,20 @@ def main() -> int:
 def run(url: str, args: argparse.Namespace) -> int:
     backend = make_url(url).get_backend_name()
     rows = seed(url, args)
-    print(f"Outcomes export benchmark on {backend}: {rows:,} item rows "
+    print(f"Outcomes {args.kind} export benchmark on {backend}: {rows:,} rows "
           f"({args.patients} patients, {args.weeks} weeks)")
-    if rows < TARGET_ROWS:
+    if args.kind == "responses" and rows < TARGET_ROWS:
         print(f"  fewer than {TARGET_ROWS:,} rows: raise --patients")
 
     with tempfile.TemporaryDirectory(prefix="outcomes-export-bench-") as folder:
         server = Server(url)
         try:
-            exported, seconds, baseline_mb, peak_mb = server.export_responses(
-                Path(folder) / "export.csv")
+            exported, seconds, baseline_mb, peak_mb = server.export(
+                args.kind, Path(folder) / "export.csv")
         finally:
             server.stop()
-        dumped, dump_seconds, how = database_dump(url, Path(folder) / "dump.csv")
+        dumped, dump_seconds, how = database_dump(url, DUMP_QUERIES[args.kind],
+                                                  Path(folder) / "dump.csv")
 
     export_rate, dump_rate = exported / seconds, dumped / dump_seconds
     print(f"\n{'':<34} {'rows':>10} {'seconds':>8} {'rows/s':>10}")
@@ -125,7 +145,7 @@ def seed(url: str, args: argparse.Namespace) -> int:
                        today=TODAY, clinic_name=CLINIC, email_domain=DOMAIN,
                        full_histories=True)
         db.session.commit()
-        rows = db.session.scalar(select(func.count()).select_from(AssessmentAnswer))
+        rows = db.session.scalar(select(func.count()).select_from(ROW_MODELS[args.kind]))
         print(f"  seeded in {time.perf_counter() - started:.0f} s")
         db.engine.dispose()
     return rows
@@ -163,12 +183,13 @@ class Server:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return int(children.read_text().split()[0])
 
-    def export_responses(self, target: Path) -> tuple[int, float, float, float]:
-        """Sign in, post the export form, stream the file to ``target``: data rows, seconds,
+    def export(self, kind: str, target: Path) -> tuple[int, float, float, float]:
+        """Sign in, post the export form for ``kind``, stream the file to ``target``: data
+        rows, seconds,
         the worker's peak memory (VmHWM, MB) up to sign-in, and its peak during the export."""
         self.post("/login", {"email": f"dr.rivera@{DOMAIN}",
                              "password": demo.CLINICIAN_PASSWORD})
-        form = {"kind": "responses", "date_from": "", "date_to": "", "patient": "",
+        form = {"kind": kind, "date_from": "", "date_to": "", "patient": "",
                 "instrument": ""}
         worker = self.worker_pid()
         baseline = peak_memory_mb(worker)
@@ -204,24 +225,24 @@ def peak_memory_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
-def database_dump(url: str, target: Path) -> tuple[int, float, str]:
+def database_dump(url: str, dump_query: str, target: Path) -> tuple[int, float, str]:
     """The database's own CSV dump of the same rows: data rows, seconds, and what did it."""
     parsed = make_url(url)
     started = time.perf_counter()
     if parsed.get_backend_name() == "sqlite":
         if shutil.which("sqlite3"):
             with target.open("wb") as file:
-                subprocess.run(["sqlite3", "-csv", "-header", parsed.database, DUMP_QUERY],
+                subprocess.run(["sqlite3", "-csv", "-header", parsed.database, dump_query],
                                stdout=file, check=True)
             how = "sqlite3 -csv (CLI)"
         else:
             how = "Python sqlite3 module + csv (no CLI)"
-            _python_sqlite_dump(parsed.database, target)
+            _python_sqlite_dump(parsed.database, dump_query, target)
     else:
         schema = parsed.query["options"].split("search_path=")[1]
         conninfo = parsed.set(drivername="postgresql", query={}).render_as_string(
             hide_password=False)
-        query = " ".join(DUMP_QUERY.split())
+        query = " ".join(dump_query.split())
         subprocess.run(["psql", conninfo, "-q", "-c",
                         f"\\copy ({query}) to '{target}' with (format csv, header)"],
                        env={**os.environ, "PGOPTIONS": f"-csearch_path={schema}"}, check=True)
@@ -237,9 +258,9 @@ def count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
 
 
-def _python_sqlite_dump(path: str, target: Path) -> None:
+def _python_sqlite_dump(path: str, dump_query: str, target: Path) -> None:
     with sqlite3.connect(path) as connection, target.open("w", newline="") as file:
-        cursor = connection.execute(DUMP_QUERY)
+        cursor = connection.execute(dump_query)
         writer = csv.writer(file)
         writer.writerow([column[0] for column in cursor.description])
         writer.writerows(cursor)

@@ -630,6 +630,11 @@ class PatientSummary(Base):
     phq9_baseline_at: Mapped[dt.datetime | None]
     phq9_latest: Mapped[int | None] = mapped_column(Integer)
     phq9_latest_at: Mapped[dt.datetime | None]
+    #: What ``pcl5_baseline`` is (services.baseline): "baseline", the course's pre-treatment
+    #: score, or "since first", the patient's first score; NULL when there is none.
+    pcl5_reference_kind: Mapped[str | None] = mapped_column(String(16))
+    #: The same for ``phq9_baseline``.
+    phq9_reference_kind: Mapped[str | None] = mapped_column(String(16))
     #: Any improvement threshold (instruments package) met by the latest totals.
     improving: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Any worsening threshold met by the latest totals.
@@ -646,6 +651,10 @@ class PatientSummary(Base):
     patient: Mapped[Patient] = relationship()
 
     __table_args__ = (
+        *(CheckConstraint(f"({m}_reference_kind IS NULL AND {m}_baseline IS NULL) OR "
+                          f"({m}_reference_kind IN ('baseline', 'since first') "
+                          f"AND {m}_baseline IS NOT NULL)", name=f"{m}_reference_kind_known")
+          for m in ("pcl5", "phq9")),
         Index("ix_patient_summary_clinic_alerts", "clinic_id", "open_alerts"),
         Index("ix_patient_summary_clinic_due", "clinic_id", "next_due_on"),
         Index("ix_patient_summary_clinic_activity", "clinic_id", "last_activity_at"),

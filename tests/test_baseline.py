@@ -221,3 +221,121 @@ def test_since_first_is_never_called_a_baseline(app, client, session, world):
     summary = session.get(PatientSummary, world.patient.id)
     session.refresh(summary)
     assert (summary.phq9_baseline, summary.phq9_latest) == (20, 11)
+
+
+# --- the dashboard names the reference; the scores export carries it ------------------------
+
+def dashboard_row(client, patient) -> str:
+    """The text of ``patient``'s row on the dashboard, whitespace collapsed."""
+    html = client.get("/clinic/patients").data.decode()
+    row = next(row for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)
+               if patient.display_name in row)
+    return " ".join(re.sub(r"<[^>]+>", " ", row).split())
+
+
+def test_the_dashboard_names_a_course_baseline_baseline(client, session, world, treated):
+    sign_in(client, world.clinician)
+    page = " ".join(client.get("/clinic/patients").data.decode().split())
+    assert "PHQ-9 from → latest" in page and "baseline → latest" not in page
+    assert "baseline 16 → 7 (-9)" in dashboard_row(client, world.patient)
+    summary = session.get(PatientSummary, world.patient.id)
+    assert (summary.phq9_reference_kind, summary.pcl5_reference_kind) == (BASELINE, None)
+
+
+def test_the_dashboard_says_since_first_without_a_course_baseline(client, session, app, world):
+    history = History(app, session, world.clinician)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    history.score(world.patient, "phq9", 20, now - 20 * DAY)
+    history.score(world.patient, "phq9", 11, now - DAY)
+    sign_in(client, world.clinician)
+    row = dashboard_row(client, world.patient)
+    assert "since first 20 → 11 (-9)" in row and "baseline" not in row
+    assert session.get(PatientSummary, world.patient.id).phq9_reference_kind == SINCE_FIRST
+
+
+def scores_export(client) -> list[dict[str, str]]:
+    from .test_exports import as_dicts, post_export
+    return as_dicts(post_export(client, kind="scores").data)
+
+
+def test_the_scores_export_carries_the_reference_the_patients_pages_show(
+        client, world, treated):
+    _, first, latest = treated
+    sign_in(client, world.clinician)
+    rows = {int(row["assessment_id"]): row for row in scores_export(client)}
+    client.post("/logout")
+    columns = ("reference_kind", "reference_total", "change_from_reference")
+    by_total = {(row["total"], row["amends_assessment_id"] != ""): row for row in rows.values()}
+    old, wrong = by_total[("24", False)], by_total[("19", False)]
+    baseline = by_total[("16", True)]
+    # The old score came before any course: the first score, its own reference.
+    assert (old["reference_assessment_id"], *(old[c] for c in columns)) == (
+        old["assessment_id"], SINCE_FIRST, "24", "")
+    # A replaced record has none; its correction is the course's baseline.
+    assert [wrong[c] for c in ("reference_assessment_id", *columns)] == ["", "", "", ""]
+    assert (baseline["reference_assessment_id"], *(baseline[c] for c in columns)) == (
+        baseline["assessment_id"], BASELINE, "16", "")
+    compared = [row for row in rows.values() if row["change_from_reference"]]
+    assert {int(row["total"]) for row in compared} == {12, 7}
+    sign_in(client, world.patient_user)
+    for row in compared:
+        assert row["reference_assessment_id"] == baseline["assessment_id"]
+        change = int(row["change_from_reference"])
+        assert change == int(row["total"]) - 16
+        page = " ".join(client.get(f"/me/results/{row['assessment_id']}").data.decode().split())
+        assert re.search(rf"Your score before your first infusion, on \d+ \w+, was "
+                         rf"{row['reference_total']}: this one is {abs(change)} points lower\.",
+                         page), row
+
+
+def test_the_scores_export_reads_the_references_in_three_statements(app, world, treated):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from outcomes.services import exports
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM" in statement:
+            seen.append(statement)  # not PostgreSQL's statement timeout
+
+    request = exports.ExportRequest(kind="scores", clinic_id=world.clinic.id,
+                                    timezone="America/New_York")
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        with app.app_context(), exports.read_connection(db.engine) as connection:
+            rows = list(exports.export_rows(connection, request, batch=2))
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert len(rows) == 1 + 5 and len(seen) == 3, seen
+
+
+def test_revision_0009_fills_the_reference_kind_of_existing_rows(
+        app, session, database_url, world, treated):
+    from sqlalchemy import create_engine, text
+
+    from outcomes import migrate
+
+    patient_id = world.patient.id
+    session.commit()
+    session.close()
+    with app.app_context():
+        db.engine.dispose()
+    engine = create_engine(database_url)
+    try:
+        migrate.downgrade(engine, "0008")
+        with engine.begin() as connection:
+            # As a row written before the one rule: the first score called the baseline.
+            connection.execute(text("UPDATE patient_summary SET phq9_baseline = 24, "
+                                    "improving = :no"), {"no": False})
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            row = connection.execute(text(
+                "SELECT phq9_baseline, phq9_reference_kind, phq9_latest, pcl5_reference_kind, "
+                "improving FROM patient_summary WHERE patient_id = :id"),
+                {"id": patient_id}).one()
+    finally:
+        engine.dispose()
+    # 16 -> 7 is a response (a fall of 50 % or more): the improving flag is recomputed too.
+    assert tuple(row) == (16, BASELINE, 7, None, True)

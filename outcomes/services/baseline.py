@@ -126,8 +126,16 @@ def first_infusion_of(course: Course) -> dt.datetime | None:
 
 def course_windows(courses: Iterable[Course], zone: dt.tzinfo) -> list[Window[dt.datetime]]:
     """The baseline window of every course that has had an infusion."""
-    firsts = [first for course in courses if (first := first_infusion_of(course)) is not None]
-    return [baseline_window(first, zone) for first in sorted(firsts)]
+    return windows_from((first for course in courses
+                         if (first := first_infusion_of(course)) is not None), zone)
+
+
+def windows_from(first_infusions: Iterable[dt.datetime],
+                 zone: dt.tzinfo) -> list[Window[dt.datetime]]:
+    """The baseline windows of the courses whose first infusions (as their latest versions
+    record them) were given at ``first_infusions``: for readers of plain rows (the scores
+    export, the migration that filled the summary's reference kind)."""
+    return [baseline_window(first, zone) for first in sorted(first_infusions)]
 
 
 def measure_records(assessments: Iterable[Assessment], measure: str) -> list[Assessment]:
@@ -148,11 +156,18 @@ def reference_for(assessments: Sequence[Assessment], courses: Sequence[Course],
                   at: dt.datetime | None = None) -> Reference[Assessment] | None:
     """The reference of ``measure`` for a score given at ``at`` (default: the measure's latest
     scorable record), from the patient's current assessments and courses."""
+    return reference_among(assessments, course_windows(courses, zone), measure, at)
+
+
+def reference_among(assessments: Iterable[Assessment], windows: Sequence[Window[dt.datetime]],
+                    measure: str, at: dt.datetime | None = None) -> Reference[Assessment] | None:
+    """``reference_for`` given the baseline windows of the patient's courses rather than the
+    courses (for readers of plain rows with an assessment's fields)."""
     records = measure_records(assessments, measure)
     if not records:
         return None
     moment = at if at is not None else records[-1].administered_at
-    return choose_reference(records, administered, course_windows(courses, zone), moment)
+    return choose_reference(records, administered, windows, moment)
 
 
 def clinic_zone(patient: Patient) -> zoneinfo.ZoneInfo:

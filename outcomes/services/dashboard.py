@@ -52,7 +52,9 @@ class DashboardQuery:
 
 @dataclass(frozen=True)
 class MeasureFigures:
+    #: The reference's total (services.baseline), and what it is: BASELINE or SINCE_FIRST.
     baseline: int | None
+    reference_kind: str | None
     latest: int | None
     latest_at: dt.datetime | None
     change: int | None
@@ -215,7 +217,9 @@ def _row(summary: PatientSummary, patient: Patient, today: dt.date) -> Dashboard
             figures = instruments.change(column, baseline, latest)
             change, percent = figures.change, figures.percent_change
             signals = change_signals(column, baseline, latest)
-        row.measures[measure] = MeasureFigures(baseline, latest,
+        row.measures[measure] = MeasureFigures(baseline,
+                                               getattr(summary, f"{column}_reference_kind"),
+                                               latest,
                                                getattr(summary, f"{column}_latest_at"),
                                                change, percent, signals)
     if summary.next_due_on is not None:

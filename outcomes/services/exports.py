@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import secrets
 import zoneinfo
@@ -31,6 +32,7 @@ from sqlalchemy.pool import NullPool
 import instruments
 
 from ..database import set_statement_timeout
+from .baseline import administered, choose_reference, measure_records, windows_from
 from ..models import (
     Alert,
     Assessment,
@@ -108,7 +110,9 @@ SCORE_COLUMNS = _columns(
     "source", "entered_by_role", ("entered_by", USER), "scorable", "total", "prorated", "band",
     "band_label", "above_cutpoint", "provisional_diagnosis", "subscales", "flags",
     "missing_items", ("amends_assessment_id", RECORD, "A"), ("amendment_reason", TEXT),
-    ("course_id", RECORD, "C"), "infusion_number", "days_since_first_infusion")
+    ("course_id", RECORD, "C"), "infusion_number", "days_since_first_infusion",
+    ("reference_assessment_id", RECORD, "A"), "reference_kind", "reference_total",
+    "change_from_reference")
 
 VITALS = tuple(f"{name}_{when}" for when in ("before", "peak", "after")
                for name in ("systolic", "diastolic", "heart_rate", "spo2"))
@@ -186,6 +190,10 @@ class Kind:
     has_instrument: bool
     statement: Callable[[ExportRequest], Select[Any]]
     cells: Callable[[Row[Any], ExportRequest], Sequence[Any]]
+    #: Cells that need more than the row, after ``cells``: made once per export from its
+    #: connection, then asked row by row in order (``scores``: each record's reference).
+    more_cells: Callable[[Connection, ExportRequest],
+                         Callable[[Row[Any]], Sequence[Any]]] | None = None
 
 
 def prepare_export(session: Session, clinic: Clinic, kind: str, *, role: str,
@@ -273,9 +281,13 @@ def export_rows(connection: Connection, request: ExportRequest,
            if not (request.deidentified and column.treatment == NAME)]
     result = connection.execution_options(stream_results=True, yield_per=batch).execute(
         kind.statement(request))
+    # After the rows' statement has begun, so that on SQLite both read one snapshot.
+    more = kind.more_cells(connection, request) if kind.more_cells is not None else None
     for rows in result.partitions():
         for row in rows:
             cells = kind.cells(row, request)
+            if more is not None:
+                cells = [*cells, *more(row)]
             yield cells if private is None else private.apply(kind.columns, cells, row, request)
 
 
@@ -399,7 +411,8 @@ def _scores_statement(request: ExportRequest) -> Select[Any]:
         .join(User, User.id == Assessment.entered_by_id)
         .outerjoin(given, given.id == prior)
         .where(Patient.clinic_id == request.clinic_id)
-        .order_by(Assessment.id))
+        # By patient: each patient's references are read once, beside their rows.
+        .order_by(Assessment.patient_id, Assessment.id))
     statement = _filtered(statement, request, Assessment.administered_at, Patient.id,
                           Assessment.instrument_key)
     return _with_first_infusion(statement, request, Patient.id, True)
@@ -413,6 +426,104 @@ def _scores_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
             row.provisional_diagnosis, row.subscales, row.flags, row.missing_items,
             row.amends_id, row.amendment_reason, row.course_id, row.infusion_number,
             days_between(row.first_at, row.administered_at, request.zone)]
+
+
+class _References:
+    """Each ``scores`` row's reference (services.baseline, as the patient's pages show it),
+    for rows that come ordered by patient.
+
+    Two more statements stream beside the rows, in the same patient order: every current
+    scorable record of a validated questionnaire, and each course's first infusion. At each
+    new patient the next groups are taken from them, so one patient's history is in memory
+    at a time, and the work is the same three statements whatever the number of rows. The
+    reference is taken from the patient's whole history, whatever the filters."""
+
+    def __init__(self, connection: Connection, request: ExportRequest) -> None:
+        streaming = connection.execution_options(stream_results=True, yield_per=BATCH_SIZE)
+        self.records = _ByPatient(streaming.execute(_current_records_statement(request)))
+        self.firsts = _ByPatient(streaming.execute(_course_firsts_statement(request)))
+        self.zone = request.zone
+        self.patient_id: int | None = None
+        self.current: set[int] = set()
+        self.by_measure: dict[str, list[Row[Any]]] = {}
+        self.windows: list[Any] = []
+
+    def __call__(self, row: Row[Any]) -> Sequence[Any]:
+        if row.patient_id != self.patient_id:
+            self._read_patient(row.patient_id)
+        if row.id not in self.current:  # replaced by a correction, not scorable, no measure
+            return [None, None, None, None]
+        measure = instruments.get(row.instrument_key).measure
+        reference = choose_reference(self.by_measure[measure], administered, self.windows,
+                                     row.administered_at)
+        start = reference.record
+        # A record that is its own reference (the first score, a baseline) changes from nothing.
+        change = row.total - start.total if start.id != row.id else None
+        return [start.id, reference.kind, start.total, change]
+
+    def _read_patient(self, patient_id: int) -> None:
+        self.patient_id = patient_id
+        records = self.records.of(patient_id)
+        self.current = {record.id for record in records}
+        self.by_measure = {measure: measure_records(records, measure)
+                           for measure in {instruments.get(r.instrument_key).measure
+                                           for r in records}}
+        self.windows = windows_from((as_utc(first.first_at)
+                                     for first in self.firsts.of(patient_id)), self.zone)
+
+
+class _ByPatient:
+    """The rows of a statement ordered by patient, one patient's at a time, asked for in
+    increasing patient order."""
+
+    def __init__(self, rows: Iterable[Row[Any]]) -> None:
+        self.groups = itertools.groupby(rows, key=lambda row: row.patient_id)
+        self.next = next(self.groups, None)
+
+    def of(self, patient_id: int) -> list[Row[Any]]:
+        """The rows of ``patient_id`` (none when the statement has none of theirs)."""
+        while self.next is not None and self.next[0] < patient_id:
+            self.next = next(self.groups, None)
+        if self.next is None or self.next[0] != patient_id:
+            return []
+        return list(self.next[1])
+
+
+def _with_patient_filter(statement: Select[Any], request: ExportRequest,
+                         patient_id: Any) -> Select[Any]:
+    statement = statement.join(Patient, Patient.id == patient_id).where(
+        Patient.clinic_id == request.clinic_id)
+    if request.patient_id is not None:
+        statement = statement.where(patient_id == request.patient_id)
+    return statement.order_by(patient_id)
+
+
+def _current_records_statement(request: ExportRequest) -> Select[Any]:
+    """The clinic's current scorable records of validated questionnaires (of the filtered
+    questionnaire's measure only, when filtered), by patient: the rule's candidates."""
+    chosen = [instrument for instrument in instruments.all() if instrument.validated]
+    if request.instrument is not None:
+        measure = instruments.get(request.instrument).measure
+        chosen = [instrument for instrument in chosen if instrument.measure == measure]
+    correction = aliased(Assessment)
+    statement = (select(Assessment.patient_id, Assessment.id, Assessment.instrument_key,
+                        Assessment.administered_at, Assessment.total, Assessment.scorable)
+                 .where(Assessment.scorable.is_(True),
+                        Assessment.instrument_key.in_([i.key for i in chosen]),
+                        ~exists().where(correction.amends_id == Assessment.id)))
+    return _with_patient_filter(statement, request, Assessment.patient_id)
+
+
+def _course_firsts_statement(request: ExportRequest) -> Select[Any]:
+    """Each course's first infusion (as its infusions' latest versions record them), by
+    patient."""
+    statement = (select(Course.patient_id, func.min(InfusionVersion.administered_at)
+                        .label("first_at"))
+                 .join(Infusion, Infusion.course_id == Course.id)
+                 .join(InfusionVersion, InfusionVersion.infusion_id == Infusion.id)
+                 .where(_latest_version())
+                 .group_by(Course.patient_id, Course.id))
+    return _with_patient_filter(statement, request, Course.patient_id)
 
 
 @lru_cache(maxsize=256)
@@ -513,7 +624,7 @@ def _audit_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
 
 KINDS: dict[str, Kind] = {
     "responses": Kind(RESPONSE_COLUMNS, True, _responses_statement, _responses_cells),
-    "scores": Kind(SCORE_COLUMNS, True, _scores_statement, _scores_cells),
+    "scores": Kind(SCORE_COLUMNS, True, _scores_statement, _scores_cells, _References),
     "infusions": Kind(INFUSION_COLUMNS, False, _infusions_statement, _infusions_cells),
     "alerts": Kind(ALERT_COLUMNS, True, _alerts_statement, _alerts_cells),
     "audit": Kind(AUDIT_COLUMNS, False, _audit_statement, _audit_cells),

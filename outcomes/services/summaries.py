@@ -18,7 +18,7 @@ import instruments
 
 from ..models import Alert, Assessment, Course, Patient, PatientSummary, PlanEntry, utcnow
 from . import plans
-from .baseline import clinic_zone, measure_records, reference_for
+from .baseline import Window, clinic_zone, course_windows, measure_records, reference_among
 
 #: The measures whose reference (baseline or first) and latest totals the dashboard shows.
 SUMMARY_MEASURES = {"PCL-5": "pcl5", "PHQ-9": "phq9"}
@@ -51,24 +51,9 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
                    now: dt.datetime) -> dict[str, Any]:
     """The summary row's values from the patient's records (current assessments only)."""
     values: dict[str, Any] = {"patient_id": patient.id, "clinic_id": patient.clinic_id,
-                              "open_alerts": open_alerts, "improving": False,
-                              "worsening": False}
+                              "open_alerts": open_alerts}
     ordered = sorted(assessments, key=lambda a: (a.administered_at, a.id))
-    for measure, column in SUMMARY_MEASURES.items():
-        scored = measure_records(ordered, measure)
-        latest = scored[-1] if scored else None
-        # The one reference (services.baseline): the course baseline, else the first score.
-        reference = reference_for(scored, courses, clinic_zone(patient), measure)
-        baseline = reference.record if reference is not None else None
-        values[f"{column}_baseline"] = baseline.total if baseline else None
-        values[f"{column}_baseline_at"] = baseline.administered_at if baseline else None
-        values[f"{column}_latest"] = latest.total if latest else None
-        values[f"{column}_latest_at"] = latest.administered_at if latest else None
-        if baseline is not None and latest is not baseline:
-            kinds = {s.signals for s in change_signals(latest.instrument_key, baseline.total,
-                                                       latest.total)}
-            values["improving"] |= "improvement" in kinds
-            values["worsening"] |= "worsening" in kinds
+    values.update(score_values(ordered, course_windows(courses, clinic_zone(patient))))
     course = current_course_of(courses)
     values.update(
         course_status=course.status if course else None,
@@ -81,6 +66,32 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
     activity = [a.submitted_at for a in ordered] + [
         v.recorded_at for c in courses for i in c.infusions for v in i.versions]
     values["last_activity_at"] = max(activity) if activity else None
+    return values
+
+
+def score_values(assessments: Sequence[Assessment],
+                 windows: Sequence[Window[dt.datetime]]) -> dict[str, Any]:
+    """The summary's columns that come from scores, from the patient's current assessments
+    (or rows with their fields) and the baseline windows of their courses: per measure the
+    reference's total, date and kind, the latest total and date; and whether the latest totals
+    meet an improvement or a worsening threshold against their references."""
+    values: dict[str, Any] = {"improving": False, "worsening": False}
+    for measure, column in SUMMARY_MEASURES.items():
+        scored = measure_records(assessments, measure)
+        latest = scored[-1] if scored else None
+        # The one reference (services.baseline): the course baseline, else the first score.
+        reference = reference_among(scored, windows, measure)
+        baseline = reference.record if reference is not None else None
+        values[f"{column}_baseline"] = baseline.total if baseline else None
+        values[f"{column}_baseline_at"] = baseline.administered_at if baseline else None
+        values[f"{column}_reference_kind"] = reference.kind if reference else None
+        values[f"{column}_latest"] = latest.total if latest else None
+        values[f"{column}_latest_at"] = latest.administered_at if latest else None
+        if baseline is not None and latest is not baseline:
+            kinds = {s.signals for s in change_signals(latest.instrument_key, baseline.total,
+                                                       latest.total)}
+            values["improving"] |= "improvement" in kinds
+            values["worsening"] |= "worsening" in kinds
     return values
 
 

@@ -54,9 +54,10 @@ def test_clinician_sees_new_scores_and_acknowledges_the_alert(
     expect(row.locator("td").nth(headers.index("Patient"))).to_contain_text(name)
     expect(row.locator("td").nth(headers.index("Alert"))).to_contain_text("PHQ-9 item 9 · '")
     for measure, key, answers in (("PCL-5", "pcl5", PCL5_ANSWERS), ("PHQ-9", "phq9", PHQ9_ANSWERS)):
-        cell = row.locator("td").nth(headers.index(f"{measure} baseline → latest"))
-        total = instruments.score(key, answers).total  # one score: baseline and latest
-        expect(cell).to_have_text(re.compile(rf"^\s*{total} → {total}\s*$"), use_inner_text=True)
+        cell = row.locator("td").nth(headers.index(f"{measure} from → latest"))
+        total = instruments.score(key, answers).total  # one score, no course: since first
+        expect(cell).to_have_text(re.compile(rf"^\s*since first {total} → {total}\s*$"),
+                                  use_inner_text=True)
     expect(rows.nth(1)).to_contain_text("Aaron Abbott")
 
     row.get_by_role("link", name=name).click()
