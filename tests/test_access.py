@@ -32,6 +32,7 @@ from werkzeug.routing import Rule
 import instruments
 from outcomes import RecordIdConverter
 from outcomes.models import Alert, Assessment, AuditEvent, Base, Patient, User
+from outcomes.services.exports import KINDS
 
 from .conftest import PASSWORD, Factory, World, sign_in
 
@@ -55,12 +56,14 @@ class Access:
     #: The one answer a method gives every audience with the matrix's data (a made-up
     #: invitation token, say), when it is not an ordinary page.
     answers: Mapping[str, int] = field(default_factory=dict)
+    #: It ends the session, so its answer is the sign-in page, for whoever sent it.
+    signs_out: bool = False
 
 
 ACCESS: dict[str, Access] = {
     "auth.index": Access(EVERYONE, "the front door: sends each person home, or to sign in"),
     "auth.login": Access(EVERYONE, "signing in; a signed-in person is sent home"),
-    "auth.logout": Access(SIGNED_IN, "signing out ends one's own sessions"),
+    "auth.logout": Access(SIGNED_IN, "signing out ends one's own sessions", signs_out=True),
     "auth.open_invitation": Access(
         EVERYONE, "an invited patient has no account yet; the token comes in the POST",
         answers={"POST": 404}),  # the matrix posts a made-up token
@@ -134,9 +137,11 @@ def records_of(factory: Factory, patient: Patient) -> dict[str, int]:
     course = factory.course(patient)
     infusion = factory.infusion(patient, course)
     assessment = factory.assessment(patient)
-    alert = factory.session.scalars(select(Alert).where(Alert.assessment_id == assessment.id))
+    alert = factory.session.scalars(
+        select(Alert).where(Alert.assessment_id == assessment.id)).first()
+    assert alert is not None, "the factory's PHQ-9 discloses risk, so it opens an alert"
     return {"patient": patient.id, "course": course.id, "infusion": infusion.id,
-            "assessment": assessment.id, "alert": alert.one().id}
+            "assessment": assessment.id, "alert": alert.id}
 
 
 # -- what the matrix posts -------------------------------------------------------------------
@@ -214,6 +219,9 @@ def methods_of(rule: Rule) -> list[str]:
 
 
 def id_arguments(rule: Rule) -> list[str]:
+    """The arguments of ``rule`` that are record ids (``<id:...>``)."""
+    # Werkzeug keeps a bound rule's converters by argument name; none of its public API says
+    # which converter an argument has.
     return [name for name, converter in rule._converters.items()
             if isinstance(converter, RecordIdConverter)]
 
@@ -227,10 +235,14 @@ class Case:
     refused: bool
 
 
+def own_case(rule: Rule) -> Case:
+    return Case("own records", {name: "own" for name in id_arguments(rule)}, refused=False)
+
+
 def cases_for(rule: Rule, role: str) -> Iterator[Case]:
     """The own records, a missing id, then every mix of own and foreign ids."""
     names = id_arguments(rule)
-    yield Case("own records", {name: "own" for name in names}, refused=False)
+    yield own_case(rule)
     if not names or role not in ACCESS[rule.endpoint].audience or role == ANONYMOUS:
         return
     yield Case(MISSING_IDS, {name: "missing" for name in names}, refused=True)
@@ -340,9 +352,9 @@ def judge(access: Access, role: str, method: str, case: Case, response) -> str |
     status = response.status_code
     if refused(access, role):
         if role == ANONYMOUS:
-            location = urlsplit(response.location or "").path
-            if status != 302 or location != "/login":
-                return f"{status} to {location or 'nowhere'}, expected the sign-in redirect"
+            if not sends_to_sign_in(response):
+                return f"{status} to {response.location or 'nowhere'}, expected the sign-in " \
+                    "redirect"
             return None
         return None if status == 404 else f"{status}, expected 404 (another audience's route)"
     if case.refused:
@@ -352,7 +364,13 @@ def judge(access: Access, role: str, method: str, case: Case, response) -> str |
         return None if status == expected else f"{status}, expected {expected} (declared)"
     if status >= 500 or status in (404, 405):
         return f"{status} to its own audience"
+    if role != ANONYMOUS and sends_to_sign_in(response) and not access.signs_out:
+        return "sent a signed-in user to sign in"
     return None
+
+
+def sends_to_sign_in(response) -> bool:
+    return response.status_code == 302 and urlsplit(response.location or "").path == "/login"
 
 
 def test_every_route_is_declared(app):
@@ -381,6 +399,45 @@ def test_every_route_is_declared(app):
                  if not any("POST" in rule.methods for rule in app.url_map.iter_rules()
                             if rule.endpoint == endpoint)]
     assert not problems, "\n".join(problems)
+
+
+#: Pages of one patient's record that write no read to the audit trail, and why.
+UNAUDITED_READS = {
+    "patient.questionnaire": "a blank form; answers held when a session ended come back once, "
+                             "to the patient who gave them",
+}
+
+
+def reads_a_record(rule: Rule) -> bool:
+    """A page of one patient's record: it names the patient, or it is the patient's own."""
+    return "GET" in rule.methods and (
+        "patient_id" in rule.arguments or ACCESS[rule.endpoint].audience == PATIENTS)
+
+
+@pytest.mark.parametrize("role", [PATIENT, CLINICIAN])
+def test_every_read_of_a_patients_record_is_audited(app, estate, session, role):
+    """Each page of a patient's record, found from the url_map, audits its read: by whom and
+    of which patient."""
+    client = signed_in_client(app, role, estate)
+    patient_id, reader = estate.records["own"]["patient"], estate.user(role)
+    pages, unaudited = [], []
+    for rule in checked_rules(app):
+        if role not in ACCESS[rule.endpoint].audience or not reads_a_record(rule) \
+                or rule.endpoint in UNAUDITED_READS:
+            continue
+        session.rollback()
+        last = session.scalar(select(func.max(AuditEvent.id)))
+        path = path_for(app, rule, "GET", own_case(rule), estate)
+        assert client.get(path).status_code == 200, path
+        pages.append(path)
+        session.rollback()
+        if not session.scalars(select(AuditEvent.id).where(
+                AuditEvent.id > last, AuditEvent.patient_id == patient_id,
+                AuditEvent.actor_id == reader.id)).first():
+            unaudited.append(f"GET {rule.endpoint} ({path}) [{role}]")
+    assert pages
+    assert not unaudited, "reads of a patient's record with no audit event:\n" + \
+        "\n".join(unaudited)
 
 
 # -- what the matrix cannot say by itself -------------------------------------------------------
@@ -422,6 +479,27 @@ def test_another_clinics_identifier_answers_like_an_unknown_one(app, estate, ses
         search = client.post("/clinic/patients/search", data={"q": patient.identifier})
         found = f'href="/clinic/patients/{patient.id}"'.encode() in client.get(search.location).data
         assert found == (patient is estate.world.patient)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_export_kind_holds_the_clinics_own_records_only(app, estate, kind):
+    admin = signed_in_client(app, ADMIN, estate)
+    export = admin.post("/exports/", data={"kind": kind, "instrument": ""})
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    rows = export.get_data().decode("utf-8-sig")
+    assert estate.world.patient.identifier in rows
+    assert estate.world.other_patient.identifier not in rows
+    assert estate.world.other_clinician.email not in rows
+
+
+def test_a_patient_cannot_be_assigned_to_another_clinics_clinician(app, estate, session):
+    client = signed_in_client(app, CLINICIAN, estate)
+    before = snapshot(session)
+    response = client.post("/clinic/patients/new", data={
+        **form_for("clinician.enrol", estate),
+        "assigned_clinician": str(estate.world.other_clinician.id)})
+    assert response.status_code == 422
+    assert not changed_tables(before, snapshot(session))
 
 
 def test_patient_list_shows_only_the_clinics_own_patients(client, world, factory):
