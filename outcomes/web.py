@@ -192,7 +192,7 @@ def install_error_handlers(app: Flask) -> None:
             404: ("Page not found", "There is nothing here. Check the address, or go back."),
             405: ("Not allowed", "This page cannot be used that way."),
             413: ("Too much data", "The form sent too much data. Nothing was saved."),
-            429: ("Too many attempts", "Please wait a minute and try again."),
+            429: ("Too many attempts", "Please wait a while and try again. Nothing was saved."),
         }
         title, message = messages.get(
             error.code or 500, (error.name, "The request could not be handled.")

@@ -167,4 +167,4 @@ def test_sign_in_attempts_are_rate_limited_per_address(database_url, world):
                                             "password": "wrong password!"}).status_code
                 for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
-    assert b"Please wait a minute" in client.post("/login", data={}).data
+    assert b"Please wait a while" in client.post("/login", data={}).data

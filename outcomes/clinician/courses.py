@@ -177,9 +177,6 @@ def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
             flash(f"Infusion {record.number} corrected; the earlier version stays in its "
                   "history.", "info")
             return redirect(done)
-    if not form.is_submitted():
-        audit.record(db.session, current_actor(), "infusion.view", patient=patient,
-                     object_type="infusion", object_id=record.id)
     return _page("clinician/infusion_form.html", form, patient=patient, course=record.course,
                  infusion=record, side_effects=SIDE_EFFECTS)
 
@@ -197,5 +194,11 @@ def _infusion_values(form: InfusionForm, zone: zoneinfo.ZoneInfo) -> dict[str, A
 
 
 def _page(template: str, form: Any, **context: Any) -> tuple[str, int]:
+    """A course or infusion form: it shows the patient's record, so showing it is a read."""
     status = 422 if form.is_submitted() and (form.errors or form.form_errors) else 200
+    patient = context["patient"]
+    kind, record = next((kind, context[kind]) for kind in ("infusion", "course", "patient")
+                        if context.get(kind) is not None)
+    audit.record(db.session, current_actor(), f"{kind}.view", patient=patient,
+                 object_type=kind, object_id=record.id)
     return render_template(template, form=form, **context), status

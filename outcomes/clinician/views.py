@@ -376,7 +376,8 @@ def assessment(patient_id: int, assessment_id: int) -> str:
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
                  object_type="assessment", object_id=record.id)
     return render_template("clinician/assessment.html", patient=patient, assessment=record,
-                           alerts=alerts, crisis=crisis_flagged(record), clinic=patient.clinic,
+                           alerts=describe(alerts), crisis=crisis_flagged(record),
+                           clinic=patient.clinic,
                            instrument=instruments.get(record.instrument_key))
 
 
