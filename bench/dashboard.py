@@ -27,11 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, event, func, make_url, select, text  # noqa: E402
 
-from outcomes import create_app, migrate  # noqa: E402
+from outcomes import create_app, demo, migrate  # noqa: E402
 from outcomes.config import normalise_database_url  # noqa: E402
 from outcomes.extensions import db  # noqa: E402
 from outcomes.models import Assessment, AssessmentAnswer, Patient  # noqa: E402
-from outcomes.services import demo  # noqa: E402
 
 TODAY = dt.date(2026, 11, 2)
 

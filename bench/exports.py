@@ -44,10 +44,9 @@ sys.path.insert(0, str(ROOT))
 from dashboard import fresh_database  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import func, make_url, select  # noqa: E402
 
-from outcomes import create_app  # noqa: E402
+from outcomes import create_app, demo  # noqa: E402
 from outcomes.extensions import db  # noqa: E402
 from outcomes.models import Assessment, AssessmentAnswer  # noqa: E402
-from outcomes.services import demo  # noqa: E402
 
 TODAY = dt.date(2026, 11, 2)
 CLINIC = "Bench exports"

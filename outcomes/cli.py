@@ -15,12 +15,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import migrate
+from . import demo, migrate
 from .audit_chain import checkpoint_line
 from .extensions import db
 from .forms import date_problem
 from .models import Clinic, Patient
-from .services import accounts, audit, demo, exports, fhir_export, triage
+from .services import accounts, audit, exports, fhir_export, triage
 from .services.audit import SYSTEM
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 import instruments
 from outcomes.extensions import db
 from outcomes.models import Alert, Patient, PatientSummary
-from outcomes.services import demo
+from outcomes import demo
 from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
 from outcomes.services.dashboard import PAGE_SIZE

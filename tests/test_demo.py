@@ -9,7 +9,7 @@ from sqlalchemy import Date, func, select
 
 from outcomes.extensions import db
 from outcomes.models import Assessment, Base, UTCDateTime, utcnow
-from outcomes.services import demo
+from outcomes import demo
 
 ZONE = zoneinfo.ZoneInfo("America/New_York")
 #: Bookings lie ahead by nature; every other time is something that has happened.

@@ -388,7 +388,7 @@ def test_bad_wording_settings_exit_2_and_change_nothing(runner, world, session, 
 
 
 def test_the_demo_clinic_sets_its_wording(app, session):
-    from outcomes.services import demo
+    from outcomes import demo
 
     with app.app_context():
         demo.seed_demo(db.session, patients=2, weeks=2, seed=1)

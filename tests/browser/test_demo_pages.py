@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from outcomes.services.demo import demo_logins, seed_demo
+from outcomes.demo import demo_logins, seed_demo
 
 from .conftest import check_page, expect, sign_in
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 import instruments
 
-from ..models import (
+from .models import (
     Alert,
     AlertAssessment,
     Assessment,
@@ -41,14 +41,14 @@ from ..models import (
     PlanEntry,
     User,
 )
-from . import audit
-from .accounts import create_clinic, create_staff_user, password_hasher
-from .triage import set_alert_response_wording
-from .audit import SYSTEM
-from .assessments import alerts_called_for
-from .baseline import choose_reference, course_windows
-from .plans import DEFAULT_PLAN
-from .summaries import summary_values
+from .services import audit
+from .services.accounts import create_clinic, create_staff_user, password_hasher
+from .services.triage import set_alert_response_wording
+from .services.audit import SYSTEM
+from .services.assessments import alerts_called_for
+from .services.baseline import choose_reference, course_windows
+from .services.plans import DEFAULT_PLAN
+from .services.summaries import summary_values
 
 CLINIC_NAME = "Riverside Ketamine Clinic (demo)"
 CLINIC_PHONE = "+1 555 0100"
