@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from . import clock
+
 ROLES = ("patient", "clinician", "admin")
 INDICATIONS = ("ptsd", "depression", "anxiety", "other")
 COURSE_STATUSES = ("planned", "active", "completed", "stopped")
@@ -42,8 +44,11 @@ ASSESSMENT_SOURCES = ("patient", "transcribed")
 
 
 def utcnow() -> dt.datetime:
-    """The current time, timezone-aware, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    """The clock's current time, aware UTC: the default of every timestamp column.
+
+    Read through the clock module at each call, so a test that pins ``clock.utcnow`` pins the
+    columns' defaults (and every caller of this name) too."""
+    return clock.utcnow()
 
 
 def new_session_token() -> str:
