@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from outcomes.extensions import db
 from outcomes.models import (
     Alert,
+    Assessment,
     AuditEvent,
     Course,
     Infusion,
@@ -176,6 +177,53 @@ def test_scores_infusions_and_alerts_carry_their_clinical_fields(client, world, 
         "suicide_risk", "positive", "true", "phq9")
     assert (alert["acknowledged_by"], alert["acknowledgement_note"]) == (
         world.clinician.email, "Called the patient; safe plan")
+
+
+REFERENCE = ("reference_assessment_id", "reference_kind", "reference_total",
+             "change_from_reference")
+
+
+def test_scores_carry_each_records_reference_whatever_the_filters(client, world, records,
+                                                                  session):
+    """The PHQ-9 two days before the first infusion is the course's baseline; the late one is
+    compared with it; the GAD-7 (after the first infusion, none before) is its own first
+    score. A filter leaves the reference where the patient's history puts it."""
+    sign_in(client, world.clinician)
+    scores = {row["assessment_id"]: row for row in as_dicts(
+        post_export(client, kind="scores").data)}
+    baseline = str(records.phq9_id)
+    assert [scores[baseline][c] for c in REFERENCE] == [baseline, "baseline", "9", ""]
+    assert [scores[str(records.late_id)][c] for c in REFERENCE] == [
+        baseline, "baseline", "9", "-9"]
+    assert [scores[str(records.gad7_id)][c] for c in REFERENCE] == [
+        str(records.gad7_id), "since first", "14", ""]
+    late, = as_dicts(post_export(client, kind="scores", date_from="2025-06-10",
+                                 instrument="phq9").data)
+    assert [late[c] for c in REFERENCE] == [baseline, "baseline", "9", "-9"]
+
+
+def test_a_corrected_reference_counts_with_its_correction(client, world, records, session):
+    phq9 = session.get(Assessment, records.phq9_id)
+    correction = submit_assessment(
+        session, Actor(world.clinician), world.patient, "phq9", [2] * 9, "key-fix",
+        administered_at=T0, amends=phq9, amendment_reason="Wrong form").assessment
+    session.commit()
+    sign_in(client, world.clinician)
+    scores = {row["assessment_id"]: row for row in as_dicts(
+        post_export(client, kind="scores").data)}
+    assert [scores[str(records.phq9_id)][c] for c in REFERENCE] == ["", "", "", ""]
+    assert [scores[str(records.late_id)][c] for c in REFERENCE] == [
+        str(correction.id), "baseline", "18", "-18"]
+
+
+def test_deidentified_references_point_at_the_same_pseudonyms(client, world, records):
+    sign_in(client, world.clinician)
+    rows = as_dicts(post_export(client, kind="scores", deidentified=True).data)
+    baseline = next(row for row in rows if row["administered_day"] == "-2")
+    late = next(row for row in rows if row["total"] == "0")
+    assert late["reference_assessment_pseudonym"] == baseline["assessment_pseudonym"]
+    assert (late["reference_kind"], late["reference_total"], late["change_from_reference"]) \
+        == ("baseline", "9", "-9")
 
 
 def test_every_version_of_an_infusion_is_a_row(client, world, records, session):
