@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 from . import all as all_instruments
 from . import change, get, score
 from .errors import InstrumentError
-from .fhir import import_fhir
 
 _INTEGER = re.compile(r"-?[0-9]+")
 EXIT_ERROR = 2
@@ -64,6 +63,9 @@ def _change(args: argparse.Namespace) -> Any:
 
 
 def _import_fhir(args: argparse.Namespace) -> Any:
+    # Imported here: only the importer needs tomli-w; scoring stays standard-library only.
+    from .fhir import import_fhir
+
     result = import_fhir(args.file, key=args.key, output=args.output)
     # What FHIR could not express goes to stderr, one point a line, for the person reviewing.
     print(f"import-fhir: wrote {result.path}", file=sys.stderr)

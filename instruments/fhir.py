@@ -41,6 +41,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from .definition import _KEY, _LOINC, _LOINC_ANSWER, _loinc_check_digit_ok, load_definition
 from .errors import InstrumentError
 
@@ -751,109 +753,44 @@ def _one_line(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- writing TOML
+# tomli-w writes the data (quoting, escapes, arrays, tables). What TOML data cannot hold is added
+# here: the header and a comment above a table (the FHIR linkId of each item, the defaults a
+# reviewer must replace), each table written by tomli-w on its own below its comment.
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def toml_key(key: str) -> str:
-    """A key, bare when it can be."""
-    return key if _BARE_KEY.fullmatch(key) else toml_string(key)
-
-
-def toml_value(value: Any) -> str:
-    """A value written on one line: string, integer, boolean, array or inline table."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if not -2**63 <= value < 2**63:
-            raise ValueError(f"integer {value} does not fit TOML's 64 bits")
-        return str(value)
-    if isinstance(value, str):
-        return toml_string(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+_INDENT = 2  # as in the shipped definitions
 
 
 def dumps(data: Mapping[str, Any], *, header: Sequence[str] = (),
           comments: Mapping[str, str] | None = None) -> str:
-    """Write a document: top-level arrays of tables as ``[[name]]``, tables as ``[name]``.
+    """Write a document with ``header`` as comment lines at its top.
 
-    ``comments`` maps a table's path (``"missing"``, ``"items[2]"``) to a comment written above
-    its header. Read back with ``tomllib``, the text gives ``data`` again.
+    ``comments`` maps a top-level table (``"missing"``) or one entry of a top-level array of
+    tables (``"items[2]"``) to a comment written above its header; a commented table holds no
+    tables of its own. Read back with ``tomllib``, the text gives ``data`` again.
     """
     comments = comments or {}
-    lines = [_comment(line) for line in header]
-    if lines:
-        lines.append("")
-    _table(lines, data, (), comments, top=True)
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def _table(lines: list[str], data: Mapping[str, Any], path: tuple[str, ...], comments: Mapping[str, str],
-           top: bool = False) -> None:
-    def is_array_of_tables(value: Any) -> bool:
-        return (top and isinstance(value, (list, tuple)) and bool(value)
-                and all(isinstance(v, Mapping) for v in value))
-
+    commented = {path.split("[", 1)[0] for path in comments}
+    chunks = ["".join(_comment(line) + "\n" for line in header),
+              tomli_w.dumps({k: v for k, v in data.items() if k not in commented}, indent=_INDENT)]
     for key, value in data.items():
-        if not isinstance(value, Mapping) and not is_array_of_tables(value):
-            lines.append(f"{toml_key(key)} = {_key_value(value)}")
-    for key, value in data.items():
-        dotted = ".".join((*path, key))
-        if isinstance(value, Mapping):
-            inner = [v for v in value.values()]
-            if not inner or not all(isinstance(v, Mapping) for v in inner):
-                _blank(lines)
-                if dotted in comments:
-                    lines.append(_comment(comments[dotted]))
-                lines.append(f"[{_header_key((*path, key))}]")
-            _table(lines, value, (*path, key), comments)
-        elif is_array_of_tables(value):
-            for index, entry in enumerate(value):
-                _blank(lines)
-                if f"{dotted}[{index}]" in comments:
-                    lines.append(_comment(comments[f"{dotted}[{index}]"]))
-                lines.append(f"[[{_header_key((*path, key))}]]")
-                for inner_key, inner_value in entry.items():
-                    lines.append(f"{toml_key(inner_key)} = {_key_value(inner_value)}")
+        if key not in commented:
+            continue
+        entries = [(f"{key}[{index}]", entry) for index, entry in enumerate(value)] \
+            if isinstance(value, (list, tuple)) else [(key, value)]
+        for path, table in entries:
+            if not (_BARE_KEY.fullmatch(key) and isinstance(table, Mapping)
+                    and not any(_holds_table(v) for v in table.values())):
+                raise ValueError(f"{path}: a comment goes only above a table of values")
+            chunks.append((_comment(comments[path]) + "\n" if path in comments else "")
+                          + (f"[{key}]\n" if path == key else f"[[{key}]]\n")
+                          + tomli_w.dumps(table, indent=_INDENT))
+    return "\n".join(chunk for chunk in chunks if chunk).rstrip("\n") + "\n"
 
 
-def _key_value(value: Any) -> str:
-    # Arrays holding tables, or long ones, one element a line (not allowed inside inline tables).
-    if isinstance(value, (list, tuple)) and value:
-        one_line = toml_value(value)
-        if len(one_line) > 80 or any(isinstance(v, Mapping) for v in value):
-            return "[\n" + "".join(f"  {toml_value(v)},\n" for v in value) + "]"
-        return one_line
-    return toml_value(value)
-
-
-def _header_key(path: Sequence[str]) -> str:
-    return ".".join(toml_key(part) for part in path)
-
-
-def _blank(lines: list[str]) -> None:
-    if lines and lines[-1] != "":
-        lines.append("")
+def _holds_table(value: Any) -> bool:
+    return isinstance(value, Mapping) or (
+        isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value))
 
 
 def _comment(text: str) -> str:

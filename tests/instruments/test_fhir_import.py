@@ -452,6 +452,14 @@ def test_the_importer_imports_neither_flask_nor_the_app():
     assert result.stdout.strip() == "[]", result.stderr
 
 
+def test_only_the_importer_needs_tomli_w():
+    code = ("import sys, instruments, instruments.cli; instruments.score('phq9', [0] * 9); "
+            "print('tomli_w' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.strip() == "False", result.stderr
+
+
 # --------------------------------------------------------------------------- the TOML writer
 
 _keys = st.text(max_size=6)
@@ -474,3 +482,30 @@ def test_written_toml_reads_back_as_the_same_data(document, header):
 def test_shipped_definitions_survive_a_write_and_read(key):
     data = read_toml(DEFINITIONS_DIR / f"{key}.toml")
     assert tomllib.loads(fhir.dumps(data)) == data
+
+
+_values = st.dictionaries(_keys, _scalars, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=4), _values, _tables, st.text(max_size=30), st.text(max_size=30))
+def test_comments_sit_above_their_tables_and_the_data_reads_back(entries, missing, rest, first, other):
+    # The importer's shape: plain data, then commented array entries and a commented table.
+    document = {**{k: v for k, v in rest.items() if k not in ("items", "missing")},
+                "items": entries, "missing": missing}
+    comments = {"items[0]": first, f"items[{len(entries) - 1}]": other, "missing": "the default"}
+    text = fhir.dumps(document, header=["head"], comments=comments)
+    assert tomllib.loads(text) == document
+    lines = text.split("\n")
+    assert lines[0] == "# head"
+    headers = [index for index, line in enumerate(lines) if line == "[[items]]"]
+    assert len(headers) == len(entries)
+    assert lines[headers[0] - 1].startswith("#") and lines[headers[-1] - 1].startswith("#")
+    assert lines[lines.index("[missing]") - 1] == "# the default"
+
+
+def test_a_comment_above_anything_but_a_table_of_values_is_refused():
+    with pytest.raises(ValueError, match="items\\[0\\]: a comment goes only above a table of values"):
+        fhir.dumps({"items": [{"options": {"a": 1}}]}, comments={"items[0]": "no"})
+    with pytest.raises(ValueError, match="key: a comment goes only above a table of values"):
+        fhir.dumps({"key": "x"}, comments={"key": "no"})
