@@ -64,7 +64,7 @@ def _change(args: argparse.Namespace) -> Any:
 
 def _import_fhir(args: argparse.Namespace) -> Any:
     # Imported here: only the importer needs tomli-w; scoring stays standard-library only.
-    from .fhir import import_fhir
+    from .fhir.importer import import_fhir
 
     result = import_fhir(args.file, key=args.key, output=args.output)
     # What FHIR could not express goes to stderr, one point a line, for the person reviewing.

@@ -17,6 +17,7 @@ from fhirpathpy.models import models
 from sqlalchemy import select
 
 import instruments
+from instruments.fhir import exporter
 from outcomes.models import Assessment, AuditEvent
 from outcomes.services import fhir_export
 from outcomes.services.assessments import submit_assessment
@@ -139,7 +140,7 @@ def check_against_questionnaire(response: dict, questionnaires: dict[str, dict])
     constraints = [next(part["valueString"] for part in extension["extension"]
                         if part["url"] == "expression")
                    for extension in questionnaire.get("extension", [])
-                   if extension["url"] == fhir_export.QUESTIONNAIRE_CONSTRAINT]
+                   if extension["url"] == exporter.QUESTIONNAIRE_CONSTRAINT]
     satisfied = (all(link in answered for link, item in items.items() if item.get("required"))
                  and all(holds(response, rule) for rule in constraints))
     if response["status"] != "entered-in-error":
@@ -159,30 +160,30 @@ def export(client, patient_id: int, deidentified: bool = False):
 
 @pytest.mark.parametrize("instrument", instruments.all(), ids=lambda i: i.key)
 def test_each_shipped_instrument_is_a_valid_questionnaire(instrument):
-    resource = fhir_export.questionnaire(instrument)
+    resource = exporter.questionnaire(instrument)
     get_fhir_model_class("Questionnaire").model_validate(resource)
     questions = [item for item in resource["item"] if item["type"] == "choice"]
     assert len(questions) == len(instrument.items)
-    tolerated, allowed = fhir_export.tolerated_missing(instrument)
+    tolerated, allowed = exporter.tolerated_missing(instrument)
     for item, question in zip(instrument.items, questions):
         # Items the missing-item rule lets go unanswered are not required one by one.
         assert question["required"] == (item.required and item not in tolerated)
         if item.loinc:
             assert question["code"] == [{"system": "http://loinc.org", "code": item.loinc}]
         ordinals = [option["extension"][0] for option in question["answerOption"]]
-        assert ordinals == [{"url": fhir_export.ORDINAL_VALUE, "valueDecimal": option.value}
+        assert ordinals == [{"url": exporter.ORDINAL_VALUE, "valueDecimal": option.value}
                             for option in item.options]
-    assert resource["url"] == fhir_export.questionnaire_url(instrument)
+    assert resource["url"] == exporter.questionnaire_url(instrument)
     for key, rule in {**R4_INVARIANTS["Questionnaire"], **R4_INVARIANTS["*"]}.items():
         assert holds(resource, rule), key
     constraints = [e for e in resource.get("extension", [])
-                   if e["url"] == fhir_export.QUESTIONNAIRE_CONSTRAINT]
+                   if e["url"] == exporter.QUESTIONNAIRE_CONSTRAINT]
     assert len(constraints) == (1 if allowed else 0)
 
 
 def test_the_phq9_questionnaire_says_up_to_two_of_items_1_to_9_may_be_missing():
     phq9 = instruments.get("phq9")
-    resource = fhir_export.questionnaire(phq9)
+    resource = exporter.questionnaire(phq9)
     assert not any(item.get("required") for item in resource["item"])
     [constraint] = resource["extension"]
     parts = {part["url"]: next(v for k, v in part.items() if k.startswith("value"))
@@ -191,7 +192,7 @@ def test_the_phq9_questionnaire_says_up_to_two_of_items_1_to_9_may_be_missing():
 
     def response(answers):
         return {"resourceType": "QuestionnaireResponse", "status": "completed",
-                "item": [{"linkId": fhir_export.link_id(phq9, item), "answer": [{
+                "item": [{"linkId": exporter.link_id(phq9, item), "answer": [{
                     "valueCoding": {"code": "x"}}]}
                     for item, answer in zip(phq9.items, answers) if answer is not None]}
 
@@ -201,7 +202,7 @@ def test_the_phq9_questionnaire_says_up_to_two_of_items_1_to_9_may_be_missing():
         scorable = instruments.score("phq9", answers).scorable
         numbers = {n for n, a in enumerate(answers, start=1) if a is not None}
         assert holds(response(answers), parts["expression"]) == scorable
-        assert fhir_export.satisfies_questionnaire(phq9, numbers) == scorable
+        assert exporter.satisfies_questionnaire(phq9, numbers) == scorable
 
 
 def test_the_bundle_validates_and_holds_every_record(client, world, records):

@@ -43,12 +43,12 @@ from typing import Any
 
 import tomli_w
 
-from .definition import _KEY, _LOINC, _LOINC_ANSWER, _loinc_check_digit_ok, load_definition
-from .errors import InstrumentError
+from ..definition import _KEY, _LOINC, _LOINC_ANSWER, _loinc_check_digit_ok, load_definition
+from ..errors import InstrumentError
+from . import LOINC, ORDINAL_VALUE
 
-LOINC_SYSTEM = "http://loinc.org"
 _VALUE_EXTENSIONS = (
-    "http://hl7.org/fhir/StructureDefinition/ordinalValue",
+    ORDINAL_VALUE,
     "http://hl7.org/fhir/StructureDefinition/itemWeight",
     "http://hl7.org/fhir/StructureDefinition/iso21090-CO-value",  # the pre-R4 name of ordinalValue
 )
@@ -406,7 +406,7 @@ def _coded_answer(state: _State, coding: Mapping[str, Any], weight: int | None, 
     if not label:
         raise state.error("answer has neither display nor code", where)
     loinc = foreign = None
-    if code and system == LOINC_SYSTEM and _LOINC_ANSWER.fullmatch(code):
+    if code and system == LOINC and _LOINC_ANSWER.fullmatch(code):
         loinc = code
     elif code:
         foreign = f"{system or 'no system'}|{code}"
@@ -610,7 +610,7 @@ def _loinc_code(codes: Any, state: _State | None = None, name: str = "") -> str 
     for coding in _list(codes):
         if not isinstance(coding, dict):
             continue
-        if coding.get("system") == LOINC_SYSTEM and isinstance(coding.get("code"), str):
+        if coding.get("system") == LOINC and isinstance(coding.get("code"), str):
             code = coding["code"]
             if _LOINC.fullmatch(code) and _loinc_check_digit_ok(code):
                 return code
