@@ -30,19 +30,16 @@ from ..charts import clinician_charts, weekly_mean_chart
 from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Alert, Assessment, Patient
-from ..services import audit, plans
+from ..services import audit, plans, schedule
 from ..services.alerts import AlertError, acknowledge_alert, assessment_alerts, patient_alerts
 from ..services.assessments import (
     SubmissionError,
     crisis_flagged,
-    current_assessments,
-    patient_assessments,
     raise_unsaved_risk_alerts,
     submit_assessment,
-    superseded_ids,
 )
 from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
-from ..services.courses import INDICATION_LABELS, patient_courses
+from ..services.courses import INDICATION_LABELS
 from ..services.dashboard import (
     DashboardQuery,
     dashboard,
@@ -52,6 +49,13 @@ from ..services.dashboard import (
 )
 from ..services.outcomes import clinic_outcomes
 from ..services.patients import clinic_patient, clinic_staff
+from ..services.records import (
+    current_assessments,
+    patient_assessments,
+    patient_courses,
+    plan_for,
+    superseded_ids,
+)
 from ..services.triage import InboxQuery, already_acknowledged, describe, open_alerts
 from ..services.baseline import BASELINE_WINDOW_DAYS
 from ..services.results import infusion_marks, reference_sentence, trend_series
@@ -128,7 +132,7 @@ def patients() -> tuple[str, int]:
              "status": query.course_status, "mine": "y" if mine else None, "sort": query.sort}
     html = render_template("clinician/dashboard.html", form=search_form, page=page,
                            query=query, links=links, counts=counts, legend=signal_legend(),
-                           grace_days=plans.GRACE_DAYS)
+                           grace_days=schedule.GRACE_DAYS)
     db.session.commit()  # the read is audited even when the answer is a 400
     return html, status
 
@@ -273,8 +277,8 @@ def patient(patient_id: int) -> str:
     series = trend_series(current, courses, zone)
     trend_charts = clinician_charts(series, infusion_marks(courses), zone, {
         entry.measure: reference_sentence(entry, zone) for entry in series})
-    due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
-                                   plans.timeline_of(patient, courses, assessments),
+    due = schedule.due_questionnaires(plan_for(db.session, patient.id),
+                                      schedule.timeline_of(patient, courses, assessments),
                                    dt.datetime.now(dt.timezone.utc))
     audit.record(db.session, current_actor(), "patient.view", patient=patient,
                  object_type="patient", object_id=patient.id)
@@ -409,7 +413,7 @@ def acknowledge(alert_id: int) -> Response:
 @staff_required
 def plan(patient_id: int) -> Response | str | tuple[str, int]:
     patient = patient_or_404(patient_id)
-    entries = {(e.instrument_key, e.schedule): e for e in plans.plan_for(db.session, patient.id)}
+    entries = {(e.instrument_key, e.schedule): e for e in plan_for(db.session, patient.id)}
     form = plan_form(entries)
     done = url_for("clinician.patient", patient_id=patient.id)
     if form.validate_on_submit():

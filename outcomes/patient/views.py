@@ -14,18 +14,16 @@ from ..charts import Chart, Series, patient_charts
 from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Assessment, Course, Patient, utcnow
-from ..services import audit, plans
+from ..services import audit, schedule
 from ..services.alerts import assessment_alerts
 from ..services.assessments import (
     SubmissionError,
     crisis_flagged,
-    current_assessments,
-    patient_assessments,
     raise_unsaved_risk_alerts,
     submit_assessment,
 )
-from ..services.courses import patient_courses
 from ..services.held_answers import take_held_answers
+from ..services.records import current_assessments, patient_assessments, patient_courses, plan_for
 from ..services.results import (
     infusion_marks,
     plain_summary,
@@ -68,8 +66,9 @@ def home() -> str:
     patient = own_patient()
     assessments = patient_assessments(db.session, patient.id)
     courses = patient_courses(db.session, patient.id)
-    due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
-                                   plans.timeline_of(patient, courses, assessments), utcnow())
+    due = schedule.due_questionnaires(plan_for(db.session, patient.id),
+                                      schedule.timeline_of(patient, courses, assessments),
+                                      utcnow())
     series = trend_series(current_assessments(assessments), courses,
                           zoneinfo.ZoneInfo(patient.clinic.timezone))
     audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
@@ -84,7 +83,7 @@ def home() -> str:
 @patient_required
 def questionnaire(key: str) -> Response | str | tuple[str, int]:
     patient = own_patient()
-    offered = {entry.instrument_key for entry in plans.plan_for(db.session, patient.id)
+    offered = {entry.instrument_key for entry in plan_for(db.session, patient.id)
                if entry.active}
     if key not in offered:
         abort(404)

@@ -156,7 +156,7 @@ def submit_assessment(
         session, actor, patient, instrument.key,
         alerts_called_for(instrument.key, score.flags, score.total, baseline, score.answers),
         record=assessment, amends=amends, now=now)
-    summaries.refresh(session, patient.id)
+    summaries.touch(session, patient.id)
     return Submission(assessment=assessment, created=True, alerts=opened, linked=linked)
 
 
@@ -301,7 +301,7 @@ def raise_unsaved_risk_alerts(session: Session, actor: Actor, patient: Patient,
                                      submission_key=submission_key, amends=amends,
                                      now=utcnow())
     if opened:
-        summaries.refresh(session, patient.id)
+        summaries.touch(session, patient.id)
     return risk
 
 
@@ -444,23 +444,3 @@ def _check_amendment(
         raise SubmissionError("A correction needs a reason.")
     if session.scalar(select(Assessment.id).where(Assessment.amends_id == amends.id)):
         raise SubmissionError(ALREADY_CORRECTED)
-
-
-def patient_assessments(session: Session, patient_id: int) -> list[Assessment]:
-    """The patient's assessments, newest first."""
-    return list(session.scalars(
-        select(Assessment)
-        .where(Assessment.patient_id == patient_id)
-        .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
-    ))
-
-
-def superseded_ids(assessments: Sequence[Assessment]) -> set[int]:
-    """Ids of assessments that a later correction replaces."""
-    return {a.amends_id for a in assessments if a.amends_id is not None}
-
-
-def current_assessments(assessments: Sequence[Assessment]) -> list[Assessment]:
-    """The assessments that count: those no correction replaces."""
-    replaced = superseded_ids(assessments)
-    return [a for a in assessments if a.id not in replaced]

@@ -84,12 +84,6 @@ class CourseError(ValueError):
         self.field = field
 
 
-def patient_courses(session: Session, patient_id: int) -> list[Course]:
-    """The patient's courses, newest first."""
-    return list(session.scalars(select(Course).where(Course.patient_id == patient_id)
-                                .order_by(Course.start_date.desc(), Course.id.desc())))
-
-
 def start_course(session: Session, actor: Actor, patient: Patient, indication: str,
                  planned_infusions: int, start_date: dt.date,
                  next_infusion_at: dt.datetime | None = None,
@@ -115,7 +109,7 @@ def start_course(session: Session, actor: Actor, patient: Patient, indication: s
     claim.stored(course.id)
     audit.record(session, actor, "course.start", patient=patient, object_type="course",
                  object_id=course.id, new=_course_values(course))
-    summaries.refresh(session, patient.id)
+    summaries.touch(session, patient.id)
     return course
 
 
@@ -154,7 +148,7 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
         audit.record(session, actor, "course.update", patient=course_patient(session, course),
                      object_type="course", object_id=course.id,
                      old=before, new=after)
-        summaries.refresh(session, course.patient_id)
+        summaries.touch(session, course.patient_id)
     return course
 
 
@@ -256,7 +250,7 @@ def record_infusion(session: Session, actor: Actor, course: Course,
     audit.record(session, actor, "infusion.record", patient=course_patient(session, course),
                  object_type="infusion", object_id=infusion.id, object_version=1,
                  new=_json_values(checked), details={"number": number})
-    summaries.refresh(session, course.patient_id)
+    summaries.touch(session, course.patient_id)
     return infusion
 
 
@@ -296,7 +290,7 @@ def correct_infusion(session: Session, actor: Actor, infusion: Infusion,
                  object_type="infusion", object_id=infusion.id,
                  object_version=version.version, reason=reason,
                  old=_json_values(version_values(previous)), new=_json_values(checked))
-    summaries.refresh(session, infusion.course.patient_id)
+    summaries.touch(session, infusion.course.patient_id)
     return version
 
 
@@ -309,5 +303,3 @@ def version_values(version: InfusionVersion) -> dict[str, Any]:
 def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value.isoformat() if isinstance(value, dt.datetime) else value
             for key, value in values.items()}
-
-

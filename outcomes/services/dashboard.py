@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import instruments
 
 from ..models import COURSE_STATUSES, Alert, Patient, PatientSummary, utcnow
-from .plans import GRACE_DAYS
+from .schedule import overdue_before
 from .summaries import SUMMARY_MEASURES, Signal, change_signals
 from .triage import AlertDescription, describe, open_alerts_statement, patients_open_alerts
 
@@ -140,11 +140,6 @@ def clinic_day(day: dt.date, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.d
     start = dt.datetime.combine(day, dt.time(), zone)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
     return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
-
-
-def overdue_before(today: dt.date) -> dt.date:
-    """A questionnaire due before this day is overdue (past the grace window)."""
-    return today - dt.timedelta(days=GRACE_DAYS)
 
 
 def today_in(timezone: str, now: dt.datetime | None = None) -> dt.date:

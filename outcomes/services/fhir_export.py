@@ -42,7 +42,7 @@ from instruments.fhir.exporter import (BASE, answer_coding, link_id, questionnai
                                        questionnaire_url, satisfies_questionnaire)
 
 from ..models import Assessment, Patient, User, utcnow
-from .assessments import patient_assessments
+from .records import patient_assessments
 from .exports import Pseudonyms
 
 #: The resource (an earlier version of the same record) a correction replaces.
