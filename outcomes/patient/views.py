@@ -1,7 +1,6 @@
 """The patient's phone: what is due, questionnaires, results and their own trend."""
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Sequence
 
 from flask import Blueprint, abort, redirect, render_template, url_for
@@ -10,10 +9,11 @@ from werkzeug.wrappers import Response
 
 import instruments
 
+from .. import clock
 from ..charts import Chart, Series, patient_charts
 from ..extensions import db
 from ..forms import questionnaire_form
-from ..models import Assessment, Course, Patient, utcnow
+from ..models import Assessment, Course, Patient
 from ..services import audit, schedule
 from ..services.alerts import assessment_alerts
 from ..services.assessments import (
@@ -47,8 +47,8 @@ def own_patient() -> Patient:
 def own_charts(patient: Patient, series: Sequence[Series],
                courses: Sequence[Course]) -> list[Chart]:
     """The patient's charts, with their infusions and one plain sentence each."""
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
-    now = utcnow()
+    zone = clock.clinic_zone(patient.clinic)
+    now = clock.utcnow()
     return patient_charts(series, infusion_marks(courses), zone, {
         entry.measure: progress_sentence(entry, now, zone) for entry in series})
 
@@ -68,9 +68,9 @@ def home() -> str:
     courses = patient_courses(db.session, patient.id)
     due = schedule.due_questionnaires(plan_for(db.session, patient.id),
                                       schedule.timeline_of(patient, courses, assessments),
-                                      utcnow())
+                                      clock.utcnow())
     series = trend_series(current_assessments(assessments), courses,
-                          zoneinfo.ZoneInfo(patient.clinic.timezone))
+                          clock.clinic_zone(patient.clinic))
     audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
@@ -123,7 +123,7 @@ def result(assessment_id: int) -> str:
     patient = assessment.patient
     history = current_assessments(patient_assessments(db.session, patient.id))
     courses = patient_courses(db.session, patient.id)
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    zone = clock.clinic_zone(patient.clinic)
     series = [s for s in trend_series(history, courses, zone)
               if s.measure == instruments.get(assessment.instrument_key).measure]
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,

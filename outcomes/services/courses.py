@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..clock import clinic_today
 from ..models import COURSE_STATUSES, INDICATIONS, Course, Infusion, InfusionVersion, Patient, utcnow
 from . import audit, submissions, summaries
 from .audit import Actor
@@ -140,7 +141,9 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
     course.status = status
     course.planned_infusions = planned_infusions
     course.next_infusion_at = next_infusion_at
-    course.ended_on = (course.ended_on or ended_on or dt.date.today()) if finished else None
+    course.ended_on = ((course.ended_on or ended_on
+                        or clinic_today(course_patient(session, course).clinic))
+                       if finished else None)
     session.flush()
     claim.stored(course.id)
     after = _course_values(course)

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 import instruments
 
+from ..clock import clinic_zone
 from ..models import Alert, Assessment, Course, Patient, PatientSummary, PlanEntry, utcnow
-from .baseline import Window, clinic_zone, course_windows, measure_records, reference_among
+from .baseline import Window, course_windows, measure_records, reference_among
 from .records import current_assessments, current_course_of, patient_assessments, plan_for
 from .schedule import next_due_on, timeline_of
 
@@ -57,7 +58,7 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
     values: dict[str, Any] = {"patient_id": patient.id, "clinic_id": patient.clinic_id,
                               "open_alerts": open_alerts}
     ordered = sorted(assessments, key=lambda a: (a.administered_at, a.id))
-    values.update(score_values(ordered, course_windows(courses, clinic_zone(patient))))
+    values.update(score_values(ordered, course_windows(courses, clinic_zone(patient.clinic))))
     course = current_course_of(courses)
     values.update(
         course_status=course.status if course else None,
