@@ -41,14 +41,6 @@ DEFAULT_PLAN: tuple[PlanDefault, ...] = (
     PlanDefault("phq9", "recurring", 7, 12, 28),
 )
 
-SCHEDULE_LABELS = {
-    "baseline": "Before the first infusion",
-    "before_infusion": "Within 24 hours before each infusion",
-    "after_infusion": "The day after each infusion",
-    "recurring": "At a regular interval",
-}
-
-
 class PlanError(ValueError):
     """A plan change that cannot be made, with the reason."""
 
