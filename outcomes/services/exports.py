@@ -16,7 +16,6 @@ import io
 import itertools
 import json
 import secrets
-import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 import instruments
 
+from ..clock import clinic_zone, day_bounds, local_date, local_midnight
 from ..database import set_statement_timeout
 from .baseline import administered, choose_reference, measure_records, windows_from
 from ..models import (
@@ -157,18 +157,15 @@ class ExportRequest:
     deidentified: bool = False
 
     @property
-    def zone(self) -> zoneinfo.ZoneInfo:
+    def zone(self) -> dt.tzinfo:
         """The clinic's time zone: dates in filters and day counts are the clinic's."""
-        return zoneinfo.ZoneInfo(self.timezone)
+        return clinic_zone(self.timezone)
 
     def window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """The date range as UTC instants: from the start of ``date_from`` to the end of
         ``date_to``, both clinic-local days (the end is exclusive)."""
-        def start_of(day: dt.date) -> dt.datetime:
-            return dt.datetime.combine(day, dt.time(), self.zone).astimezone(dt.timezone.utc)
-
-        return (start_of(self.date_from) if self.date_from else None,
-                start_of(self.date_to + dt.timedelta(days=1)) if self.date_to else None)
+        return (local_midnight(self.zone, self.date_from) if self.date_from else None,
+                day_bounds(self.zone, self.date_to)[1] if self.date_to else None)
 
     def audit_details(self, rows: int | None) -> dict[str, Any]:
         """What the audit trail keeps about this export (``rows`` None: not known yet)."""
@@ -655,7 +652,7 @@ def days_between(first: dt.datetime | str | None, moment: dt.datetime | None,
     day of the first infusion, negative before it; None without an infusion or a moment."""
     if first is None or moment is None:
         return None
-    return (moment.astimezone(zone).date() - as_utc(first).astimezone(zone).date()).days
+    return (local_date(moment, zone) - local_date(as_utc(first), zone)).days
 
 
 # --- De-identification --------------------------------------------------------------------
