@@ -148,7 +148,11 @@ def install_error_handlers(app: Flask) -> None:
             # questionnaire's answers held, in auth/sessions.py).
             flash("You were signed out, so the form could not be sent. Sign in and send it "
                   "again; nothing was saved.", "info")
-            return redirect(url_for("auth.login"))
+            # A questionnaire's answers cannot be attributed without a session, so a
+            # disclosure in them reaches nobody: the sign-in page then leads with the national
+            # crisis lines. Said in the address, not the session: this browser keeps no cookie.
+            help_now = "now" if request.endpoint == "patient.questionnaire" else None
+            return redirect(url_for("auth.login", help=help_now))
         return render_template(
             "errors/error.html",
             title="This form has expired",

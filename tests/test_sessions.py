@@ -15,10 +15,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from outcomes import clock as app_clock
 from outcomes import create_app
+from outcomes.auth import sessions
 from outcomes.extensions import db
 from outcomes.models import Alert, Assessment, HeldAnswers
+from outcomes.services import held_answers
 
 from .conftest import PASSWORD, base_config, csrf_token
 
@@ -39,7 +40,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(app_clock, "utcnow", clock)
+    monkeypatch.setattr(sessions, "utcnow", clock)
+    monkeypatch.setattr(held_answers, "utcnow", clock)
     return clock
 
 
@@ -242,11 +244,30 @@ def test_a_staff_form_sent_after_the_session_ended_says_nothing_was_saved(client
 
 def test_a_form_whose_cookie_is_gone_sends_the_person_to_sign_in(app, world):
     """A browser that dropped the session cookie: nobody to hold answers for, and a calm
-    message instead of an error page."""
+    message instead of an error page; a staff form gets no crisis line."""
     client = app.test_client()
-    response = client.post("/me/questionnaires/phq9", data={**answers(), "csrf_token": "x"})
+    response = client.post("/exports/fhir", data={"identifier": "x", "csrf_token": "x"})
     assert response.status_code == 302 and response.location == "/login"
-    assert b"You were signed out, so the form could not be sent" in client.get("/login").data
+    page = client.get("/login").data.decode()
+    assert "You were signed out, so the form could not be sent" in page
+    assert 'class="crisis-line"' not in page
+
+
+def test_a_questionnaire_whose_cookie_is_gone_leads_with_the_crisis_lines(app, world, session):
+    """Its answers cannot be attributed, so a disclosure in them reaches nobody: the sign-in
+    page leads with the national crisis lines (no clinic is known), even for a browser that
+    keeps no cookie at all."""
+    response = app.test_client().post("/me/questionnaires/phq9",
+                                      data={**answers(item_9=3), "csrf_token": "x"})
+    assert response.status_code == 302 and response.location == "/login?help=now"
+    cookieless = app.test_client()
+    cookieless.delete_cookie("session")
+    page = cookieless.get(response.location).data.decode()
+    line = page.index('class="crisis-line"')
+    assert line < page.index("<h1") and line < page.index('action="/login')
+    assert 'href="tel:988"' in page and 'href="sms:988"' in page and 'href="tel:911"' in page
+    assert world.clinic.crisis_phone not in page and world.clinic.name not in page
+    assert session.scalar(select(func.count(Alert.id))) == 0  # nobody to alert about
 
 
 def test_settings_are_whole_minutes_above_zero() -> None:

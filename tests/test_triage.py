@@ -8,9 +8,10 @@ import re
 import zoneinfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 import instruments
+from outcomes import clock as app_clock
 from outcomes.extensions import db
 from outcomes.models import Alert, AuditEvent, Clinic, Patient, User, utcnow
 from outcomes.services import courses, triage
@@ -411,3 +412,109 @@ def test_after_a_non_crisis_alert_the_patient_is_told_with_the_clinics_wording(c
     gad7, alerts = submit(app, world.patient.id, "gad7", [1] * 7, "g")
     assert alerts == []
     assert "has been told" not in client.get(f"/me/results/{gad7}").data.decode()
+
+
+# --- a later answer filed under the open alert ----------------------------------------------
+
+@pytest.fixture
+def pinned(monkeypatch):
+    """The app's clock, set by hand: ``pinned.now = ...``."""
+    class Pinned:
+        now = NOW
+
+    monkeypatch.setattr(app_clock, "utcnow", lambda: Pinned.now)
+    return Pinned
+
+
+def test_a_worse_answer_linked_to_the_open_alert_is_what_the_alert_says_first(app, world,
+                                                                              pinned):
+    """A form left blank on item 9, then "Nearly every day": one alert (issue 9), described by
+    the latest answer, with the first one after it."""
+    pinned.now = NOW - dt.timedelta(hours=72)
+    _, (alert_id,) = submit(app, world.patient.id, "phq9", [1] * 8 + [None], "blank")
+    pinned.now = NOW - dt.timedelta(hours=2)
+    worse, opened = submit(app, world.patient.id, "phq9", [1] * 8 + [3], "worse")
+    assert opened == []  # linked, not a second alert
+    d = described(app, alert_id, now=NOW)
+    assert d.latest is not None and d.latest.changed and d.latest.assessment.id == worse
+    assert [(a.number, a.label) for a in d.latest.answers] == [(9, "Nearly every day")]
+    assert [(a.number, a.value) for a in d.answers] == [(9, None)]  # what raised it
+    assert d.summary == ("PHQ-9 item 9 · 'Nearly every day' (latest, 2 h ago) · first left "
+                         "blank · 3 d ago")
+    assert d.seen == 1
+
+
+def test_the_same_answer_repeated_keeps_the_first_description(app, world):
+    _, (alert_id,) = submit(app, world.patient.id, "phq9", [0] * 8 + [2], "a")
+    again, _ = submit(app, world.patient.id, "phq9", [1] * 8 + [2], "b")
+    d = described(app, alert_id)
+    assert d.latest is not None and not d.latest.changed and d.latest.assessment.id == again
+    assert d.summary == "PHQ-9 item 9 · 'More than half the days' · 2 h ago"
+
+
+def test_a_higher_total_linked_to_an_open_change_alert_is_shown(app, world, pinned):
+    pinned.now = NOW - dt.timedelta(hours=5)
+    submit(app, world.patient.id, "pcl5", [1] * 20, "base",
+           administered_at=NOW - dt.timedelta(days=14))
+    _, (alert_id,) = submit(app, world.patient.id, "pcl5-weekly", [2] * 10 + [1] * 10, "worse")
+    pinned.now = NOW - dt.timedelta(hours=1)
+    higher, opened = submit(app, world.patient.id, "pcl5-weekly", [2] * 20, "higher")
+    assert opened == []
+    d = described(app, alert_id, now=NOW)
+    assert d.latest is not None and (d.latest.total, d.latest.changed) == (40, True)
+    assert d.summary == "PCL-5 20 → 40 (latest, 1 h ago) · first 30 · 5 h ago"
+
+
+def test_every_page_shows_the_latest_answer_and_the_inbox_order_stands(client, world, inbox,
+                                                                        app):
+    worse, _ = submit(app, world.patient.id, "phq9", [0] * 8 + [3], "worse")
+    sign_in(client, world.clinician)
+    html = client.get("/clinic/alerts").data.decode()
+    assert listed(html) == [inbox["crisis_old"], inbox["crisis_new"], inbox["review_old"]]
+    item = html[html.index(f'id="alert-{inbox["crisis_new"]}"'):]
+    item = item[:item.index("</li>\n  \n  <li") if "</li>\n  \n  <li" in item else None]
+    assert item.index("Latest — changed") < item.index("“Nearly every day”") \
+        < item.index("First raised") < item.index("“Several days”")
+    assert 'name="seen" value="1"' in item
+    dashboard = client.get("/clinic/patients").data.decode()
+    assert "PHQ-9 item 9 · &#39;Nearly every day&#39; (latest, just now) · first " \
+           "&#39;Several days&#39;" in dashboard
+    record = client.get(f"/clinic/patients/{world.patient.id}").data.decode()
+    assert "Latest — changed" in record and "“Nearly every day”" in record
+    assert 'name="seen" value="1"' in record
+    page = client.get(f"/clinic/patients/{world.patient.id}/assessments/{worse}")
+    assert "Latest — changed" in page.data.decode()
+
+
+def count_statements(app, path: str, client) -> int:
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def test_the_inbox_reads_linked_answers_in_bounded_statements(client, world, inbox, app):
+    """The latest linked records of all listed alerts load at once, never one by one."""
+    submit(app, world.patient.id, "phq9", [0] * 8 + [3], "l1")
+    sign_in(client, world.clinician)
+    client.get("/clinic/alerts")  # warm: the first request may load things once
+    before = count_statements(app, "/clinic/alerts", client)
+    submit(app, world.patient.id, "phq9", [1] * 8 + [2], "l2")
+    colleague_patient = inbox_patient(app, inbox["crisis_old"])
+    submit(app, colleague_patient, "phq9", [2] * 8 + [1], "l3")
+    after = count_statements(app, "/clinic/alerts", client)
+    assert after == before
+
+
+def inbox_patient(app, alert_id: int) -> int:
+    with app.app_context():
+        return db.session.get(Alert, alert_id).patient_id

@@ -49,6 +49,10 @@ class AcknowledgeAlertForm(FlaskForm):
     #: Where to go back to: the patient's record, or the triage inbox.
     back = SelectField(choices=[SelectChoice("patient", "patient"), SelectChoice("inbox", "inbox")],
                        default="patient", validators=[Optional()])
+    #: How many later records linked to the alert the page showed; acknowledging refuses if
+    #: more are linked by now. Missing counts as none, the most cautious reading.
+    seen = IntegerField(widget=HiddenInput(), default=0,
+                        validators=[Optional(), NumberRange(min=0)])
 
 
 INTERVAL_CHOICES = [SelectChoice("7", "Every week"), SelectChoice("14", "Every 2 weeks"),

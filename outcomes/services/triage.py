@@ -10,6 +10,7 @@ assessment are read instead, and the definition's own flag rule picks the items.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,6 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 import instruments
 
-from ..clock import to_local
 from ..models import Alert, Assessment, Clinic, Patient, utcnow
 from . import audit
 from .audit import Actor
@@ -45,6 +45,21 @@ class ItemAnswer:
 
 
 @dataclass(frozen=True)
+class LatestAnswers:
+    """The newest record linked to an alert (it repeated the disclosure while the alert was
+    open): its answers to the items the alert's rule read, or its total for a change alert.
+    A worsening answer files under the open alert, so the clinician must see it there."""
+
+    assessment: Assessment
+    answers: tuple[ItemAnswer, ...]
+    total: int | None
+    #: How long ago it reached the clinic.
+    age: str
+    #: True when it answered differently from what raised the alert.
+    changed: bool
+
+
+@dataclass(frozen=True)
 class AlertDescription:
     """What happened, in the clinic's words rather than the rule's."""
 
@@ -65,8 +80,18 @@ class AlertDescription:
     #: True when the answers came from a form that was not stored (sent incomplete, say).
     unsaved: bool
     age: str
-    #: What happened, in a few words: "PHQ-9 item 9 · 'Several days'", "PCL-5 20 → 31".
+    #: The newest linked record, when a later form repeated the disclosure.
+    latest: LatestAnswers | None
+    #: What happened, in a few words: "PHQ-9 item 9 · 'Several days'", "PCL-5 20 → 31";
+    #: with a later, different answer first: "PHQ-9 item 9 · 'Nearly every day' (latest,
+    #: 2 h ago) · first left blank".
     what: str
+
+    @property
+    def seen(self) -> int:
+        """How many linked records this description shows: the acknowledge form carries it, so
+        an answer linked after the page was drawn cannot be acknowledged unseen."""
+        return len(self.alert.also_seen_in)
 
     @property
     def summary(self) -> str:
@@ -90,8 +115,11 @@ def describe_alert(alert: Alert, instrument: instruments.Instrument | None,
             current = assessment.total
     elif instrument is not None:
         given = _evidence_answers(evidence) if evidence else _answers_read_by_rule(
-            alert, instrument)
+            assessment, instrument, alert.kind)
         answers = tuple(_item_answer(instrument, number, value) for number, value in given)
+    linked = alert.also_seen_in  # oldest first
+    latest = _latest(linked[-1], instrument, alert.kind, answers, current, now) \
+        if linked else None
     title = instrument.short_title if instrument is not None else None
     kind = _kind_label(instrument, alert.kind)
     age = alert_age(alert.raised_at, now)
@@ -99,23 +127,54 @@ def describe_alert(alert: Alert, instrument: instruments.Instrument | None,
         alert=alert, instrument=title, kind=kind, answers=answers, baseline=baseline,
         current=current, entered_by=_entered_by(assessment), unsaved=assessment is None,
         answered_at=assessment.administered_at if assessment is not None else None, age=age,
-        what=_what(instrument, kind, answers, baseline, current))
+        latest=latest, what=_what(instrument, kind, answers, baseline, current, latest))
+
+
+def _latest(record: Assessment, instrument: instruments.Instrument | None, kind: str,
+            first: tuple[ItemAnswer, ...], current: int | None,
+            now: dt.datetime) -> LatestAnswers:
+    """What the newest linked record says about the items that raised the alert (the same
+    items; for an alert whose first answers are gone, those its own answers raise)."""
+    answers: tuple[ItemAnswer, ...] = ()
+    if instrument is not None and _threshold(instrument, kind) is None:
+        stored = {answer.item_number: answer.value for answer in record.answers}
+        numbers = [answer.number for answer in first] or [
+            number for number, _ in _answers_read_by_rule(record, instrument, kind)]
+        answers = tuple(_item_answer(instrument, number, stored.get(number))
+                        for number in numbers)
+    changed = [(a.number, a.value) for a in answers] != [(a.number, a.value) for a in first] \
+        if answers else record.total != current
+    return LatestAnswers(assessment=record, answers=answers, total=record.total,
+                         age=alert_age(record.submitted_at, now), changed=changed)
 
 
 def _what(instrument: instruments.Instrument | None, kind: str,
-          answers: tuple[ItemAnswer, ...], baseline: int | None, current: int | None) -> str:
+          answers: tuple[ItemAnswer, ...], baseline: int | None, current: int | None,
+          latest: LatestAnswers | None = None) -> str:
     title = instrument.short_title if instrument is not None else "Alert"
+    newer = latest if latest is not None and latest.changed else None
     if current is not None:
         # Totals are compared within a measure (the PCL-5's monthly and weekly versions).
         title = instrument.measure if instrument is not None else title
+        if newer is not None and newer.total is not None:
+            return (f"{title} {baseline} → {newer.total} (latest, {newer.age}) · first "
+                    f"{current}" if baseline is not None else
+                    f"{title} total {newer.total} (latest, {newer.age}) · first {current}")
         return f"{title} {baseline} → {current}" if baseline is not None \
             else f"{title} total {current}"
-    if not answers:
+    if not answers and newer is None:
         return f"{title} · {kind.lower()}"
+    if newer is not None and newer.answers:
+        return (f"{title} item {newer.answers[0].number} · {_words(newer.answers)} "
+                f"(latest, {newer.age}) · first {_words(answers) if answers else kind.lower()}")
+    return f"{title} item {answers[0].number} · {_words(answers)}"
+
+
+def _words(answers: tuple[ItemAnswer, ...]) -> str:
+    """The first answer as quoted words ("'Several days'", "left blank"), and how many more."""
     first = answers[0]
-    what = f"{title} item {first.number} · " + (
-        f"'{first.label}'" if first.label is not None else "left blank")
-    return what + (f" (+{len(answers) - 1} more)" if len(answers) > 1 else "")
+    words = f"'{first.label}'" if first.label is not None else "left blank"
+    return words + (f" (+{len(answers) - 1} more)" if len(answers) > 1 else "")
 
 
 def _evidence_answers(evidence: dict[str, Any]) -> list[tuple[int, int | None]]:
@@ -123,15 +182,15 @@ def _evidence_answers(evidence: dict[str, Any]) -> list[tuple[int, int | None]]:
                   if number.isdigit())
 
 
-def _answers_read_by_rule(alert: Alert, instrument: instruments.Instrument
-                          ) -> list[tuple[int, int | None]]:
-    """For an alert stored without evidence: the items of its assessment that raise its flag
+def _answers_read_by_rule(assessment: Assessment | None, instrument: instruments.Instrument,
+                          kind: str) -> list[tuple[int, int | None]]:
+    """For an alert stored without evidence: the items of a record that raise its flag
     on their own (each answer kept, every other item at its lowest), so the definition's own
     rule decides which answers count, as it did when the alert was raised."""
-    if alert.assessment is None:
+    if assessment is None:
         return []  # a form sent incomplete before evidence was kept: its answers are gone
-    stored = {answer.item_number: answer.value for answer in alert.assessment.answers}
-    rule = next((flag for flag in instrument.flags if flag.key == alert.kind), None)
+    stored = {answer.item_number: answer.value for answer in assessment.answers}
+    rule = next((flag for flag in instrument.flags if flag.key == kind), None)
     if rule is None:
         return []
     found = []
@@ -202,10 +261,10 @@ def describe(alerts: list[Alert], now: dt.datetime | None = None) -> list[AlertD
     return [describe_alert(alert, alert_instrument(alert), now) for alert in alerts]
 
 
-def already_acknowledged(alert: Alert, zone: dt.tzinfo) -> str:
+def already_acknowledged(alert: Alert, zone: zoneinfo.ZoneInfo) -> str:
     """The message for a second acknowledgement: who dealt with it, when and what they did."""
     by = alert.acknowledged_by.email if alert.acknowledged_by is not None else "someone"
-    when = to_local(alert.acknowledged_at, zone).strftime("%-d %b %Y, %H:%M")
+    when = alert.acknowledged_at.astimezone(zone).strftime("%-d %b %Y, %H:%M")
     return (f"This alert was already acknowledged by {by} on {when}: "
             f"“{alert.acknowledgement_note}”. Nothing was changed.")
 
@@ -230,6 +289,11 @@ def inbox_kinds() -> dict[str, str]:
     return {KIND_CRISIS: "Crisis alerts", KIND_OTHER: "Other alerts", **alert_kinds()}
 
 
+#: Loader options for describing alerts: the records linked to them, with their answers, in
+#: two statements for any number of alerts (the latest one's answers are shown).
+LINKED_ANSWERS = (selectinload(Alert.also_seen_in).selectinload(Assessment.answers),)
+
+
 @dataclass(frozen=True)
 class InboxQuery:
     #: Only the patients assigned to this clinician; None for the whole clinic.
@@ -244,7 +308,7 @@ def open_alerts(session: Session, clinic_id: int, query: InboxQuery) -> list[Ale
         .options(joinedload(Alert.patient).joinedload(Patient.assigned_clinician),
                  joinedload(Alert.assessment).joinedload(Assessment.entered_by),
                  joinedload(Alert.assessment).joinedload(Assessment.answers),
-                 selectinload(Alert.also_seen_in))
+                 *LINKED_ANSWERS)
         .order_by(Alert.crisis.desc(), Alert.raised_at, Alert.id)
     )
     if query.kind == KIND_CRISIS:
@@ -262,7 +326,11 @@ def patients_open_alerts(session: Session, patient_ids: list[int]) -> dict[int, 
         select(Alert)
         .where(Alert.patient_id.in_(patient_ids), Alert.acknowledged_at.is_(None))
         .options(joinedload(Alert.assessment).joinedload(Assessment.entered_by),
-                 joinedload(Alert.assessment).joinedload(Assessment.answers))
+                 joinedload(Alert.assessment).joinedload(Assessment.answers),
+                 # Joined, not selected in: the dashboard reads a page of patients in a fixed
+                 # number of statements, linked records or not (few: an alert stays open
+                 # for days, questionnaires come weekly).
+                 joinedload(Alert.also_seen_in).joinedload(Assessment.answers))
         .order_by(Alert.crisis.desc(), Alert.raised_at, Alert.id)
     )
     found: dict[int, list[Alert]] = {}
