@@ -19,6 +19,7 @@ demo: install assets db
 	@$(DEMO_ENV) $(PY) -m flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 test: install-test assets
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.runtime-installed

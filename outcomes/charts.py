@@ -19,6 +19,8 @@ import plotly.graph_objects as go
 
 import instruments
 
+from .clock import to_local
+
 #: One colour per meaning, on every chart. Lines and markers have at least 3:1 contrast
 #: against white (WCAG 2.2 1.4.11); band shades are pale enough for #333 text (AA, 9:1+).
 PALETTE: Mapping[str, str] = MappingProxyType({
@@ -342,7 +344,7 @@ def infusion_text(mark: InfusionMark, zone: dt.tzinfo, separator: str = "<br>") 
     """What was given and observed at an infusion: dose, vitals before, at peak and after,
     and side effects."""
     lines = [f"{mark.label}, {_day(mark.administered_at, zone)} "
-             f"{mark.administered_at.astimezone(zone):%H:%M}",
+             f"{to_local(mark.administered_at, zone):%H:%M}",
              f"Dose {mark.dose_mg_per_kg:g} mg/kg, {mark.total_dose_mg:g} mg in total"]
     lines += [f"{when}: {vitals_text(vitals)}"
               for when, vitals in (("Before", mark.before), ("Peak", mark.peak),
@@ -398,11 +400,11 @@ def _plain(figure: go.Figure) -> dict[str, Any]:
 
 
 def _local(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return to_local(moment, zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _day(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%-d %b %Y")
+    return to_local(moment, zone).strftime("%-d %b %Y")
 
 
 # --- charts: figures with their tables ----------------------------------------------------

@@ -239,7 +239,9 @@ class OneLineUsage(click.Command):
             raise CommandError(error.format_message()) from None
 
 
-@click.command("export", cls=OneLineUsage)
+@click.command("export", cls=OneLineUsage, help=(
+    f"Export KIND for a clinic: {', '.join(exports.KINDS)} as CSV, or {fhir_export.KIND} (one "
+    "patient's FHIR R4 Bundle). Each export is recorded in the audit trail."))
 @with_appcontext
 @click.argument("kind")
 @click.option("--clinic", "clinic_name", required=True, help="The clinic's name.")
@@ -255,17 +257,16 @@ class OneLineUsage(click.Command):
 def export(kind: str, clinic_name: str, date_from: str | None, date_to: str | None,
            patient: str | None, instrument: str | None, deidentified: bool,
            output: str | None) -> None:
-    """Export KIND for a clinic: responses, scores, infusions, alerts or audit as CSV, or fhir
-    (one patient's FHIR R4 Bundle). Each export is recorded in the audit trail."""
-    if kind != "fhir" and kind not in exports.KINDS:
+    """The ``export`` command; its help names the kinds, from ``exports.KINDS``."""
+    if kind != fhir_export.KIND and kind not in exports.KINDS:
         raise CommandError(f"Unknown export {kind!r}; choose one of "
-                           f"{', '.join([*exports.KINDS, 'fhir'])}.")
+                           f"{', '.join([*exports.KINDS, fhir_export.KIND])}.")
     clinic = accounts.find_clinic(db.session, clinic_name)
     if clinic is None:
         raise CommandError(f"No clinic named {clinic_name!r}.")
     if output is not None and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
         raise CommandError(f"No folder to write {output!r} in.")
-    if kind == "fhir":
+    if kind == fhir_export.KIND:
         _export_fhir(clinic, patient, deidentified, output,
                      unused=date_from or date_to or instrument)
         return

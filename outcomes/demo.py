@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import zoneinfo
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session
 
 import instruments
 
+from . import clock
 from .models import (
     Alert,
     AlertAssessment,
@@ -131,11 +131,11 @@ def seed_demo(session: Session, patients: int = 40, weeks: int = 16, seed: int =
     staff = [create_staff_user(session, SYSTEM, clinic, role, email, password)
              for role, email, password in demo_logins(0, email_domain)]
     clinicians = [user for user in staff if user.role == "clinician"]
-    zone = zoneinfo.ZoneInfo(clinic.timezone)
-    now = now or dt.datetime.now(dt.timezone.utc)
-    today = today or now.astimezone(zone).date()
+    zone = clock.clinic_zone(clinic)
+    now = now or clock.utcnow()
+    today = today or clock.clinic_today(zone, now)
     # The history ends at the last minute of ``today``, or now if that is earlier.
-    until = min(now, dt.datetime.combine(today, dt.time(23, 59), zone).astimezone(dt.timezone.utc))
+    until = min(now, clock.at_local_time(zone, today, dt.time(23, 59)))
     patient_hash = password_hasher().hash(PATIENT_PASSWORD)  # one hash serves every demo patient
     summary = DemoSummary(clinic=clinic.name, patients=patients,
                           logins=demo_logins(min(3, patients), email_domain))
@@ -159,7 +159,7 @@ def _patient_email(index: int, domain: str) -> str:
 def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians: list[User],
                 patient_hash: str, indexes: range, weeks: int, today: dt.date,
                 until: dt.datetime, domain: str, full_histories: bool) -> tuple[int, int]:
-    zone = zoneinfo.ZoneInfo(clinic.timezone)
+    zone = clock.clinic_zone(clinic)
     histories = [_plan_patient(rng, index, weeks, today, zone, until, full_histories)
                  for index in indexes]
     user_ids = session.scalars(
@@ -307,7 +307,7 @@ def _infusion_values(rng: random.Random, moment: dt.datetime, weight: float) -> 
 
 def _alerts_for(rows: list[dict[str, Any]], answer_lists: list[tuple[int | None, ...]],
                 assessment_ids: list[int], clinicians: list[User], courses: dict[int, Course],
-                zone: zoneinfo.ZoneInfo, now: dt.datetime
+                zone: dt.tzinfo, now: dt.datetime
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The alerts each record calls for, by the same rules as a live submission (the one
     baseline of ``services.baseline``; one open alert per disclosure, later records linked to
@@ -412,7 +412,7 @@ class _PatientHistory:
 
 
 def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
-                  zone: zoneinfo.ZoneInfo, until: dt.datetime,
+                  zone: dt.tzinfo, until: dt.datetime,
                   full_history: bool = False) -> _PatientHistory:
     """One patient's invented history, from enrolment to ``today``, without anything that
     would come after ``until`` (later today, when the seeder runs in the morning)."""
@@ -437,10 +437,9 @@ def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
     risky = index == 1 or rng.random() < 0.06
 
     def at(day: int, hour: int | None = None) -> dt.datetime:
-        local = dt.datetime.combine(
-            start + dt.timedelta(days=day),
-            dt.time(rng.randint(8, 19) if hour is None else hour, rng.randint(0, 59)), zone)
-        return local.astimezone(dt.timezone.utc)
+        return clock.at_local_time(
+            zone, start + dt.timedelta(days=day),
+            dt.time(rng.randint(8, 19) if hour is None else hour, rng.randint(0, 59)))
 
     def level(day: int) -> float:
         """Fraction of baseline severity on this day of the history."""
@@ -493,7 +492,7 @@ def _plan_patient(rng: random.Random, index: int, weeks: int, today: dt.date,
         records=records, indication="ptsd" if rng.random() < 0.85 else "depression",
         planned_infusions=planned, course_start=start + dt.timedelta(days=first),
         course_status=status,
-        course_ended_on=infusions[-1].astimezone(zone).date() if finished else None,
+        course_ended_on=clock.local_date(infusions[-1], zone) if finished else None,
         next_infusion_at=at(next_day, hour=10) if next_day is not None else None,
         infusions=infusions,
     )

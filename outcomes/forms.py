@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, St
 import instruments
 from instruments import Instrument
 
-from .services.dashboard import today_in
+from .clock import clinic_today
 
 UNANSWERED = "Choose an answer for this question."
 
@@ -51,7 +51,7 @@ def date_problem(day: dt.date, what: str, timezone: str, *, ahead: bool = False)
     today in the clinic's ``timezone``; a booking (``ahead``) is at most BOOKING_HORIZON_DAYS
     ahead. Both numbers are local policy, in the settings."""
     earliest: dt.date = current_app.config["EARLIEST_RECORD_DATE"]
-    today = today_in(timezone)
+    today = clinic_today(timezone)
     if day < earliest:
         return f"{what} cannot be before {earliest:%-d %B %Y}. Check the year."
     if not ahead and day > today:

@@ -33,14 +33,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from . import clock
 
-ROLES = ("patient", "clinician", "admin")
 INDICATIONS = ("ptsd", "depression", "anxiety", "other")
 COURSE_STATUSES = ("planned", "active", "completed", "stopped")
 #: How a plan entry is timed: once before the first infusion; within 24 hours before each
 #: infusion; the day after each infusion; or at a regular interval.
 SCHEDULES = ("baseline", "before_infusion", "after_infusion", "recurring")
 STAFF_ROLES = ("clinician", "admin")
-ASSESSMENT_SOURCES = ("patient", "transcribed")
 
 
 def utcnow() -> dt.datetime:

@@ -2,32 +2,32 @@
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
 from flask import Flask
 from flask_login import current_user
 
 import instruments
 
+from . import clock
 from .services.assessments import flag_texts
 
 
-def _zone() -> zoneinfo.ZoneInfo:
+def _zone() -> dt.tzinfo:
     if current_user and current_user.is_authenticated:
-        return zoneinfo.ZoneInfo(current_user.clinic.timezone)
-    return zoneinfo.ZoneInfo("UTC")
+        return clock.clinic_zone(current_user.clinic)
+    return clock.UTC
 
 
 def local_date(value: dt.datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(_zone()).strftime("%-d %b %Y")
+    return clock.to_local(value, _zone()).strftime("%-d %b %Y")
 
 
 def local_datetime(value: dt.datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(_zone()).strftime("%-d %b %Y, %H:%M")
+    return clock.to_local(value, _zone()).strftime("%-d %b %Y, %H:%M")
 
 
 def instrument_title(key: str) -> str:

@@ -161,7 +161,7 @@ def test_a_corrected_baseline_counts_with_its_corrected_total(app, session, worl
         assert reference_total(db.session, world.patient.id, "PHQ-9", latest.administered_at) == 16
         records = db.session.scalars(select(Assessment)).all()
         current = [a for a in records if a.id not in {r.amends_id for r in records}]
-        from outcomes.services.courses import patient_courses
+        from outcomes.services.records import patient_courses
         ref = reference_for(current, patient_courses(db.session, world.patient.id), ZONE,
                             "PHQ-9")
     assert (ref.kind, ref.record.total) == (BASELINE, 16)

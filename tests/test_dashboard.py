@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, select
 
 import instruments
+from outcomes import clock
 from outcomes.extensions import db
 from outcomes.models import Alert, Patient, PatientSummary
 from outcomes import demo
@@ -118,9 +119,8 @@ def test_filters_show_exactly_the_matching_patients(client, seeded, session, que
 
 
 def test_overdue_filter_uses_the_clinics_today(client, seeded, session, monkeypatch):
-    from outcomes.clinician import views
-
-    monkeypatch.setattr(views, "today_in", lambda timezone: TODAY)
+    # Noon of TODAY at the demo clinic (New York): the clinic's today is TODAY.
+    monkeypatch.setattr(clock, "utcnow", lambda: dt.datetime(2026, 6, 1, 16, tzinfo=dt.UTC))
     sign_in_demo(client)
     expected = {s.patient_id for s in session.scalars(select(PatientSummary))
                 if s.next_due_on is not None and s.next_due_on < TODAY - dt.timedelta(days=2)}

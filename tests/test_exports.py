@@ -23,7 +23,8 @@ from outcomes.models import (
     Patient,
     utcnow,
 )
-from outcomes.services import exports
+from outcomes.exports.forms import csv_export_form
+from outcomes.services import exports, fhir_export
 from outcomes.services.alerts import acknowledge_alert
 from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
@@ -133,6 +134,23 @@ def test_each_kind_has_its_columns_and_the_guide_defines_every_one(client, admin
     for column in columns:
         for name in {column.name, column.heading(True)}:
             assert f"`{name}`" in section, f"docs/exports.md does not define {kind}.{name}"
+
+
+def test_the_form_the_command_line_and_the_guide_offer_the_registered_kinds(app, runner):
+    # One entry in exports.KINDS is the whole of a kind: nothing else lists the kinds.
+    with app.test_request_context():
+        offered = {role: [(choice.value, choice.label) for choice in
+                          csv_export_form(role, "UTC").kind.choices]
+                   for role in ("clinician", "admin")}
+    labels = [(key, kind.label) for key, kind in exports.KINDS.items()]
+    assert offered == {"admin": labels, "clinician": [c for c in labels if c[0] != "audit"]}
+    help_text = " ".join(runner.invoke(args=["export", "--help"]).output.split())
+    assert f"{', '.join(exports.KINDS)} as CSV, or {fhir_export.KIND} " in help_text
+    guide = DOCS.read_text()
+    listed = re.search(r"`KIND` is (.*?)\. The file", guide, re.DOTALL).group(1)
+    assert re.findall(r"`([a-z]+)`", listed) == list(exports.KINDS)
+    assert re.findall(r"^## `([a-z]+)`$", guide, re.MULTILINE) == list(exports.KINDS)
+    assert f"export {fhir_export.KIND} --clinic" in guide
 
 
 def test_responses_show_every_answer_with_who_entered_it(client, world, records):

@@ -9,13 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from outcomes.models import AuditEvent, PlanEntry
-from outcomes.services.plans import (
-    GRACE_DAYS,
-    Timeline,
-    default_plan_entries,
-    due_questionnaires,
-    next_due_on,
-)
+from outcomes.services.plans import default_plan_entries
+from outcomes.services.schedule import GRACE_DAYS, Timeline, due_questionnaires, next_due_on
 
 from .conftest import sign_in
 

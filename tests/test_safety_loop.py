@@ -101,6 +101,8 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
+        # The submission service's alone: the whole app's clock moved hours on would end the
+        # signed-in sessions these tests post through.
     return Clock(monkeypatch)
 
 

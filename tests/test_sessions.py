@@ -15,11 +15,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from outcomes import clock as app_clock
 from outcomes import create_app
-from outcomes.auth import sessions
 from outcomes.extensions import db
 from outcomes.models import Alert, Assessment, HeldAnswers
-from outcomes.services import held_answers
 
 from .conftest import PASSWORD, base_config, csrf_token
 
@@ -40,8 +39,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(sessions, "utcnow", clock)
-    monkeypatch.setattr(held_answers, "utcnow", clock)
+    monkeypatch.setattr(app_clock, "utcnow", clock)
     return clock
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from ..auth.access import staff_required
+from ..clock import clinic_today, clinic_zone, local_now, to_local, to_utc
 from ..extensions import db
 from ..models import Course, Infusion, Patient
 from ..services import audit
@@ -41,19 +41,6 @@ def infusion_or_404(patient: Patient, infusion_id: int) -> Infusion:
     return infusion
 
 
-def _zone(patient: Patient) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(patient.clinic.timezone)
-
-
-def _to_utc(local: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
-    """A time typed in the clinic's zone (datetime-local fields carry none), in UTC."""
-    return None if local is None else local.replace(tzinfo=zone).astimezone(dt.timezone.utc)
-
-
-def _to_local(moment: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
-    return None if moment is None else moment.astimezone(zone).replace(tzinfo=None)
-
-
 def _refuse(form: Any, error: CourseError) -> None:
     """Put a service's refusal on the field it names, or at the top of the form."""
     target = getattr(form, error.field, None) if error.field else None
@@ -67,16 +54,16 @@ def _refuse(form: Any, error: CourseError) -> None:
 @staff_required
 def new_course(patient_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
-    zone = _zone(patient)
+    zone = clinic_zone(patient.clinic)
     form = CourseForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
-        form.start_date.data = dt.datetime.now(zone).date()
+        form.start_date.data = clinic_today(zone)
     done = url_for("clinician.patient", patient_id=patient.id) + "#course"
     if form.validate_on_submit():
         try:
             start_course(db.session, current_actor(), patient, form.indication.data,
                          form.planned_infusions.data, form.start_date.data,
-                         _to_utc(form.next_infusion_at.data, zone), form.submission_key.data)
+                         to_utc(form.next_infusion_at.data, zone), form.submission_key.data)
         except RepeatedSubmission as repeat:
             return repeated(repeat, done)
         except CourseError as error:
@@ -92,19 +79,19 @@ def new_course(patient_id: int) -> Response | tuple[str, int]:
 def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
     course = course_or_404(patient, course_id)
-    zone = _zone(patient)
+    zone = clinic_zone(patient.clinic)
     form = CourseUpdateForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
         form.status.data = course.status
         form.planned_infusions.data = course.planned_infusions
-        form.next_infusion_at.data = _to_local(course.next_infusion_at, zone)
+        form.next_infusion_at.data = to_local(course.next_infusion_at, zone)
     done = url_for("clinician.patient", patient_id=patient.id) + "#course"
     if form.validate_on_submit():
         try:
             update_course(db.session, current_actor(), course, status=form.status.data,
                           planned_infusions=form.planned_infusions.data,
-                          next_infusion_at=_to_utc(form.next_infusion_at.data, zone),
-                          ended_on=dt.datetime.now(zone).date(),
+                          next_infusion_at=to_utc(form.next_infusion_at.data, zone),
+                          ended_on=clinic_today(zone),
                           submission_key=form.submission_key.data)
         except RepeatedSubmission as repeat:
             return repeated(repeat, done)
@@ -122,11 +109,10 @@ def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
 def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
     patient = patient_or_404(patient_id)
     course = course_or_404(patient, course_id)
-    zone = _zone(patient)
+    zone = clinic_zone(patient.clinic)
     form = InfusionForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
-        form.administered_at.data = dt.datetime.now(zone).replace(second=0, microsecond=0,
-                                                                 tzinfo=None)
+        form.administered_at.data = local_now(zone)
         form.dose_mg_per_kg.data = 0.5
         form.duration_minutes.data = 40
         if course.infusions:  # the last weight is usually right
@@ -136,7 +122,7 @@ def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
         try:
             infusion = record_infusion(db.session, current_actor(), course,
                                        _infusion_values(form, zone),
-                                       _to_utc(form.next_infusion_at.data, zone),
+                                       to_utc(form.next_infusion_at.data, zone),
                                        form.submission_key.data)
         except RepeatedSubmission as repeat:
             return repeated(repeat, done)
@@ -155,13 +141,13 @@ def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
     """An infusion's history of versions, and the form to correct it."""
     patient = patient_or_404(patient_id)
     record = infusion_or_404(patient, infusion_id)
-    zone = _zone(patient)
+    zone = clinic_zone(patient.clinic)
     form = InfusionForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
         values = version_values(record.current)
         for name, value in values.items():
             getattr(form, name).data = value
-        form.administered_at.data = _to_local(record.current.administered_at, zone)
+        form.administered_at.data = to_local(record.current.administered_at, zone)
         form.corrects_version.data = record.current.version
     done = url_for("clinician.infusion", patient_id=patient.id, infusion_id=record.id)
     if form.validate_on_submit():
@@ -181,10 +167,10 @@ def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
                  infusion=record, side_effects=SIDE_EFFECTS)
 
 
-def _infusion_values(form: InfusionForm, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+def _infusion_values(form: InfusionForm, zone: dt.tzinfo) -> dict[str, Any]:
     values = {name: getattr(form, name).data for name in InfusionForm.MEASURES}
     values.update(
-        administered_at=_to_utc(form.administered_at.data, zone),
+        administered_at=to_utc(form.administered_at.data, zone),
         side_effects=form.side_effects.data or [],
         dissociation_rating=form.dissociation_rating.data,
         adverse_events=form.adverse_events.data,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import zoneinfo
 
 import segno
 from flask import (
@@ -25,33 +24,37 @@ from wtforms import SelectChoice
 
 import instruments
 
+from .. import clock
 from ..auth.access import staff_required
 from ..charts import clinician_charts, weekly_mean_chart
 from ..extensions import db
 from ..forms import questionnaire_form
 from ..models import Alert, Assessment, Patient
-from ..services import audit, plans
+from ..services import audit, plans, schedule
 from ..services.alerts import AlertError, acknowledge_alert, assessment_alerts, patient_alerts
 from ..services.assessments import (
     SubmissionError,
     crisis_flagged,
-    current_assessments,
-    patient_assessments,
     raise_unsaved_risk_alerts,
     submit_assessment,
-    superseded_ids,
 )
 from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
-from ..services.courses import INDICATION_LABELS, patient_courses
+from ..services.courses import INDICATION_LABELS
 from ..services.dashboard import (
     DashboardQuery,
     dashboard,
     signal_legend,
-    today_in,
     triage_counts,
 )
 from ..services.outcomes import clinic_outcomes
 from ..services.patients import clinic_patient, clinic_staff
+from ..services.records import (
+    current_assessments,
+    patient_assessments,
+    patient_courses,
+    plan_for,
+    superseded_ids,
+)
 from ..services.triage import InboxQuery, already_acknowledged, describe, open_alerts
 from ..services.baseline import BASELINE_WINDOW_DAYS
 from ..services.results import infusion_marks, reference_sentence, trend_series
@@ -115,8 +118,8 @@ def patients() -> tuple[str, int]:
     query = DashboardQuery(search=search or "", filter=form.filter.data or "",
                            clinician_id=mine, course_status=form.status.data or "",
                            sort=form.sort.data or "priority", page=form.page.data or 1)
-    zone = zoneinfo.ZoneInfo(current_user.clinic.timezone)
-    today = today_in(current_user.clinic.timezone)
+    zone = clock.clinic_zone(current_user.clinic)
+    today = clock.clinic_today(zone)
     counts = triage_counts(db.session, current_user.clinic_id, today, zone, mine)
     page = dashboard(db.session, current_user.clinic_id, query, today, zone)
     # What this page shows of each patient is part of their record: the read names them.
@@ -128,7 +131,7 @@ def patients() -> tuple[str, int]:
              "status": query.course_status, "mine": "y" if mine else None, "sort": query.sort}
     html = render_template("clinician/dashboard.html", form=search_form, page=page,
                            query=query, links=links, counts=counts, legend=signal_legend(),
-                           grace_days=plans.GRACE_DAYS)
+                           grace_days=schedule.GRACE_DAYS)
     db.session.commit()  # the read is audited even when the answer is a 400
     return html, status
 
@@ -159,7 +162,7 @@ SEARCH_LIFETIME = dt.timedelta(hours=1)
 
 def save_search(text: str) -> str:
     """Keep a search in the session; returns its reference for the URL."""
-    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    now = clock.utcnow().timestamp()
     searches = {reference: entry for reference, entry in session.get(_SEARCHES, {}).items()
                 if now - entry["at"] < SEARCH_LIFETIME.total_seconds()}
     reference = secrets.token_urlsafe(12)
@@ -172,7 +175,7 @@ def save_search(text: str) -> str:
 def saved_search(reference: str | None) -> str | None:
     """The text of a search kept in the session, or None when unknown or expired."""
     entry = session.get(_SEARCHES, {}).get(reference) if reference else None
-    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    now = clock.utcnow().timestamp()
     if entry is None or now - entry["at"] >= SEARCH_LIFETIME.total_seconds():
         return None
     return entry["q"]
@@ -269,13 +272,13 @@ def patient(patient_id: int) -> str:
     assessments = patient_assessments(db.session, patient.id)
     current = current_assessments(assessments)
     courses = patient_courses(db.session, patient.id)
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    zone = clock.clinic_zone(patient.clinic)
     series = trend_series(current, courses, zone)
     trend_charts = clinician_charts(series, infusion_marks(courses), zone, {
         entry.measure: reference_sentence(entry, zone) for entry in series})
-    due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
-                                   plans.timeline_of(patient, courses, assessments),
-                                   dt.datetime.now(dt.timezone.utc))
+    due = schedule.due_questionnaires(plan_for(db.session, patient.id),
+                                      schedule.timeline_of(patient, courses, assessments),
+                                   clock.utcnow())
     audit.record(db.session, current_actor(), "patient.view", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
@@ -316,10 +319,10 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
         prefill = [given.get(item.number) for item in instrument.items]
     form = questionnaire_form(instrument, transcription=True, correction=amends is not None,
                               prefill=prefill)
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    zone = clock.clinic_zone(patient.clinic)
     if not form.is_submitted():
-        form.administered_on.data = (amends.administered_at.astimezone(zone).date()
-                                     if amends is not None else dt.datetime.now(zone).date())
+        form.administered_on.data = (clock.local_date(amends.administered_at, zone)
+                                     if amends is not None else clock.clinic_today(zone))
     if form.validate_on_submit() and _completed_on_a_past_day(form, patient, zone):
         try:
             submission = submit_assessment(
@@ -354,10 +357,10 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
                            clinic=patient.clinic), 422
 
 
-def _completed_on_a_past_day(form, patient: Patient, zone: zoneinfo.ZoneInfo) -> bool:
+def _completed_on_a_past_day(form, patient: Patient, zone: dt.tzinfo) -> bool:
     day = form.administered_on.data
-    earliest = patient.enrolled_at.astimezone(zone).date() - dt.timedelta(days=365)
-    if day > dt.datetime.now(zone).date():
+    earliest = clock.local_date(patient.enrolled_at, zone) - dt.timedelta(days=365)
+    if day > clock.clinic_today(zone):
         form.administered_on.errors.append("The date the form was completed cannot be in the "
                                            "future.")
     elif day < earliest:
@@ -398,7 +401,7 @@ def acknowledge(alert_id: int) -> Response:
         except AlertError as error:
             db.session.refresh(alert)
             flash(str(error) if alert.is_open else already_acknowledged(
-                alert, zoneinfo.ZoneInfo(current_user.clinic.timezone)), "error")
+                alert, clock.clinic_zone(current_user.clinic)), "error")
         else:
             flash("Alert acknowledged.", "info")
     if form.back.data == "inbox":
@@ -410,7 +413,7 @@ def acknowledge(alert_id: int) -> Response:
 @staff_required
 def plan(patient_id: int) -> Response | str | tuple[str, int]:
     patient = patient_or_404(patient_id)
-    entries = {(e.instrument_key, e.schedule): e for e in plans.plan_for(db.session, patient.id)}
+    entries = {(e.instrument_key, e.schedule): e for e in plan_for(db.session, patient.id)}
     form = plan_form(entries)
     done = url_for("clinician.patient", patient_id=patient.id)
     if form.validate_on_submit():
@@ -437,7 +440,7 @@ def outcomes() -> str:
     """The clinic's outcomes: mean PCL-5 and PHQ-9 by week since the first infusion, and
     response and remission rates per completed course, with their definitions."""
     report = clinic_outcomes(db.session, current_user.clinic_id,
-                             zoneinfo.ZoneInfo(current_user.clinic.timezone))
+                             clock.clinic_zone(current_user.clinic))
     audit.record(db.session, current_actor(), "clinic_outcomes.view", object_type="clinic",
                  object_id=current_user.clinic_id)
     weekly = {m.measure: weekly_mean_chart(m.measure, m.total_max, m.weeks, m.patients)

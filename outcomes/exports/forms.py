@@ -9,15 +9,8 @@ from wtforms.validators import Length, Optional
 import instruments
 
 from ..forms import ClinicDate
-from ..services.exports import ADMIN_ONLY_KINDS, KINDS
+from ..services.exports import KINDS, kinds_for
 
-KIND_LABELS = {
-    "responses": "Responses: one row per answered item",
-    "scores": "Scores: one row per questionnaire",
-    "infusions": "Infusions: one row per version of each infusion record",
-    "alerts": "Alerts: raised and acknowledged",
-    "audit": "Audit trail (admins only)",
-}
 DEIDENTIFIED_LABEL = ("De-identified: pseudonyms instead of identifiers and emails, days since "
                       "the first infusion instead of dates, no free text")
 
@@ -38,8 +31,7 @@ def csv_export_form(role: str, timezone: str) -> CsvExportForm:
     """The CSV form for a staff member of a clinic in ``timezone``: the audit trail is offered
     to admins only; the dates are the clinic's."""
     form = CsvExportForm(meta={"timezone": timezone})
-    form.kind.choices = [SelectChoice(kind, KIND_LABELS[kind]) for kind in KINDS
-                         if kind not in ADMIN_ONLY_KINDS or role == "admin"]
+    form.kind.choices = [SelectChoice(kind, KINDS[kind].label) for kind in kinds_for(role)]
     form.instrument.choices = [SelectChoice("", "All questionnaires")] + [
         SelectChoice(instrument.key, instrument.title) for instrument in instruments.all()]
     return form

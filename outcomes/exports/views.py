@@ -27,7 +27,7 @@ from ..extensions import db
 from ..models import Patient, utcnow
 from ..services import audit
 from ..services.exports import (
-    ADMIN_ONLY_KINDS,
+    KINDS,
     CsvStream,
     ExportError,
     ExportRequest,
@@ -48,7 +48,8 @@ bp = Blueprint("exports", __name__)
 @staff_required
 def index() -> Response | str | tuple[str, int]:
     """The CSV export form; a valid POST answers with the file, streamed."""
-    if request.form.get("kind") in ADMIN_ONLY_KINDS and current_user.role != "admin":
+    asked = KINDS.get(request.form.get("kind", ""))
+    if asked is not None and not asked.offered_to(current_user.role):
         abort(404)
     # Every filter is checked here and by prepare_export before anything is audited or a
     # byte is sent: a bad one gives the form back with the reason.

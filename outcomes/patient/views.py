@@ -1,7 +1,6 @@
 """The patient's phone: what is due, questionnaires, results and their own trend."""
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Sequence
 
 from flask import Blueprint, abort, redirect, render_template, url_for
@@ -10,22 +9,21 @@ from werkzeug.wrappers import Response
 
 import instruments
 
+from .. import clock
 from ..charts import Chart, Series, patient_charts
 from ..extensions import db
 from ..forms import questionnaire_form
-from ..models import Assessment, Course, Patient, utcnow
-from ..services import audit, plans
+from ..models import Assessment, Course, Patient
+from ..services import audit, schedule
 from ..services.alerts import assessment_alerts
 from ..services.assessments import (
     SubmissionError,
     crisis_flagged,
-    current_assessments,
-    patient_assessments,
     raise_unsaved_risk_alerts,
     submit_assessment,
 )
-from ..services.courses import patient_courses
 from ..services.held_answers import take_held_answers
+from ..services.records import current_assessments, patient_assessments, patient_courses, plan_for
 from ..services.results import (
     infusion_marks,
     plain_summary,
@@ -49,8 +47,8 @@ def own_patient() -> Patient:
 def own_charts(patient: Patient, series: Sequence[Series],
                courses: Sequence[Course]) -> list[Chart]:
     """The patient's charts, with their infusions and one plain sentence each."""
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
-    now = utcnow()
+    zone = clock.clinic_zone(patient.clinic)
+    now = clock.utcnow()
     return patient_charts(series, infusion_marks(courses), zone, {
         entry.measure: progress_sentence(entry, now, zone) for entry in series})
 
@@ -68,10 +66,11 @@ def home() -> str:
     patient = own_patient()
     assessments = patient_assessments(db.session, patient.id)
     courses = patient_courses(db.session, patient.id)
-    due = plans.due_questionnaires(plans.plan_for(db.session, patient.id),
-                                   plans.timeline_of(patient, courses, assessments), utcnow())
+    due = schedule.due_questionnaires(plan_for(db.session, patient.id),
+                                      schedule.timeline_of(patient, courses, assessments),
+                                      clock.utcnow())
     series = trend_series(current_assessments(assessments), courses,
-                          zoneinfo.ZoneInfo(patient.clinic.timezone))
+                          clock.clinic_zone(patient.clinic))
     audit.record(db.session, current_actor(), "patient.view_own", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
@@ -84,7 +83,7 @@ def home() -> str:
 @patient_required
 def questionnaire(key: str) -> Response | str | tuple[str, int]:
     patient = own_patient()
-    offered = {entry.instrument_key for entry in plans.plan_for(db.session, patient.id)
+    offered = {entry.instrument_key for entry in plan_for(db.session, patient.id)
                if entry.active}
     if key not in offered:
         abort(404)
@@ -124,7 +123,7 @@ def result(assessment_id: int) -> str:
     patient = assessment.patient
     history = current_assessments(patient_assessments(db.session, patient.id))
     courses = patient_courses(db.session, patient.id)
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    zone = clock.clinic_zone(patient.clinic)
     series = [s for s in trend_series(history, courses, zone)
               if s.measure == instruments.get(assessment.instrument_key).measure]
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,

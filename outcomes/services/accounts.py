@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hmac
-import zoneinfo
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -12,6 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..clock import is_zone_name
 from ..extensions import db
 from ..models import STAFF_ROLES, Clinic, User, new_session_token
 from . import audit
@@ -110,7 +110,7 @@ def create_clinic(
         raise AccountError("The clinic needs a name.")
     if not crisis_phone:
         raise AccountError("The clinic needs a crisis phone number to show patients.")
-    if timezone not in zoneinfo.available_timezones():
+    if not is_zone_name(timezone):
         raise AccountError(f"Unknown time zone {timezone!r}; use an IANA name such as "
                            "America/New_York.")
     if session.scalar(select(Clinic.id).where(func.lower(Clinic.name) == name.lower())):

@@ -76,5 +76,5 @@ def acknowledge_alert(session: Session, actor: Actor, alert: Alert, note: str,
     patient = session.get(Patient, alert.patient_id)
     audit.record(session, actor, "alert.acknowledge", patient=patient, object_type="alert",
                  object_id=alert.id, details={"kind": alert.kind})
-    summaries.refresh(session, patient.id)
+    summaries.touch(session, patient.id)
     return alert

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 
 import instruments
 
+from ..clock import at_local_time, clinic_zone, day_bounds
 from ..models import Alert, AlertAssessment, Assessment, AssessmentAnswer, Patient, utcnow
 from . import audit, summaries
 from .audit import Actor
@@ -84,7 +84,7 @@ def submit_assessment(
     except instruments.InstrumentError as error:
         raise SubmissionError(str(error)) from None
     now = utcnow()
-    zone = zoneinfo.ZoneInfo(patient.clinic.timezone)
+    zone = clinic_zone(patient.clinic)
     same_administration = _same_administration(form_date, administered_at, zone, now)
     if form_date is not None:
         administered_at = paper_form_time(form_date, zone, now)
@@ -156,16 +156,15 @@ def submit_assessment(
         session, actor, patient, instrument.key,
         alerts_called_for(instrument.key, score.flags, score.total, baseline, score.answers),
         record=assessment, amends=amends, now=now)
-    summaries.refresh(session, patient.id)
+    summaries.touch(session, patient.id)
     return Submission(assessment=assessment, created=True, alerts=opened, linked=linked)
 
 
-def paper_form_time(day: dt.date, zone: zoneinfo.ZoneInfo, now: dt.datetime) -> dt.datetime:
+def paper_form_time(day: dt.date, zone: dt.tzinfo, now: dt.datetime) -> dt.datetime:
     """The moment stored for a paper form dated ``day``: noon that day in the clinic's zone,
     or now if noon is still to come (a record is never dated after it reached the server).
     Only the stored time depends on the clock; the record's identity is the date itself."""
-    noon = dt.datetime.combine(day, dt.time(12), zone).astimezone(dt.timezone.utc)
-    return min(noon, now)
+    return min(at_local_time(zone, day, dt.time(12)), now)
 
 
 def hold_submissions(session: Session, patient_id: int, measure: str) -> None:
@@ -301,7 +300,7 @@ def raise_unsaved_risk_alerts(session: Session, actor: Actor, patient: Patient,
                                      submission_key=submission_key, amends=amends,
                                      now=utcnow())
     if opened:
-        summaries.refresh(session, patient.id)
+        summaries.touch(session, patient.id)
     return risk
 
 
@@ -381,17 +380,15 @@ REPEAT_WINDOW = dt.timedelta(minutes=30)
 
 
 def _same_administration(form_date: dt.date | None, given_time: dt.datetime | None,
-                         zone: zoneinfo.ZoneInfo, now: dt.datetime) -> list[ColumnElement[bool]]:
+                         zone: dt.tzinfo, now: dt.datetime) -> list[ColumnElement[bool]]:
     """Which earlier records with the same answers are this one again. A paper form: any
     paper form of the day written on it (in the clinic's zone), whenever it was entered, so
     the server's clock plays no part. A patient's own form: any sent within REPEAT_WINDOW;
     one given its moment: of that moment, within the window too."""
     if form_date is not None:
-        start = dt.datetime.combine(form_date, dt.time(0), zone)
-        end = dt.datetime.combine(form_date + dt.timedelta(days=1), dt.time(0), zone)
+        start, end = day_bounds(zone, form_date)
         return [Assessment.source == "transcribed",
-                Assessment.administered_at >= start.astimezone(dt.timezone.utc),
-                Assessment.administered_at < end.astimezone(dt.timezone.utc)]
+                Assessment.administered_at >= start, Assessment.administered_at < end]
     recent = Assessment.submitted_at >= now - REPEAT_WINDOW
     if given_time is not None:
         return [recent, Assessment.administered_at == given_time]
@@ -444,23 +441,3 @@ def _check_amendment(
         raise SubmissionError("A correction needs a reason.")
     if session.scalar(select(Assessment.id).where(Assessment.amends_id == amends.id)):
         raise SubmissionError(ALREADY_CORRECTED)
-
-
-def patient_assessments(session: Session, patient_id: int) -> list[Assessment]:
-    """The patient's assessments, newest first."""
-    return list(session.scalars(
-        select(Assessment)
-        .where(Assessment.patient_id == patient_id)
-        .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
-    ))
-
-
-def superseded_ids(assessments: Sequence[Assessment]) -> set[int]:
-    """Ids of assessments that a later correction replaces."""
-    return {a.amends_id for a in assessments if a.amends_id is not None}
-
-
-def current_assessments(assessments: Sequence[Assessment]) -> list[Assessment]:
-    """The assessments that count: those no correction replaces."""
-    replaced = superseded_ids(assessments)
-    return [a for a in assessments if a.id not in replaced]

@@ -17,7 +17,6 @@ each one's moment, so the outcomes page can feed them POSIX seconds and the page
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 import instruments
 
+from ..clock import clinic_zone, local_date, local_midnight
 from ..models import Assessment, Course, Patient
 
 #: Local policy (the clinical reference gives the rule, no source gives the span): a score
@@ -57,13 +57,9 @@ class Window(Generic[M]):
 def baseline_window(first_infusion: dt.datetime, zone: dt.tzinfo) -> Window[dt.datetime]:
     """The baseline window of a course whose first infusion was given at ``first_infusion``,
     its days counted whole in ``zone`` (the clinic's)."""
-    day = first_infusion.astimezone(zone).date()
-
-    def start_of(date: dt.date) -> dt.datetime:
-        return dt.datetime.combine(date, dt.time(), zone).astimezone(dt.timezone.utc)
-
-    return Window(start_of(day - dt.timedelta(days=BASELINE_WINDOW_DAYS)),
-                  start_of(day + dt.timedelta(days=1)))
+    day = local_date(first_infusion, zone)
+    return Window(local_midnight(zone, day - dt.timedelta(days=BASELINE_WINDOW_DAYS)),
+                  local_midnight(zone, day + dt.timedelta(days=1)))
 
 
 @dataclass(frozen=True)
@@ -170,11 +166,6 @@ def reference_among(assessments: Iterable[Assessment], windows: Sequence[Window[
     return choose_reference(records, administered, windows, moment)
 
 
-def clinic_zone(patient: Patient) -> zoneinfo.ZoneInfo:
-    """The zone whose days the baseline window counts: the patient's clinic's."""
-    return zoneinfo.ZoneInfo(patient.clinic.timezone)
-
-
 def reference_total(session: Session, patient_id: int, measure: str,
                     at: dt.datetime) -> int | None:
     """The reference total that a new score of ``measure`` given at ``at`` is compared with
@@ -186,6 +177,6 @@ def reference_total(session: Session, patient_id: int, measure: str,
         Assessment.scorable.is_(True),
         ~exists().where(correction.amends_id == Assessment.id))).all()
     courses = session.scalars(select(Course).where(Course.patient_id == patient_id)).all()
-    reference = reference_for(current, courses, clinic_zone(session.get(Patient, patient_id)),
-                              measure, at)
+    zone = clinic_zone(session.get(Patient, patient_id).clinic)
+    reference = reference_for(current, courses, zone, measure, at)
     return reference.record.total if reference is not None else None

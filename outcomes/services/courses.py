@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..clock import clinic_today
 from ..models import COURSE_STATUSES, INDICATIONS, Course, Infusion, InfusionVersion, Patient, utcnow
 from . import audit, submissions, summaries
 from .audit import Actor
@@ -84,12 +85,6 @@ class CourseError(ValueError):
         self.field = field
 
 
-def patient_courses(session: Session, patient_id: int) -> list[Course]:
-    """The patient's courses, newest first."""
-    return list(session.scalars(select(Course).where(Course.patient_id == patient_id)
-                                .order_by(Course.start_date.desc(), Course.id.desc())))
-
-
 def start_course(session: Session, actor: Actor, patient: Patient, indication: str,
                  planned_infusions: int, start_date: dt.date,
                  next_infusion_at: dt.datetime | None = None,
@@ -115,7 +110,7 @@ def start_course(session: Session, actor: Actor, patient: Patient, indication: s
     claim.stored(course.id)
     audit.record(session, actor, "course.start", patient=patient, object_type="course",
                  object_id=course.id, new=_course_values(course))
-    summaries.refresh(session, patient.id)
+    summaries.touch(session, patient.id)
     return course
 
 
@@ -146,7 +141,9 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
     course.status = status
     course.planned_infusions = planned_infusions
     course.next_infusion_at = next_infusion_at
-    course.ended_on = (course.ended_on or ended_on or dt.date.today()) if finished else None
+    course.ended_on = ((course.ended_on or ended_on
+                        or clinic_today(course_patient(session, course).clinic))
+                       if finished else None)
     session.flush()
     claim.stored(course.id)
     after = _course_values(course)
@@ -154,7 +151,7 @@ def update_course(session: Session, actor: Actor, course: Course, *, status: str
         audit.record(session, actor, "course.update", patient=course_patient(session, course),
                      object_type="course", object_id=course.id,
                      old=before, new=after)
-        summaries.refresh(session, course.patient_id)
+        summaries.touch(session, course.patient_id)
     return course
 
 
@@ -256,7 +253,7 @@ def record_infusion(session: Session, actor: Actor, course: Course,
     audit.record(session, actor, "infusion.record", patient=course_patient(session, course),
                  object_type="infusion", object_id=infusion.id, object_version=1,
                  new=_json_values(checked), details={"number": number})
-    summaries.refresh(session, course.patient_id)
+    summaries.touch(session, course.patient_id)
     return infusion
 
 
@@ -296,7 +293,7 @@ def correct_infusion(session: Session, actor: Actor, infusion: Infusion,
                  object_type="infusion", object_id=infusion.id,
                  object_version=version.version, reason=reason,
                  old=_json_values(version_values(previous)), new=_json_values(checked))
-    summaries.refresh(session, infusion.course.patient_id)
+    summaries.touch(session, infusion.course.patient_id)
     return version
 
 
@@ -309,5 +306,3 @@ def version_values(version: InfusionVersion) -> dict[str, Any]:
 def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value.isoformat() if isinstance(value, dt.datetime) else value
             for key, value in values.items()}
-
-

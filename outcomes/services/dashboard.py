@@ -7,7 +7,6 @@ Four statements whatever the clinic's size: the counts, a count and one page of 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, and_, func, or_, select
@@ -15,8 +14,9 @@ from sqlalchemy.orm import Session
 
 import instruments
 
+from ..clock import day_bounds
 from ..models import COURSE_STATUSES, Alert, Patient, PatientSummary, utcnow
-from .plans import GRACE_DAYS
+from .schedule import overdue_before
 from .summaries import SUMMARY_MEASURES, Signal, change_signals
 from .triage import AlertDescription, describe, open_alerts_statement, patients_open_alerts
 
@@ -82,7 +82,7 @@ class DashboardPage:
 
 
 def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt.date,
-              zone: zoneinfo.ZoneInfo) -> DashboardPage:
+              zone: dt.tzinfo) -> DashboardPage:
     """One page of the clinic's patients, filtered, searched and sorted, with each one's
     open alerts described."""
     conditions = _conditions(clinic_id, query, today, zone)
@@ -115,7 +115,7 @@ class TriageCounts:
     infusions_today: int
 
 
-def triage_counts(session: Session, clinic_id: int, today: dt.date, zone: zoneinfo.ZoneInfo,
+def triage_counts(session: Session, clinic_id: int, today: dt.date, zone: dt.tzinfo,
                   clinician_id: int | None = None) -> TriageCounts:
     """The counts at the top of the dashboard, in one statement: open crisis alerts, other
     open alerts, and the patients the "overdue" and "infusion today" filters show (so a count
@@ -135,24 +135,8 @@ def triage_counts(session: Session, clinic_id: int, today: dt.date, zone: zonein
     return TriageCounts(*row)
 
 
-def clinic_day(day: dt.date, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
-    """The UTC start and end of a day of the clinic's calendar."""
-    start = dt.datetime.combine(day, dt.time(), zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
-
-
-def overdue_before(today: dt.date) -> dt.date:
-    """A questionnaire due before this day is overdue (past the grace window)."""
-    return today - dt.timedelta(days=GRACE_DAYS)
-
-
-def today_in(timezone: str, now: dt.datetime | None = None) -> dt.date:
-    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(zoneinfo.ZoneInfo(timezone)).date()
-
-
 def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date,
-                zone: zoneinfo.ZoneInfo) -> list:
+                zone: dt.tzinfo) -> list:
     conditions = [PatientSummary.clinic_id == clinic_id]
     if query.clinician_id is not None:
         conditions.append(Patient.assigned_clinician_id == query.clinician_id)
@@ -165,7 +149,7 @@ def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date,
     elif query.filter == "overdue":
         conditions.append(PatientSummary.next_due_on < overdue_before(today))
     elif query.filter == "infusion_today":
-        start, end = clinic_day(today, zone)
+        start, end = day_bounds(zone, today)
         conditions.append(and_(PatientSummary.next_infusion_at >= start,
                                PatientSummary.next_infusion_at < end))
     elif query.filter == "improving":

@@ -82,7 +82,7 @@ def enrol_patient(
     plans.add_default_plan(session, patient)
     audit.record(session, actor, "patient.enrol", patient=patient, object_type="patient",
                  object_id=patient.id)
-    summaries.refresh(session, patient.id)
+    summaries.touch(session, patient.id)
     return patient
 
 

@@ -16,7 +16,6 @@ import io
 import itertools
 import json
 import secrets
-import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 import instruments
 
+from ..clock import clinic_zone, day_bounds, local_date, local_midnight
 from ..database import set_statement_timeout
 from .baseline import administered, choose_reference, measure_records, windows_from
 from ..models import (
@@ -47,8 +47,6 @@ from ..models import (
     as_utc,
 )
 
-#: Kinds that only an admin may export.
-ADMIN_ONLY_KINDS = frozenset({"audit"})
 #: Rows fetched from the database, and written to the CSV buffer, at a time.
 BATCH_SIZE = 2000
 #: Excel reads a CSV without a byte-order mark in the machine's legacy code page, which
@@ -159,18 +157,15 @@ class ExportRequest:
     deidentified: bool = False
 
     @property
-    def zone(self) -> zoneinfo.ZoneInfo:
+    def zone(self) -> dt.tzinfo:
         """The clinic's time zone: dates in filters and day counts are the clinic's."""
-        return zoneinfo.ZoneInfo(self.timezone)
+        return clinic_zone(self.timezone)
 
     def window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """The date range as UTC instants: from the start of ``date_from`` to the end of
         ``date_to``, both clinic-local days (the end is exclusive)."""
-        def start_of(day: dt.date) -> dt.datetime:
-            return dt.datetime.combine(day, dt.time(), self.zone).astimezone(dt.timezone.utc)
-
-        return (start_of(self.date_from) if self.date_from else None,
-                start_of(self.date_to + dt.timedelta(days=1)) if self.date_to else None)
+        return (local_midnight(self.zone, self.date_from) if self.date_from else None,
+                day_bounds(self.zone, self.date_to)[1] if self.date_to else None)
 
     def audit_details(self, rows: int | None) -> dict[str, Any]:
         """What the audit trail keeps about this export (``rows`` None: not known yet)."""
@@ -182,9 +177,11 @@ class ExportRequest:
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of export: its columns, the statement that reads it, and how a row becomes
-    cells (in column order)."""
+    """One kind of export: what the form calls it, its columns, the statement that reads it,
+    and how a row becomes cells (in column order). ``KINDS`` lists them all: the export form,
+    the command line and the tests of docs/exports.md read it, so a new kind is one entry."""
 
+    label: str
     columns: tuple[Column, ...]
     #: Which filters apply: a kind without instruments refuses an instrument filter.
     has_instrument: bool
@@ -194,6 +191,17 @@ class Kind:
     #: connection, then asked row by row in order (``scores``: each record's reference).
     more_cells: Callable[[Connection, ExportRequest],
                          Callable[[Row[Any]], Sequence[Any]]] | None = None
+    #: Only an admin may export it (the audit trail).
+    admin_only: bool = False
+
+    def offered_to(self, role: str) -> bool:
+        """Whether ``role`` may export this kind (``system``: the command line)."""
+        return not self.admin_only or role in ("admin", "system")
+
+
+def kinds_for(role: str) -> list[str]:
+    """The kinds ``role`` may export, in the order the form lists them."""
+    return [key for key, kind in KINDS.items() if kind.offered_to(role)]
 
 
 def prepare_export(session: Session, clinic: Clinic, kind: str, *, role: str,
@@ -206,7 +214,7 @@ def prepare_export(session: Session, clinic: Clinic, kind: str, *, role: str,
     one-line reason for anything that cannot be exported as asked."""
     if kind not in KINDS:
         raise ExportError(f"Unknown export {kind!r}; choose one of {', '.join(KINDS)}.")
-    if kind in ADMIN_ONLY_KINDS and role not in ("admin", "system"):
+    if not KINDS[kind].offered_to(role):
         raise ExportError(f"Only an admin may export the {kind} trail.")
     if date_from and date_to and date_from > date_to:
         raise ExportError("The start date is after the end date.")
@@ -623,11 +631,18 @@ def _audit_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
 
 
 KINDS: dict[str, Kind] = {
-    "responses": Kind(RESPONSE_COLUMNS, True, _responses_statement, _responses_cells),
-    "scores": Kind(SCORE_COLUMNS, True, _scores_statement, _scores_cells, _References),
-    "infusions": Kind(INFUSION_COLUMNS, False, _infusions_statement, _infusions_cells),
-    "alerts": Kind(ALERT_COLUMNS, True, _alerts_statement, _alerts_cells),
-    "audit": Kind(AUDIT_COLUMNS, False, _audit_statement, _audit_cells),
+    "responses": Kind("Responses: one row per answered item", RESPONSE_COLUMNS,
+                      has_instrument=True, statement=_responses_statement,
+                      cells=_responses_cells),
+    "scores": Kind("Scores: one row per questionnaire", SCORE_COLUMNS, has_instrument=True,
+                   statement=_scores_statement, cells=_scores_cells, more_cells=_References),
+    "infusions": Kind("Infusions: one row per version of each infusion record",
+                      INFUSION_COLUMNS, has_instrument=False, statement=_infusions_statement,
+                      cells=_infusions_cells),
+    "alerts": Kind("Alerts: raised and acknowledged", ALERT_COLUMNS, has_instrument=True,
+                   statement=_alerts_statement, cells=_alerts_cells),
+    "audit": Kind("Audit trail (admins only)", AUDIT_COLUMNS, has_instrument=False,
+                  statement=_audit_statement, cells=_audit_cells, admin_only=True),
 }
 
 
@@ -637,7 +652,7 @@ def days_between(first: dt.datetime | str | None, moment: dt.datetime | None,
     day of the first infusion, negative before it; None without an infusion or a moment."""
     if first is None or moment is None:
         return None
-    return (moment.astimezone(zone).date() - as_utc(first).astimezone(zone).date()).days
+    return (local_date(moment, zone) - local_date(as_utc(first), zone)).days
 
 
 # --- De-identification --------------------------------------------------------------------

@@ -42,9 +42,12 @@ from instruments.fhir.exporter import (BASE, answer_coding, link_id, questionnai
                                        questionnaire_url, satisfies_questionnaire)
 
 from ..models import Assessment, Patient, User, utcnow
-from .assessments import patient_assessments
+from .records import patient_assessments
 from .exports import Pseudonyms
 
+#: The kind a patient's Bundle is exported as on the command line, beside the CSV kinds of
+#: ``services.exports.KINDS`` (not one of them: it is one patient's document, not rows).
+KIND = "fhir"
 #: The resource (an earlier version of the same record) a correction replaces.
 REPLACES = f"{BASE}/StructureDefinition/replaces"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"

@@ -43,6 +43,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 import instruments
 
+from ..clock import day_bounds
 from ..models import Assessment, Course, Infusion, InfusionVersion, Patient
 from .baseline import Window, baseline_window, course_baseline
 
@@ -236,7 +237,7 @@ def course_window(course_id: int, patient_id: int, first_infusion: float,
                   ended_on: dt.date, zone: dt.tzinfo) -> CourseWindow:
     """The course's windows, their days counted whole in the clinic's zone."""
     last_day = ended_on + FOLLOW_UP_AFTER_COURSE
-    ends_at = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0), zone)
+    ends_at = day_bounds(zone, last_day)[1]
     return CourseWindow(course_id, patient_id, first_infusion, ends_at.timestamp(),
                         seconds_window(first_infusion, zone))
 

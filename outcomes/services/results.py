@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import instruments
 
 from ..charts import InfusionMark, Part, Point, Series, Vitals
+from ..clock import local_date, to_local
 from ..models import Assessment, Course, InfusionVersion
 from .assessments import alerts_called_for
 from .baseline import (
@@ -148,7 +149,7 @@ def reference_sentence(series: Series, zone: dt.tzinfo) -> str:
     if reference is None:
         return ""
     start = reference.record
-    when = start.administered_at.astimezone(zone).strftime("%-d %b %Y")
+    when = to_local(start.administered_at, zone).strftime("%-d %b %Y")
     latest = series.points[-1]
     change = latest.total - start.total
     to_latest = ("" if latest is start else
@@ -163,7 +164,7 @@ def reference_sentence(series: Series, zone: dt.tzinfo) -> str:
 
 
 def _when(moment: dt.datetime, now: dt.datetime, zone: dt.tzinfo) -> str:
-    day, today = moment.astimezone(zone).date(), now.astimezone(zone).date()
+    day, today = local_date(moment, zone), local_date(now, zone)
     days = (today - day).days
     if days == 0:
         return "today"
@@ -204,7 +205,7 @@ def plain_summary(assessment: Assessment, reference: Reference[Assessment] | Non
     if reference is not None and reference.record.total is not None:
         start = reference.record
         difference = assessment.total - start.total
-        when = start.administered_at.astimezone(zone).strftime("%-d %B")
+        when = to_local(start.administered_at, zone).strftime("%-d %B")
         named = (f"your score before {_first_infusion_words(reference)}, on {when}"
                  if reference.is_baseline else
                  f"your first score, on {when}")

@@ -1,8 +1,11 @@
 """The per-patient summary row the dashboard reads.
 
-Every service that changes what the summary depends on (a submission, an alert, an infusion,
-a course, a plan) calls ``refresh`` in the same transaction, so the dashboard stays one row
-per patient, whatever the length of their history.
+Every writer that changes what the summary depends on (a submission, an alert, an infusion,
+a course, a plan, an enrolment) marks the patient with ``touch``; just before the transaction
+commits, each touched patient's summary is recomputed once from their own rows, in the same
+transaction (the audit trail's own pattern, ``services.audit``). So the dashboard stays one
+row per patient, whatever the length of their history, and no writer refreshes by hand. A
+rollback drops the marks with everything else.
 """
 from __future__ import annotations
 
@@ -11,14 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 import instruments
 
+from ..clock import clinic_zone
 from ..models import Alert, Assessment, Course, Patient, PatientSummary, PlanEntry, utcnow
-from . import plans
-from .baseline import Window, clinic_zone, course_windows, measure_records, reference_among
+from .baseline import Window, course_windows, measure_records, reference_among
+from .records import current_assessments, current_course_of, patient_assessments, plan_for
+from .schedule import next_due_on, timeline_of
 
 #: The measures whose reference (baseline or first) and latest totals the dashboard shows.
 SUMMARY_MEASURES = {"PCL-5": "pcl5", "PHQ-9": "phq9"}
@@ -53,7 +58,7 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
     values: dict[str, Any] = {"patient_id": patient.id, "clinic_id": patient.clinic_id,
                               "open_alerts": open_alerts}
     ordered = sorted(assessments, key=lambda a: (a.administered_at, a.id))
-    values.update(score_values(ordered, course_windows(courses, clinic_zone(patient))))
+    values.update(score_values(ordered, course_windows(courses, clinic_zone(patient.clinic))))
     course = current_course_of(courses)
     values.update(
         course_status=course.status if course else None,
@@ -61,8 +66,7 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
         infusions_planned=course.planned_infusions if course else None,
         next_infusion_at=course.next_infusion_at if course else None,
     )
-    values["next_due_on"] = plans.next_due_on(plan, plans.timeline_of(patient, courses, ordered),
-                                              now)
+    values["next_due_on"] = next_due_on(plan, timeline_of(patient, courses, ordered), now)
     activity = [a.submitted_at for a in ordered] + [
         v.recorded_at for c in courses for i in c.infusions for v in i.versions]
     values["last_activity_at"] = max(activity) if activity else None
@@ -95,18 +99,9 @@ def score_values(assessments: Sequence[Assessment],
     return values
 
 
-def current_course_of(courses: Sequence[Course]) -> Course | None:
-    """The open course (planned or active), else the most recent one."""
-    open_courses = [c for c in courses if c.status in ("planned", "active")]
-    if open_courses:
-        return open_courses[0]
-    return max(courses, key=lambda c: (c.start_date, c.id)) if courses else None
-
-
 def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -> PatientSummary:
-    """Recompute one patient's summary from their own rows only."""
-    from .assessments import current_assessments, patient_assessments
-
+    """Recompute one patient's summary from their own rows only. Writers ``touch`` instead:
+    the commit recomputes each touched patient once."""
     session.flush()
     patient = session.get(Patient, patient_id)
     courses = list(session.scalars(select(Course).where(Course.patient_id == patient_id)))
@@ -114,7 +109,7 @@ def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -
         Alert.patient_id == patient_id, Alert.acknowledged_at.is_(None)))
     values = summary_values(
         patient, current_assessments(patient_assessments(session, patient_id)), courses,
-        open_alerts, plans.plan_for(session, patient_id), now or utcnow(),
+        open_alerts, plan_for(session, patient_id), now or utcnow(),
     )
     summary = session.get(PatientSummary, patient_id)
     if summary is None:
@@ -125,3 +120,32 @@ def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -
             setattr(summary, name, value)
     session.flush()
     return summary
+
+
+_TOUCHED = "outcomes.summaries.touched"
+
+
+def touch(session: Session, patient_id: int) -> None:
+    """Mark the patient's summary as out of date: it is recomputed once, just before the
+    session's transaction commits, however often the transaction touches the patient."""
+    session.info.setdefault(_TOUCHED, set()).add(patient_id)
+
+
+# First among the before-commit listeners: a summary written here is flushed before the audit
+# trail's listener (services.audit) chains the transaction's audit rows.
+@event.listens_for(Session, "before_commit", insert=True)
+def _refresh_touched(session: Session) -> None:
+    # A savepoint's release fires this too: only the outer commit recomputes.
+    if session.in_nested_transaction():
+        return
+    for patient_id in sorted(session.info.pop(_TOUCHED, ())):
+        refresh(session, patient_id)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_touched(session: Session, transaction: SessionTransaction) -> None:
+    # The outer transaction ended without its commit (a rollback, a closed session): the
+    # changes the marks stood for are gone. A savepoint rolled back keeps the marks: the
+    # transaction's earlier changes stand, and a recompute of an unchanged patient is harmless.
+    if transaction.parent is None:
+        session.info.pop(_TOUCHED, None)

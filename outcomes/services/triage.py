@@ -10,7 +10,6 @@ assessment are read instead, and the definition's own flag rule picks the items.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 import instruments
 
+from ..clock import to_local
 from ..models import Alert, Assessment, Clinic, Patient, utcnow
 from . import audit
 from .audit import Actor
@@ -261,10 +261,10 @@ def describe(alerts: list[Alert], now: dt.datetime | None = None) -> list[AlertD
     return [describe_alert(alert, alert_instrument(alert), now) for alert in alerts]
 
 
-def already_acknowledged(alert: Alert, zone: zoneinfo.ZoneInfo) -> str:
+def already_acknowledged(alert: Alert, zone: dt.tzinfo) -> str:
     """The message for a second acknowledgement: who dealt with it, when and what they did."""
     by = alert.acknowledged_by.email if alert.acknowledged_by is not None else "someone"
-    when = alert.acknowledged_at.astimezone(zone).strftime("%-d %b %Y, %H:%M")
+    when = to_local(alert.acknowledged_at, zone).strftime("%-d %b %Y, %H:%M")
     return (f"This alert was already acknowledged by {by} on {when}: "
             f"“{alert.acknowledgement_note}”. Nothing was changed.")
 

@@ -1,0 +1,58 @@
+"""Read helpers: a patient's records as the pages, the summary and the writers read them.
+
+They import only the models, so every layer above (the scheduling rules, the summary, the
+writers, the views) can use them without importing a writer.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import SCHEDULES, Assessment, Course, PlanEntry
+
+
+def patient_assessments(session: Session, patient_id: int) -> list[Assessment]:
+    """The patient's assessments, newest first."""
+    return list(session.scalars(
+        select(Assessment)
+        .where(Assessment.patient_id == patient_id)
+        .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
+    ))
+
+
+def superseded_ids(assessments: Sequence[Assessment]) -> set[int]:
+    """Ids of assessments that a later correction replaces."""
+    return {a.amends_id for a in assessments if a.amends_id is not None}
+
+
+def current_assessments(assessments: Sequence[Assessment]) -> list[Assessment]:
+    """The assessments that count: those no correction replaces."""
+    replaced = superseded_ids(assessments)
+    return [a for a in assessments if a.id not in replaced]
+
+
+def patient_courses(session: Session, patient_id: int) -> list[Course]:
+    """The patient's courses, newest first."""
+    return list(session.scalars(select(Course).where(Course.patient_id == patient_id)
+                                .order_by(Course.start_date.desc(), Course.id.desc())))
+
+
+def current_course_of(courses: Sequence[Course]) -> Course | None:
+    """The open course (planned or active), else the most recent one."""
+    open_courses = [c for c in courses if c.status in ("planned", "active")]
+    if open_courses:
+        return open_courses[0]
+    return max(courses, key=lambda c: (c.start_date, c.id)) if courses else None
+
+
+def plan_for(session: Session, patient_id: int) -> list[PlanEntry]:
+    """The patient's plan entries, in schedule order."""
+    entries = session.scalars(select(PlanEntry).where(PlanEntry.patient_id == patient_id)).all()
+    return sorted(entries, key=lambda e: (SCHEDULES.index(e.schedule), e.instrument_key))
+
+
+def offered_instruments(session: Session, patient_id: int) -> set[str]:
+    """The questionnaires the patient's plan offers them now: the only ones they may send."""
+    return {entry.instrument_key for entry in plan_for(session, patient_id) if entry.active}
