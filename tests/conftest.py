@@ -13,13 +13,14 @@ import shutil
 import uuid
 import zoneinfo
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
 import instruments
@@ -281,6 +282,28 @@ def sign_in(client: FlaskClient, user: User, password: str = PASSWORD):
     response = client.post("/login", data={"email": user.email, "password": password})
     assert response.status_code == 302, response.data[:500]
     return response
+
+
+@contextmanager
+def statements(app: Flask | None = None) -> Iterator[list[tuple[str, object]]]:
+    """The SQL statements (with their parameters) run meanwhile: through the app's engine, or
+    with no app through every engine (an export reads through an engine of its own). The one
+    statement counter of the tests: the "no more statements for more rows" checks use it."""
+    seen: list[tuple[str, object]] = []
+    if app is None:
+        target: object = Engine
+    else:
+        with app.app_context():
+            target = db.engine
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", record)
 
 
 def csrf_token(html: bytes) -> str:

@@ -23,7 +23,7 @@ from outcomes.services.baseline import (
 )
 from outcomes.services.outcomes import clinic_outcomes, course_change, course_window
 
-from .conftest import sign_in
+from .conftest import sign_in, statements
 from .test_charts import figures_on, traces
 from .test_outcomes import History, Score
 
@@ -289,25 +289,15 @@ def test_the_scores_export_carries_the_reference_the_patients_pages_show(
 
 
 def test_the_scores_export_reads_the_references_in_three_statements(app, world, treated):
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     from outcomes.services import exports
-
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *args) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM" in statement:
-            seen.append(statement)  # not PostgreSQL's statement timeout
 
     request = exports.ExportRequest(kind="scores", clinic_id=world.clinic.id,
                                     timezone="America/New_York")
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        with app.app_context(), exports.read_connection(db.engine) as connection:
-            rows = list(exports.export_rows(connection, request, batch=2))
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    with statements() as ran, app.app_context(), \
+            exports.read_connection(db.engine) as connection:
+        rows = list(exports.export_rows(connection, request, batch=2))
+    seen = [sql for sql, _ in ran  # not PostgreSQL's statement timeout
+            if sql.lstrip().upper().startswith("SELECT") and "FROM" in sql]
     assert len(rows) == 1 + 5 and len(seen) == 3, seen
 
 

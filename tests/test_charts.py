@@ -38,8 +38,8 @@ from outcomes.services.results import (
     trend_series,
 )
 
-from .conftest import sign_in
-from .test_outcomes import DAY, History, statements
+from .conftest import sign_in, statements
+from .test_outcomes import DAY, History
 
 ZONE = zoneinfo.ZoneInfo("America/New_York")
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)

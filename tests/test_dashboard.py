@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import instruments
 from outcomes import clock
@@ -18,7 +17,7 @@ from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
 from outcomes.services.dashboard import PAGE_SIZE
 
-from .conftest import sign_in
+from .conftest import sign_in, statements
 
 TODAY = dt.date(2026, 6, 1)
 
@@ -46,22 +45,6 @@ def search(client, text: str, **filters) -> str:
 
 def rows(html: str) -> list[str]:
     return re.findall(r'href="/clinic/patients/(\d+)"', html)
-
-
-@contextmanager
-def statements(app):
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_the_same_number_of_statements_for_a_small_and_a_large_clinic(

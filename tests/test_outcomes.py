@@ -7,11 +7,10 @@ import itertools
 import math
 import re
 import zoneinfo
-from contextlib import contextmanager
 
 import pytest
 from markupsafe import escape
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import instruments
 from outcomes.extensions import db
@@ -34,7 +33,7 @@ from outcomes.services.outcomes import (
     weekly_means,
 )
 
-from .conftest import sign_in
+from .conftest import sign_in, statements
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)
@@ -106,23 +105,6 @@ class History:
             self.session.commit()
         assert submission.assessment.total == total
         return submission.assessment
-
-
-@contextmanager
-def statements(app):
-    """The SQL statements (with their parameters) the app's engine runs meanwhile."""
-    seen: list[tuple[str, object]] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --- the t distribution and means ---------------------------------------------------------
