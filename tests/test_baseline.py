@@ -21,11 +21,10 @@ from outcomes.services.baseline import (
     reference_for,
     reference_total,
 )
-from outcomes.services.outcomes import clinic_outcomes, course_change, course_window
+from outcomes.services.outcomes import Score, clinic_outcomes, course_change, course_window
 
 from .conftest import sign_in, statements
-from .test_charts import figures_on, traces
-from .test_outcomes import History, Score
+from .helpers import History, figures_on, traces
 
 ZONE = zoneinfo.ZoneInfo("America/New_York")
 #: The first infusion: 10:00 on 2 March 2026, New York.
@@ -254,7 +253,7 @@ def test_the_dashboard_says_since_first_without_a_course_baseline(client, sessio
 
 
 def scores_export(client) -> list[dict[str, str]]:
-    from .test_exports import as_dicts, post_export
+    from .helpers import as_dicts, post_export
     return as_dicts(post_export(client, kind="scores").data)
 
 

@@ -16,7 +16,6 @@ from outcomes.charts import (
     PALETTE,
     RANGE_BUTTONS,
     InfusionMark,
-    Part,
     Point,
     Series,
     Vitals,
@@ -35,11 +34,10 @@ from outcomes.services.results import (
     infusion_marks,
     parts_of,
     progress_sentence,
-    trend_series,
 )
 
 from .conftest import sign_in, statements
-from .test_outcomes import DAY, History
+from .helpers import DAY, History, figures_on, traces
 
 ZONE = zoneinfo.ZoneInfo("America/New_York")
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)
@@ -65,10 +63,6 @@ def mark(number, at, side_effects=("Dissociation", "Nausea")) -> InfusionMark:
 
 
 INFUSIONS = [mark(1, T0 + DAY), mark(2, T0 + 3 * DAY, ())]
-
-
-def traces(figure, name=None):
-    return [t for t in figure["data"] if name is None or t.get("name") == name]
 
 
 def shapes(figure, kind):
@@ -362,11 +356,6 @@ def charted(app, session, world, factory):
     history.score(neighbour, "pcl5", 70, first)
     history.score(neighbour, "phq9", 25, first + 3 * DAY, item9=2)
     return history, neighbour
-
-
-def figures_on(html: str) -> list[dict]:
-    return [json.loads(raw) for raw in re.findall(
-        r'<script type="application/json" id="[^"]+">(.*?)</script>', html, re.S)]
 
 
 def test_the_clinicians_page_charts_the_patients_course(client, world, charted):

@@ -33,7 +33,7 @@ from outcomes.services.audit import Actor
 from outcomes.services.courses import record_infusion, start_course
 
 from .conftest import PASSWORD, base_config, csrf_token
-from .test_exports import INFUSION
+from .helpers import INFUSION
 
 BASE_URL = "https://outcomes.test"
 #: POST routes no form of the app reaches, each with the reason. None today.

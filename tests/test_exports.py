@@ -2,10 +2,8 @@
 streaming and the command line."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
 import re
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from outcomes.services.courses import (
 )
 
 from .conftest import sign_in
+from .helpers import INFUSION, as_dicts, parse, post_export
 
 UTC = dt.timezone.utc
 #: Monday 2 June 2025, 11:00 in New York (the test clinics' zone).
@@ -43,13 +42,6 @@ T0 = dt.datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 #: 23:00 on Thursday 19 June in New York, already 20 June in UTC.
 LATE = dt.datetime(2025, 6, 20, 3, 0, tzinfo=UTC)
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "exports.md"
-INFUSION = {
-    "weight_kg": 80.5, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.25, "duration_minutes": 40,
-    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
-    "systolic_peak": 140, "diastolic_peak": 90, "heart_rate_peak": 84, "spo2_peak": 97,
-    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
-    "side_effects": ["dissociation", "nausea"], "dissociation_rating": 2,
-}
 #: Every character that can start a formula, bare and after spaces.
 TRIGGERS = ["=", "+", "-", "@", "\t", "\r", "\n"]
 PAYLOADS = [f"{spaces}{trigger}HYPERLINK(\"http://x.invalid\")"
@@ -91,24 +83,6 @@ def records(world, session) -> Records:
 @pytest.fixture
 def admin(factory, world):
     return factory.staff(world.clinic, "admin")
-
-
-def post_export(client, **fields):
-    data = {"kind": "responses", "date_from": "", "date_to": "", "patient": "",
-            "instrument": "", **fields}
-    if data.pop("deidentified", False):
-        data["deidentified"] = "y"
-    return client.post("/exports/", data=data)
-
-
-def parse(body: bytes) -> list[list[str]]:
-    assert body.startswith(b"\xef\xbb\xbf"), "a UTF-8 byte-order mark first"
-    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
-
-
-def as_dicts(body: bytes) -> list[dict[str, str]]:
-    header, *rows = parse(body)
-    return [dict(zip(header, row)) for row in rows]
 
 
 def audit_events(session, action):

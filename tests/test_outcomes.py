@@ -3,7 +3,6 @@ small history worked out by hand, and the page (definitions, audit, access, stat
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 import re
 import zoneinfo
@@ -12,12 +11,9 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-import instruments
 from outcomes.extensions import db
 from outcomes.models import Assessment, AuditEvent, Course
 from outcomes.services import courses
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
 from outcomes.services.outcomes import (
     Score,
     clinic_outcomes,
@@ -34,77 +30,9 @@ from outcomes.services.outcomes import (
 )
 
 from .conftest import sign_in, statements
+from .helpers import DAY, T0, History
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
-T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)
-DAY = dt.timedelta(days=1)
-
-
-# --- helpers shared with test_charts ------------------------------------------------------
-
-def answers_for(key: str, total: int, item9: int = 0, offset: int = 0) -> list[int]:
-    """Answers that add up to ``total``; the crisis item (PHQ-9 item 9) gets ``item9``, and
-    ``offset`` changes where the points go, so equal totals need not be equal answers."""
-    instrument = instruments.get(key)
-    crisis = set(instruments.crisis_items(key))
-    scored = [item for item in instrument.scored_items if item.number not in crisis]
-    values = {item.number: item.min_value for item in instrument.items}
-    for number in crisis:
-        values[number] = item9
-    remaining = total - item9
-    for step in range(len(scored)):
-        item = scored[(step + offset) % len(scored)]
-        give = min(item.max_value - item.min_value, remaining)
-        values[item.number] += give
-        remaining -= give
-    assert remaining == 0, f"{key} cannot reach {total}"
-    return [values[item.number] for item in instrument.items if item.scored or item.required]
-
-
-def infusion_values(at: dt.datetime, **changes) -> dict:
-    values = {
-        "administered_at": at, "weight_kg": 80, "dose_mg_per_kg": 0.5, "total_dose_mg": 40,
-        "duration_minutes": 40, "systolic_before": 122, "diastolic_before": 78,
-        "heart_rate_before": 72, "spo2_before": 98, "systolic_peak": 140, "diastolic_peak": 90,
-        "heart_rate_peak": 84, "spo2_peak": 97, "systolic_after": 126, "diastolic_after": 80,
-        "heart_rate_after": 74, "spo2_after": 98, "side_effects": ["dissociation", "nausea"],
-        "dissociation_rating": 2,
-    }
-    values.update(changes)
-    return values
-
-
-class History:
-    """Writes courses, infusions and scores through the services, each committed."""
-
-    def __init__(self, app, session, clinician) -> None:
-        self.app, self.session, self.actor = app, session, Actor(user=clinician)
-        self.keys = itertools.count(1)
-
-    def course(self, patient, infusions, status="active", ended_on=None) -> Course:
-        with self.app.app_context():
-            course = courses.start_course(self.session, self.actor, patient, "ptsd",
-                                          max(1, len(infusions)), infusions[0].date()
-                                          if infusions else T0.date())
-            for at in infusions:
-                courses.record_infusion(self.session, self.actor, course, infusion_values(at))
-            if status != "active":
-                courses.update_course(self.session, self.actor, course, status=status,
-                                      planned_infusions=course.planned_infusions,
-                                      next_infusion_at=None, ended_on=ended_on)
-            self.session.commit()
-        return course
-
-    def score(self, patient, key, total, at, item9=0, amends=None) -> Assessment:
-        number = next(self.keys)
-        with self.app.app_context():
-            submission = submit_assessment(
-                self.session, self.actor, patient, key, answers_for(key, total, item9, number),
-                f"test-{number}", administered_at=at, amends=amends,
-                amendment_reason="Transcription error" if amends is not None else None)
-            self.session.commit()
-        assert submission.assessment.total == total
-        return submission.assessment
 
 
 # --- the t distribution and means ---------------------------------------------------------
