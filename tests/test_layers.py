@@ -12,6 +12,7 @@ from importlinter import api
 from importlinter.application.use_cases import lint_imports
 from importlinter.contracts.acyclic_siblings import AcyclicSiblingsContract
 from importlinter.contracts.forbidden import ForbiddenContract
+from sqlalchemy.orm import Session
 
 from outcomes.models import PatientSummary
 from outcomes.services import assessments, courses, plans, summaries
@@ -120,3 +121,11 @@ def test_a_savepoint_released_waits_for_the_commit(app, session, world, recomput
         assert recomputes == []
         session.commit()
     assert sorted(recomputes) == sorted([world.patient.id, world.other_patient.id])
+
+
+def test_the_summary_is_written_before_the_audit_chain_is_extended():
+    # Both run before a commit; a summary written after the chain was extended could not have
+    # its audit rows chained in the same transaction.
+    listeners = [f"{f.__module__}.{f.__name__}" for f in Session().dispatch.before_commit]
+    assert listeners.index("outcomes.services.summaries._refresh_touched") < \
+        listeners.index("outcomes.services.audit._write_queued_events")
