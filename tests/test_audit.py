@@ -549,3 +549,36 @@ def test_changes_record_old_and_new_values_and_reasons(client, world, session):
     assert (event.actor_id, event.actor_role, event.clinic_id, event.patient_id) == \
         (world.clinician.id, "clinician", world.clinic.id, world.patient.id)
     assert event.ip_address == "127.0.0.1" and len(event.request_id) == 32
+
+
+def test_a_savepoint_rolled_back_drops_only_what_was_queued_inside_it(app, world, session):
+    """Services take savepoints (a submission key claimed, a record raced): one rolled back
+    must not take the transaction's earlier audit rows with it, and a savepoint released
+    writes nothing until the outer commit."""
+    before = len(chain(session))
+    with app.app_context():
+        audit.record(db.session, SYSTEM, "test.before_savepoint")
+        try:
+            with db.session.begin_nested():
+                audit.record(db.session, SYSTEM, "test.inside_rolled_back_savepoint")
+                raise RuntimeError("the savepoint's change is refused")
+        except RuntimeError:
+            pass
+        with db.session.begin_nested():
+            audit.record(db.session, SYSTEM, "test.inside_released_savepoint")
+        assert db.session.scalar(select(AuditEvent.id).where(
+            AuditEvent.action.like("test.%"))) is None  # nothing written before the commit
+        db.session.commit()
+    assert [row.action for row in chain(session)[before:]] == [
+        "test.before_savepoint", "test.inside_released_savepoint"]
+
+
+def test_a_rolled_back_transaction_writes_none_of_its_audit_rows(app, world, session):
+    before = len(chain(session))
+    with app.app_context():
+        with db.session.begin_nested():
+            audit.record(db.session, SYSTEM, "test.in_savepoint")
+        audit.record(db.session, SYSTEM, "test.after_savepoint")
+        db.session.rollback()
+        db.session.commit()
+    assert len(chain(session)) == before

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import event, func, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ..audit_chain import (GENESIS, MAIN_CHAIN, UNKEYED, AuditKeys, Checkpoint,
                            CheckpointError, checkpoint_line, keyed_row_hash,
@@ -31,6 +31,7 @@ from ..models import AuditEvent, Patient, User, utcnow
 #: Key of the PostgreSQL advisory lock that serialises appends to the chain.
 CHAIN_LOCK = 0x0A0D17
 _QUEUE = "audit_queue"
+_SAVEPOINT_MARKS = "audit_queue_savepoint_marks"
 _KEYS = "audit_keys"
 
 
@@ -108,6 +109,11 @@ def sign_with(session: Session, keys: AuditKeys) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write_queued_events(session: Session) -> None:
+    # A savepoint's release fires this too: only the outer commit writes, so a savepoint
+    # rolled back later can never take rows queued before it with it.
+    if session.in_nested_transaction():
+        return
+    session.info.pop(_SAVEPOINT_MARKS, None)
     queued = session.info.pop(_QUEUE, None)
     if not queued:
         return
@@ -128,9 +134,31 @@ def _write_queued_events(session: Session) -> None:
     session.execute(insert(AuditEvent), rows)
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # Where the queue stood when a savepoint began: rolling it back drops only what was
+    # queued inside it, with the changes it described.
+    if transaction.nested:
+        session.info.setdefault(_SAVEPOINT_MARKS, {})[id(transaction)] = len(
+            session.info.get(_QUEUE, ()))
+
+
 @event.listens_for(Session, "after_rollback")
 def _drop_queued_events(session: Session) -> None:
-    session.info.pop(_QUEUE, None)
+    # Fired for a savepoint too, while it is still the session's innermost transaction.
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        session.info.pop(_QUEUE, None)
+        session.info.pop(_SAVEPOINT_MARKS, None)
+    else:
+        mark = session.info.get(_SAVEPOINT_MARKS, {}).pop(id(savepoint), 0)
+        del session.info.get(_QUEUE, [])[mark:]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.get(_SAVEPOINT_MARKS, {}).pop(id(transaction), None)
 
 
 @dataclass(frozen=True)
