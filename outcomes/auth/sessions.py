@@ -30,8 +30,9 @@ import instruments
 from ..extensions import db
 from ..forms import QuestionnaireForm, questionnaire_form
 from ..models import User, utcnow
-from ..services.assessments import raise_unsaved_risk_alerts, risk_in_unsaved_answers
+from ..services.assessments import raise_unsaved_risk_alerts
 from ..services.audit import Actor
+from ..services.records import offered_instruments
 from ..services.held_answers import hold_answers
 from .forms import LoginForm
 
@@ -107,10 +108,11 @@ def _sent_questionnaire(user: User) -> QuestionnaireForm | None:
     if (request.method != "POST" or request.endpoint != "patient.questionnaire"
             or user.patient is None):
         return None
-    try:
-        instrument = instruments.get((request.view_args or {}).get("key", ""))
-    except instruments.UnknownInstrument:
+    key = (request.view_args or {}).get("key", "")
+    # Only a questionnaire the patient's plan offers, as the form's own page requires.
+    if key not in offered_instruments(db.session, user.patient.id):
         return None
+    instrument = instruments.get(key)
     form = questionnaire_form(instrument)
     form.validate()
     if not form.submission_key.data or len(form.submission_key.data) > 64:
@@ -126,12 +128,10 @@ def _hold(user: User, form: QuestionnaireForm) -> Response | str:
                  dt.timedelta(minutes=current_app.config["HELD_ANSWERS_MINUTES"]))
     flash(SIGNED_OUT + " Your answers are kept for a while: sign in and they will be back on "
           "the form, ready to send.", "info")
-    risk = risk_in_unsaved_answers(key, answers)
-    if risk.alerts:
-        # Risk the patient has disclosed is never lost, even if they do not sign in again.
-        actor = Actor(user=user, ip_address=request.remote_addr, request_id=g.get("request_id"))
-        raise_unsaved_risk_alerts(db.session, actor, patient, key, form.submission_key.data,
-                                  answers, risk)
+    # Risk the patient has disclosed is never lost, even if they do not sign in again.
+    actor = Actor(user=user, ip_address=request.remote_addr, request_id=g.get("request_id"))
+    risk = raise_unsaved_risk_alerts(db.session, actor, patient, key, form.submission_key.data,
+                                     answers)
     if risk.crisis:
         # The crisis resources go with the sign-in form, on this very page.
         return render_template("auth/login.html", form=LoginForm(formdata=None), crisis=True,

@@ -350,7 +350,8 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
     # A paper form refused (its date, say) still tells of what the patient wrote: risk on it
     # opens its alert now, and the form comes back with the crisis panel first.
     risk = raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
-                                     form.submission_key.data, form.valid_answers(), amends)
+                                     form.submission_key.data, form.valid_answers(),
+                                     amends=amends)
     db.session.commit()  # an alert it opened stands, although the page answers 422
     return render_template("clinician/paper_form.html", form=form, instrument=instrument,
                            patient=patient, amends=amends, crisis=risk.crisis,

@@ -23,7 +23,13 @@ from ..services.assessments import (
     submit_assessment,
 )
 from ..services.held_answers import take_held_answers
-from ..services.records import current_assessments, patient_assessments, patient_courses, plan_for
+from ..services.records import (
+    current_assessments,
+    offered_instruments,
+    patient_assessments,
+    patient_courses,
+    plan_for,
+)
 from ..services.results import (
     infusion_marks,
     plain_summary,
@@ -83,9 +89,7 @@ def home() -> str:
 @patient_required
 def questionnaire(key: str) -> Response | str | tuple[str, int]:
     patient = own_patient()
-    offered = {entry.instrument_key for entry in plan_for(db.session, patient.id)
-               if entry.active}
-    if key not in offered:
+    if key not in offered_instruments(db.session, patient.id):
         abort(404)
     instrument = instruments.get(key)
     form = questionnaire_form(instrument)

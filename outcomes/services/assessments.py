@@ -284,7 +284,7 @@ def risk_in_unsaved_answers(instrument_key: str, answers: Sequence[int | None]) 
 
 def raise_unsaved_risk_alerts(session: Session, actor: Actor, patient: Patient,
                               instrument_key: str, client_key: str | None,
-                              answers: Sequence[int | None],
+                              answers: Sequence[int | None], *,
                               amends: Assessment | None = None) -> UnsavedRisk:
     """Hear a form sent back incomplete (or a paper form refused): open the alerts its answers
     call for, once per disclosure (not again for the same form, nor while one of that kind is
