@@ -8,7 +8,7 @@ import re
 import zoneinfo
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import instruments
 from outcomes import clock as app_clock
@@ -18,7 +18,7 @@ from outcomes.services import courses, triage
 from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
 
-from .conftest import sign_in
+from .conftest import sign_in, statements
 
 NOW = dt.datetime(2026, 6, 1, 15, 0, tzinfo=dt.timezone.utc)
 PHQ9_ITEM9 = instruments.get("phq9").items[8].text
@@ -487,18 +487,8 @@ def test_every_page_shows_the_latest_answer_and_the_inbox_order_stands(client, w
 
 
 def count_statements(app, path: str, client) -> int:
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements(app) as seen:
         assert client.get(path).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     return len(seen)
 
 
