@@ -90,6 +90,8 @@ class Clock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = dt.datetime.now(dt.timezone.utc)
+        # The submission service's alone: the whole app's clock moved hours on would end the
+        # signed-in sessions these tests post through.
         monkeypatch.setattr(assessments, "utcnow", lambda: self.now)
 
     def at(self, day: dt.date, hour: int, minute: int = 0) -> None:
@@ -101,8 +103,6 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-        # The submission service's alone: the whole app's clock moved hours on would end the
-        # signed-in sessions these tests post through.
     return Clock(monkeypatch)
 
 
