@@ -10,10 +10,11 @@ import json
 import re
 
 import instruments
-from outcomes.models import Assessment, Course
+from outcomes.models import Assessment, Course, Infusion
 from outcomes.services import courses
 from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
+from outcomes.services.courses import record_infusion, start_course
 
 #: Monday 2 March 2026, 10:00 in New York: where the histories of the outcome and chart
 #: tests begin.
@@ -127,3 +128,56 @@ def parse(body: bytes) -> list[list[str]]:
 def as_dicts(body: bytes) -> list[dict[str, str]]:
     header, *rows = parse(body)
     return [dict(zip(header, row)) for row in rows]
+
+
+# --- staff forms (form submissions, dates) -------------------------------------------------
+
+ZONE = dt.timezone(dt.timedelta(hours=-5))  # the test clinic is in America/New_York
+
+def now_local() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).astimezone(ZONE)
+
+
+def infusion_form_values(**changes) -> dict[str, object]:
+    """An infusion form's fields as a browser sends them, given two hours ago."""
+    values = {
+        "administered_at": (now_local() - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "weight_kg": "80", "dose_mg_per_kg": "0.5", "total_dose_mg": "40",
+        "duration_minutes": "40", "systolic_before": "122", "diastolic_before": "78",
+        "heart_rate_before": "72", "spo2_before": "98", "systolic_after": "126",
+        "diastolic_after": "80", "heart_rate_after": "74", "spo2_after": "98",
+    }
+    values.update(changes)
+    return values
+
+
+SERVICE_INFUSION = {
+    "weight_kg": 80.0, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.0, "duration_minutes": 40,
+    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
+    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
+}
+
+
+def open_course(app, session, world) -> Course:
+    with app.app_context():
+        course = start_course(session, Actor(world.clinician), world.patient, "ptsd", 6,
+                              now_local().date())
+        session.commit()
+    return course
+
+
+def recorded_infusion(app, session, world, course) -> Infusion:
+    with app.app_context():
+        infusion = record_infusion(session, Actor(world.clinician), course, {
+            **SERVICE_INFUSION, "administered_at": dt.datetime.now(dt.timezone.utc)
+            - dt.timedelta(hours=3)})
+        session.commit()
+    return infusion
+
+
+def form_key(client, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    match = re.search(rb'name="submission_key" type="hidden" value="([0-9a-f]{32})"', page.data)
+    assert match, "the form carries no submission key"
+    return match.group(1).decode()

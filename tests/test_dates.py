@@ -21,9 +21,9 @@ from outcomes.models import (
 )
 
 from .conftest import sign_in
-from .test_form_submissions import (
+from .helpers import (
     form_key,
-    infusion_values,
+    infusion_form_values,
     now_local,
     open_course,
     recorded_infusion,
@@ -80,8 +80,8 @@ def pages(app, client, world, session):
             "indication": "ptsd", "planned_infusions": "6", "start_date": TODAY.isoformat()}),
         "course.update": (f"{patient}/courses/{course.id}", {
             "status": "active", "planned_infusions": "6"}),
-        "infusion.record": (f"{patient}/courses/{course.id}/infusions/new", infusion_values()),
-        "infusion.correct": (f"{patient}/infusions/{infusion.id}", infusion_values(
+        "infusion.record": (f"{patient}/courses/{course.id}/infusions/new", infusion_form_values()),
+        "infusion.correct": (f"{patient}/infusions/{infusion.id}", infusion_form_values(
             correction_reason="Wrong time")),
     }
 

@@ -5,8 +5,6 @@ Different forms racing for one patient (two courses, two infusions, two plans) g
 answer too."""
 from __future__ import annotations
 
-import datetime as dt
-import re
 import threading
 import time
 import uuid
@@ -25,38 +23,19 @@ from outcomes.models import (
     Patient,
 )
 from outcomes.services import submissions
-from outcomes.services.audit import Actor
-from outcomes.services.courses import record_infusion, start_course
 
 from .conftest import sign_in
+from .helpers import (
+    form_key,
+    infusion_form_values,
+    now_local,
+    open_course,
+    recorded_infusion,
+)
 
-ZONE = dt.timezone(dt.timedelta(hours=-5))  # the test clinic is in America/New_York
 COPIES = 4
 #: How long the first copy holds its claimed key, uncommitted, so the others arrive meanwhile.
 HOLD = 0.4
-
-
-def now_local() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).astimezone(ZONE)
-
-
-def infusion_values(**changes) -> dict[str, object]:
-    values = {
-        "administered_at": (now_local() - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "weight_kg": "80", "dose_mg_per_kg": "0.5", "total_dose_mg": "40",
-        "duration_minutes": "40", "systolic_before": "122", "diastolic_before": "78",
-        "heart_rate_before": "72", "spo2_before": "98", "systolic_after": "126",
-        "diastolic_after": "80", "heart_rate_after": "74", "spo2_after": "98",
-    }
-    values.update(changes)
-    return values
-
-
-SERVICE_INFUSION = {
-    "weight_kg": 80.0, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.0, "duration_minutes": 40,
-    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
-    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
-}
 
 
 def count(session, statement) -> int:
@@ -73,23 +52,6 @@ class StaffForm:
     stored: Callable[[], int]
     #: Where the first copy's answer leads (None: it answers with a page, the invitation).
     location: str | None
-
-
-def open_course(app, session, world) -> Course:
-    with app.app_context():
-        course = start_course(session, Actor(world.clinician), world.patient, "ptsd", 6,
-                              now_local().date())
-        session.commit()
-    return course
-
-
-def recorded_infusion(app, session, world, course) -> Infusion:
-    with app.app_context():
-        infusion = record_infusion(session, Actor(world.clinician), course, {
-            **SERVICE_INFUSION, "administered_at": dt.datetime.now(dt.timezone.utc)
-            - dt.timedelta(hours=3)})
-        session.commit()
-    return infusion
 
 
 def staff_form(kind: str, app, session, world) -> StaffForm:
@@ -121,11 +83,11 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
                          lambda: count(session, select(AuditEvent).where(
                              AuditEvent.action == "course.update")), record)
     if kind == "infusion.record":
-        return StaffForm(f"{patient}/courses/{course.id}/infusions/new", infusion_values(),
+        return StaffForm(f"{patient}/courses/{course.id}/infusions/new", infusion_form_values(),
                          lambda: count(session, select(Infusion)), record)
     infusion = recorded_infusion(app, session, world, course)
     path = f"{patient}/infusions/{infusion.id}"
-    return StaffForm(path, infusion_values(systolic_before="124", corrects_version="1",
+    return StaffForm(path, infusion_form_values(systolic_before="124", corrects_version="1",
                                            correction_reason="Misread the monitor"),
                      lambda: count(session, select(InfusionVersion)) - 1, path)
 
@@ -133,12 +95,7 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
 KINDS = list(submissions.KINDS)
 
 
-def form_key(client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200
-    match = re.search(rb'name="submission_key" type="hidden" value="([0-9a-f]{32})"', page.data)
-    assert match, "the form carries no submission key"
-    return match.group(1).decode()
+
 
 
 def assert_first_answer(form: StaffForm, response) -> None:
