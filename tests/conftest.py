@@ -28,8 +28,10 @@ from outcomes import audit_chain, create_app, migrate
 from outcomes.config import normalise_database_url
 from outcomes.extensions import db
 from outcomes.models import Assessment, Base, Clinic, Course, Infusion, Patient, User, utcnow
-from outcomes.services import accounts, assessments, audit, courses, enrolment
+from outcomes.services import accounts, alerts, assessments, audit, courses, enrolment
 from outcomes.services.audit import SYSTEM, Actor
+
+from .helpers import INFUSION, RECORDS_LATE, RECORDS_T0
 
 PASSWORD = "correct horse battery staple"
 BACKENDS = ["sqlite", "postgresql"]
@@ -275,6 +277,40 @@ def world(factory: Factory, session: Session) -> World:
     other_patient = factory.patient(other_clinic, other_clinician)
     return World(clinic, clinician, patient, patient.user, other_clinic, other_clinician,
                  other_patient)
+
+
+@dataclass
+class Records:
+    phq9_id: int
+    gad7_id: int
+    late_id: int
+    other_id: int
+    course_id: int
+
+
+@pytest.fixture
+def records(world, session) -> Records:
+    """At Harbour Clinic: a PHQ-9 the patient answered before the first infusion (item 9
+    above 0, so an alert, acknowledged), a GAD-7 a clinician transcribed, a late-evening PHQ-9,
+    and one infusion. At Hilltop Clinic: a PHQ-9 of its own patient."""
+    clinician, patient = Actor(world.clinician), world.patient
+    course = courses.start_course(session, clinician, patient, "ptsd", 6, RECORDS_T0.date())
+    courses.record_infusion(session, clinician, course, {
+        **INFUSION, "administered_at": RECORDS_T0 + dt.timedelta(days=2),
+        "notes": "Calm, tolerated"})
+    submit = assessments.submit_assessment
+    phq9 = submit(session, Actor(world.patient_user), patient, "phq9", [1] * 9, "key-phq9",
+                  administered_at=RECORDS_T0)
+    gad7 = submit(session, clinician, patient, "gad7", [2] * 7, "key-gad7",
+                  administered_at=RECORDS_T0 + dt.timedelta(days=5))
+    late = submit(session, Actor(world.patient_user), patient, "phq9", [0] * 9, "key-late",
+                  administered_at=RECORDS_LATE)
+    alerts.acknowledge_alert(session, clinician, phq9.alerts[0], "Called the patient; safe plan")
+    other = submit(session, Actor(world.other_patient.user), world.other_patient, "phq9",
+                   [3] * 9, "key-other", administered_at=RECORDS_T0)
+    session.commit()
+    return Records(phq9.assessment.id, gad7.assessment.id, late.assessment.id,
+                   other.assessment.id, course.id)
 
 
 def sign_in(client: FlaskClient, user: User, password: str = PASSWORD):

@@ -102,6 +102,11 @@ def traces(figure, name=None):
 
 # --- CSV exports ---------------------------------------------------------------------------
 
+#: Monday 2 June 2025, 11:00 in New York (the test clinics' zone): the ``records`` fixture's
+#: first questionnaire.
+RECORDS_T0 = dt.datetime(2025, 6, 2, 15, 0, tzinfo=dt.timezone.utc)
+#: 23:00 on Thursday 19 June in New York, already 20 June in UTC: its late-evening one.
+RECORDS_LATE = dt.datetime(2025, 6, 20, 3, 0, tzinfo=dt.timezone.utc)
 #: An infusion's values for the export tests (a weight and dose with decimals).
 INFUSION = {
     "weight_kg": 80.5, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.25, "duration_minutes": 40,

@@ -23,61 +23,23 @@ from outcomes.models import (
 )
 from outcomes.exports.forms import csv_export_form
 from outcomes.services import exports, fhir_export
-from outcomes.services.alerts import acknowledge_alert
 from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
 from outcomes.services.courses import (
     correct_infusion,
-    record_infusion,
-    start_course,
     version_values,
 )
 
 from .conftest import sign_in
-from .helpers import INFUSION, as_dicts, parse, post_export
+from .helpers import INFUSION, RECORDS_LATE, RECORDS_T0, as_dicts, parse, post_export
 
 UTC = dt.timezone.utc
-#: Monday 2 June 2025, 11:00 in New York (the test clinics' zone).
-T0 = dt.datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
-#: 23:00 on Thursday 19 June in New York, already 20 June in UTC.
-LATE = dt.datetime(2025, 6, 20, 3, 0, tzinfo=UTC)
+T0, LATE = RECORDS_T0, RECORDS_LATE  # the times of the ``records`` fixture
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "exports.md"
 #: Every character that can start a formula, bare and after spaces.
 TRIGGERS = ["=", "+", "-", "@", "\t", "\r", "\n"]
 PAYLOADS = [f"{spaces}{trigger}HYPERLINK(\"http://x.invalid\")"
             for trigger in TRIGGERS for spaces in ("", " ", "   ")]
-
-
-@dataclasses.dataclass
-class Records:
-    phq9_id: int
-    gad7_id: int
-    late_id: int
-    other_id: int
-    course_id: int
-
-
-@pytest.fixture
-def records(world, session) -> Records:
-    """At Harbour Clinic: a PHQ-9 the patient answered before the first infusion (item 9
-    above 0, so an alert, acknowledged), a GAD-7 a clinician transcribed, a late-evening PHQ-9,
-    and one infusion. At Hilltop Clinic: a PHQ-9 of its own patient."""
-    clinician, patient = Actor(world.clinician), world.patient
-    course = start_course(session, clinician, patient, "ptsd", 6, T0.date())
-    record_infusion(session, clinician, course, {
-        **INFUSION, "administered_at": T0 + dt.timedelta(days=2), "notes": "Calm, tolerated"})
-    phq9 = submit_assessment(session, Actor(world.patient_user), patient, "phq9",
-                             [1] * 9, "key-phq9", administered_at=T0)
-    gad7 = submit_assessment(session, clinician, patient, "gad7", [2] * 7, "key-gad7",
-                             administered_at=T0 + dt.timedelta(days=5))
-    late = submit_assessment(session, Actor(world.patient_user), patient, "phq9", [0] * 9,
-                             "key-late", administered_at=LATE)
-    acknowledge_alert(session, clinician, phq9.alerts[0], "Called the patient; safe plan")
-    other = submit_assessment(session, Actor(world.other_patient.user), world.other_patient,
-                              "phq9", [3] * 9, "key-other", administered_at=T0)
-    session.commit()
-    return Records(phq9.assessment.id, gad7.assessment.id, late.assessment.id,
-                   other.assessment.id, course.id)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
 
 from .conftest import sign_in
-from .test_exports import records  # noqa: F401  (the fixture)
 
 #: The R4 (4.0.1) invariants of the resources the export writes, as the specification states
 #: them (StructureDefinitions of Bundle, Questionnaire, QuestionnaireResponse, Observation,
