@@ -95,12 +95,17 @@ def postgresql_url() -> Iterator[str]:
     admin.dispose()
 
 
+def sqlite_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A test's own SQLite database: a copy of the migrated template."""
+    path = tmp_path / "outcomes.sqlite3"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        path = tmp_path / "outcomes.sqlite3"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
+        yield sqlite_database(request, tmp_path)
         return
     url = request.getfixturevalue("postgresql_url")
     engine = create_engine(url)

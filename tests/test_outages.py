@@ -37,7 +37,7 @@ from outcomes.extensions import db
 from outcomes.models import Assessment
 from outcomes.services.exports import read_connection
 
-from .conftest import base_config, sign_in
+from .conftest import base_config, sign_in, sqlite_database
 
 INITDB = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 WORDING = "Nothing was saved. Please try again in a minute."
@@ -139,9 +139,7 @@ def cluster() -> Iterator[Cluster]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite, or a fresh database in the tests' own cluster (a copy of a migrated one)."""
     if request.param == "sqlite":
-        path = tmp_path / "outcomes.sqlite3"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
+        yield sqlite_database(request, tmp_path)
         return
     cluster: Cluster = request.getfixturevalue("cluster")
     if not cluster.running:
