@@ -73,6 +73,9 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "DATABASE_EXPORT_STATEMENT_TIMEOUT": _positive(
             environ, "DATABASE_EXPORT_STATEMENT_TIMEOUT", 300),
         "DATABASE_POOL_TIMEOUT": _positive(environ, "DATABASE_POOL_TIMEOUT", 5),
+        # Connections each process keeps open (PostgreSQL; up to 10 more in a burst): at
+        # least the worker's threads, or requests beyond it wait DATABASE_POOL_TIMEOUT.
+        "DATABASE_POOL_SIZE": _positive(environ, "DATABASE_POOL_SIZE", 5),
         "SESSION_COOKIE_SECURE": production and not _flag(environ.get("INSECURE_COOKIES")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -69,6 +69,7 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
                                            f"-c statement_timeout={milliseconds}"])),
     }
     options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
+    options["pool_size"] = config["DATABASE_POOL_SIZE"]
     options["execution_options"] = {
         STATEMENT_TIMEOUT_OPTION: config["DATABASE_STATEMENT_TIMEOUT"]}
     return options

@@ -440,6 +440,9 @@ def test_checkpoints_written_while_rows_are_added_all_hold(app, runner, trail, c
         except Exception as error:  # reported below, with the thread's error
             errors.append(error)
 
+    # One checkpoint before the race, so the file holds two heads however the threads are
+    # scheduled (a checkpoint of an unchanged head is skipped).
+    assert run(runner, "checkpoint").exit_code == 0
     threads = [threading.Thread(target=work, args=(kind,))
                for kind in ("rows", "rows", "checkpoint", "checkpoint", "checkpoint")]
     for thread in threads:

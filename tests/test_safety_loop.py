@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 import instruments
+from outcomes import create_app
 from outcomes.extensions import db
 from outcomes.models import (
     Alert,
@@ -29,7 +30,7 @@ from outcomes.models import (
 from outcomes.services import assessments
 from outcomes.services.audit import Actor
 
-from .conftest import sign_in
+from .conftest import base_config, sign_in
 
 ZONE = zoneinfo.ZoneInfo("America/New_York")  # the test clinic's zone (conftest)
 PANEL = 'class="crisis"'
@@ -330,6 +331,16 @@ def test_a_paper_form_of_today_before_noon_is_dated_when_entered(
 
 
 # --- at once -----------------------------------------------------------------------------
+
+@pytest.fixture
+def app(database_url):
+    """The app with a connection for each of the twenty requests these tests send at once, as
+    a deployment sizes DATABASE_POOL_SIZE to its threads: the pool is not what is tested."""
+    app = create_app({**base_config(database_url), "DATABASE_POOL_SIZE": 25})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
 
 def send_at_once(app, cookie_from, requests):
     """Each (path, data) from its own thread and client, all released together."""
