@@ -9,7 +9,10 @@ import itertools
 import json
 import re
 
+from sqlalchemy import text
+
 import instruments
+from outcomes import migrate
 from outcomes.models import Assessment, Course, Infusion
 from outcomes.services import courses
 from outcomes.services.assessments import submit_assessment
@@ -186,3 +189,18 @@ def form_key(client, path: str) -> str:
     match = re.search(rb'name="submission_key" type="hidden" value="([0-9a-f]{32})"', page.data)
     assert match, "the form carries no submission key"
     return match.group(1).decode()
+
+
+def write_audit_rows_from_before_the_chain(engine, rows: int = 3) -> None:
+    """Take the database back to revision 0002 (before the hash chain) and write ``rows``
+    audit rows there, as the trail held them then."""
+    migrate.downgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO clinic (name, crisis_phone, timezone, created_at) "
+            "VALUES ('Old', '1', 'UTC', :at)"), {"at": dt.datetime(2026, 1, 1)})
+        for n in range(rows):
+            connection.execute(text(
+                "INSERT INTO audit_event (occurred_at, action, details, clinic_id) "
+                "VALUES (:at, :action, '{}', 1)"),
+                {"at": dt.datetime(2026, 1, 1, 9, n), "action": f"old.{n}"})

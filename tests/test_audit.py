@@ -26,6 +26,7 @@ from outcomes.services import audit
 from outcomes.services.audit import SYSTEM
 
 from .conftest import base_config, sign_in
+from .helpers import write_audit_rows_from_before_the_chain
 
 ROTATED_KEY = "2027-01:" + "n" * 40
 
@@ -465,16 +466,7 @@ def test_rows_from_before_keys_stay_verifiable_and_no_row_may_claim_that_format_
     """Rows chained by migration 0003 keep their plain SHA-256 hashes, marked as unkeyed by
     migration 0004; the keyed rows continue the same chain."""
     engine = create_engine(database_url)
-    migrate.downgrade(engine, "0002")
-    with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO clinic (name, crisis_phone, timezone, created_at) "
-            "VALUES ('Old', '1', 'UTC', :at)"), {"at": dt.datetime(2026, 1, 1)})
-        for n in range(3):
-            connection.execute(text(
-                "INSERT INTO audit_event (occurred_at, action, details, clinic_id) "
-                "VALUES (:at, :action, '{}', 1)"),
-                {"at": dt.datetime(2026, 1, 1, 9, n), "action": f"old.{n}"})
+    write_audit_rows_from_before_the_chain(engine)
     migrate.upgrade(engine, "0003")
     with engine.connect() as connection:
         hashes_before = connection.scalars(

@@ -2,8 +2,6 @@
 existing data across (plans converted, audit rows chained)."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,6 +12,8 @@ from outcomes import migrate
 from outcomes.audit_chain import development_keys
 from outcomes.models import Base
 from outcomes.services.audit import verify_chain
+
+from .helpers import write_audit_rows_from_before_the_chain
 
 
 @pytest.fixture
@@ -43,16 +43,7 @@ def test_downgrade_to_the_first_revision_and_back(engine):
 def test_audit_rows_written_before_the_chain_are_chained_and_stay_append_only(engine):
     from sqlalchemy.orm import Session
 
-    migrate.downgrade(engine, "0002")
-    with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO clinic (name, crisis_phone, timezone, created_at) "
-            "VALUES ('Old', '1', 'UTC', :at)"), {"at": dt.datetime(2026, 1, 1)})
-        for n in range(3):
-            connection.execute(text(
-                "INSERT INTO audit_event (occurred_at, action, details, clinic_id) "
-                "VALUES (:at, :action, '{}', 1)"),
-                {"at": dt.datetime(2026, 1, 1, 9, n), "action": f"old.{n}"})
+    write_audit_rows_from_before_the_chain(engine)
     migrate.upgrade(engine)
     with Session(engine) as session:
         verification = verify_chain(session, development_keys("any"))
