@@ -84,8 +84,17 @@ def install_deadlines(engine: Engine) -> None:
         timeout = options.get(STATEMENT_TIMEOUT_OPTION)
         return None if timeout is None else timeout + DEADLINE_GRACE
 
+    @event.listens_for(engine, "connect")
+    def mark_fresh(dbapi_connection: Any, record: Any) -> None:
+        record.info["fresh"] = True
+
     @event.listens_for(engine, "checkout")
     def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        # A connection made for this checkout has just answered: like SQLAlchemy's own
+        # pre-ping, only a pooled one is pinged (a burst of new connections on a busy server
+        # would otherwise be pinged, and flushed, for being slow to start).
+        if record.info.pop("fresh", False):
+            return
         try:
             with watchdog.watching(dbapi_connection, PING_DEADLINE):
                 engine.dialect.do_ping(dbapi_connection)
