@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
 
 from .audit_chain import AuditKeyError, keys_from_settings
+from .channels.contacts import ContactError, email_address
+from .channels.sms import SMS_PROVIDERS
+from .channels.smtp import SECURITY_PORTS
+from .channels.webpush import vapid_key, vapid_public_key
 
 DEFAULT_DATABASE_URL = "sqlite:///outcomes.sqlite3"  # relative: lives in the instance folder
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
@@ -38,6 +46,15 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
+def _choice(environ: Mapping[str, str], name: str, choices: Mapping[str, Any] | set[str],
+            default: str) -> str:
+    value = environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(sorted(choices))}, "
+                                 f"not {value!r}")
+    return value
+
+
 def _date(environ: Mapping[str, str], name: str, default: str) -> dt.date:
     value = environ.get(name, default).strip()
     try:
@@ -58,6 +75,7 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
             f"OUTCOMES_ENV must be 'production' or 'development', not {environment!r}"
         )
     production = environment == "production"
+    smtp_security = _choice(environ, "SMTP_SECURITY", SECURITY_PORTS, "starttls")
     secret_key = environ.get("SECRET_KEY") or (None if production else DEVELOPMENT_SECRET_KEY)
     return {
         "OUTCOMES_ENV": environment,
@@ -143,12 +161,35 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         #: on an account slows the attacker without locking its owner out.
         "ACCOUNT_SIGN_IN_LIMIT": environ.get("ACCOUNT_SIGN_IN_LIMIT",
                                              "5 per minute; 20 per hour"),
+        # Notification channels (docs/notifications.md): each is off until the setting that
+        # names its server or account is set, and then needs the rest of its group.
+        "SMTP_HOST": environ.get("SMTP_HOST", "").strip(),
+        "SMTP_SECURITY": smtp_security,
+        "SMTP_PORT": _positive(environ, "SMTP_PORT", SECURITY_PORTS[smtp_security]),
+        "SMTP_USERNAME": environ.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": environ.get("SMTP_PASSWORD", ""),
+        "SMTP_FROM": environ.get("SMTP_FROM", "").strip(),
+        "VAPID_PRIVATE_KEY": environ.get("VAPID_PRIVATE_KEY", "").strip(),
+        "VAPID_PUBLIC_KEY": environ.get("VAPID_PUBLIC_KEY", "").strip(),
+        "VAPID_SUBJECT": environ.get("VAPID_SUBJECT", "").strip(),
+        "SMS_PROVIDER": _choice(environ, "SMS_PROVIDER", SMS_PROVIDERS, "twilio"),
+        "TWILIO_ACCOUNT_SID": environ.get("TWILIO_ACCOUNT_SID", "").strip(),
+        "TWILIO_AUTH_TOKEN": environ.get("TWILIO_AUTH_TOKEN", "").strip(),
+        "TWILIO_FROM_NUMBER": environ.get("TWILIO_FROM_NUMBER", "").strip(),
+        "TWILIO_API_BASE_URL": environ.get("TWILIO_API_BASE_URL",
+                                           "https://api.twilio.com").strip().rstrip("/"),
+        # Seconds each send waits for the mail server, push service or SMS provider (to
+        # connect, and for each answer) before it counts as a temporary failure.
+        "NOTIFICATION_TIMEOUT": _positive(environ, "NOTIFICATION_TIMEOUT", 10),
+        # The country a phone number typed without its +country code is read in.
+        "PHONE_REGION": environ.get("PHONE_REGION", "US").strip().upper(),
     }
 
 
 def check_production_settings(config: Mapping[str, Any]) -> None:
-    """Refuse to run with unusable audit keys, and production with a missing or development
-    secret or audit key, or weak hashing."""
+    """Refuse to run with unusable audit keys or notification settings, and production with
+    a missing or development secret or audit key, or weak hashing."""
+    check_notification_settings(config)
     if config.get("TESTING") or config.get("OUTCOMES_ENV") != "production":
         check_audit_keys(config)
         return
@@ -176,3 +217,108 @@ def check_audit_keys(config: Mapping[str, Any]) -> None:
         keys_from_settings(config)
     except AuditKeyError as error:
         raise ConfigurationError(str(error)) from None
+
+
+#: The settings of each notification channel: the first switches the channel on, and then
+#: the others it names are needed too.
+SMTP_GROUP = ("SMTP_HOST", "SMTP_FROM")
+VAPID_GROUP = ("VAPID_PRIVATE_KEY", "VAPID_SUBJECT")
+TWILIO_GROUP = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER")
+#: A Twilio account SID: "AC" and 32 hexadecimal digits.
+TWILIO_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+
+
+def check_notification_settings(config: Mapping[str, Any]) -> None:
+    """Refuse half-set or malformed channel settings, naming the setting (never a secret's
+    value), so a clinic finds out at start rather than from a reminder that never came."""
+    if config["PHONE_REGION"] not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError(
+            f"PHONE_REGION must be a two-letter country code such as US or GB, not "
+            f"{config['PHONE_REGION']!r}")
+    if config["SMTP_SECURITY"] not in SECURITY_PORTS:
+        raise ConfigurationError(f"SMTP_SECURITY must be one of "
+                                 f"{', '.join(sorted(SECURITY_PORTS))}")
+    if not 0 < config["SMTP_PORT"] < 65536:
+        raise ConfigurationError("SMTP_PORT must be a port number (1 to 65535)")
+    if _group_set(config, SMTP_GROUP, also=("SMTP_USERNAME", "SMTP_PASSWORD")):
+        _check_smtp(config)
+    if _group_set(config, VAPID_GROUP, also=("VAPID_PUBLIC_KEY",)):
+        _check_vapid(config)
+    if config["SMS_PROVIDER"] not in SMS_PROVIDERS:
+        raise ConfigurationError(f"SMS_PROVIDER must be one of "
+                                 f"{', '.join(sorted(SMS_PROVIDERS))}")
+    if _group_set(config, TWILIO_GROUP):
+        _check_twilio(config)
+
+
+def _group_set(config: Mapping[str, Any], group: tuple[str, ...],
+               also: tuple[str, ...] = ()) -> bool:
+    """Whether a channel's settings are given: all of ``group`` (and maybe ``also``), or
+    none of either; anything between is refused."""
+    given = [name for name in (*group, *also) if config.get(name)]
+    if not given:
+        return False
+    missing = [name for name in group if not config.get(name)]
+    if missing:
+        raise ConfigurationError(
+            f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} set but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: set "
+            f"{'it' if len(missing) == 1 else 'them'} too, or unset "
+            f"{'it' if len(given) == 1 else 'them'} to leave the channel off")
+    return True
+
+
+def _check_smtp(config: Mapping[str, Any]) -> None:
+    try:
+        email_address(config["SMTP_FROM"])
+    except ContactError as error:
+        raise ConfigurationError(f"SMTP_FROM: {error}") from None
+    if bool(config["SMTP_USERNAME"]) != bool(config["SMTP_PASSWORD"]):
+        raise ConfigurationError("SMTP_USERNAME and SMTP_PASSWORD are set together or not at "
+                                 "all")
+    if config["SMTP_USERNAME"] and config["SMTP_SECURITY"] == "none":
+        raise ConfigurationError("SMTP_SECURITY=none would send SMTP_PASSWORD unencrypted: "
+                                 "use starttls or tls")
+
+
+def _check_vapid(config: Mapping[str, Any]) -> None:
+    try:
+        vapid_key(config["VAPID_PRIVATE_KEY"])
+    except ValueError as error:
+        raise ConfigurationError(f"{error} (docs/notifications.md says how to make a key "
+                                 "pair)") from None
+    if config["VAPID_PUBLIC_KEY"] and config["VAPID_PUBLIC_KEY"] != vapid_public_key(config):
+        raise ConfigurationError("VAPID_PUBLIC_KEY is not VAPID_PRIVATE_KEY's public key "
+                                 "(leave it unset: it is derived from the private key)")
+    subject = config["VAPID_SUBJECT"]
+    contact = subject.removeprefix("mailto:")
+    try:
+        if contact == subject:
+            url = urlsplit(subject)
+            valid = url.scheme == "https" and bool(url.hostname)
+        else:
+            valid = bool(email_address(contact))
+    except ContactError:
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            "VAPID_SUBJECT must say how push services can reach the clinic: a mailto: "
+            f"address or an https:// page, not {subject!r}")
+
+
+def _check_twilio(config: Mapping[str, Any]) -> None:
+    if not TWILIO_ACCOUNT_SID.fullmatch(config["TWILIO_ACCOUNT_SID"]):
+        raise ConfigurationError("TWILIO_ACCOUNT_SID must be AC followed by 32 hexadecimal "
+                                 "digits (Twilio's console shows it)")
+    try:
+        sender = phonenumbers.parse(config["TWILIO_FROM_NUMBER"])
+        valid = phonenumbers.is_valid_number(sender)
+    except phonenumbers.NumberParseException:
+        valid = False
+    if not valid:
+        raise ConfigurationError("TWILIO_FROM_NUMBER must be the account's number in E.164 "
+                                 f"(+14155550123), not {config['TWILIO_FROM_NUMBER']!r}")
+    url = urlsplit(config["TWILIO_API_BASE_URL"])
+    if url.scheme != "https" or not url.hostname:
+        raise ConfigurationError("TWILIO_API_BASE_URL must be an https:// address "
+                                 "(the auth token goes with every request)")
