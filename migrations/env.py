@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from outcomes.jobs import outside_the_queue
 from outcomes.models import Base
 
 config = context.config
@@ -16,6 +17,8 @@ def run_migrations(connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # procrastinate's tables are the package's (migration 0011), not the models'.
+        include_name=outside_the_queue,
     )
     with context.begin_transaction():
         context.run_migrations()

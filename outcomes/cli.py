@@ -19,6 +19,7 @@ from . import demo, migrate
 from .audit_chain import checkpoint_line
 from .extensions import db
 from .forms import date_problem
+from .jobs.cli import worker
 from .models import Clinic, Patient
 from .services import accounts, audit, exports, fhir_export, triage
 from .services.audit import SYSTEM
@@ -36,6 +37,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_group)
     app.cli.add_command(export)
+    app.cli.add_command(worker)
 
 
 database = AppGroup("db", help="Create or upgrade the database schema.")

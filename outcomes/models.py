@@ -662,3 +662,20 @@ class PatientSummary(Base):
         Index("ix_patient_summary_clinic_due", "clinic_id", "next_due_on"),
         Index("ix_patient_summary_clinic_activity", "clinic_id", "last_activity_at"),
     )
+
+
+class JobRun(Base):
+    """A scheduled job's run that committed (outcomes/jobs, docs/jobs.md): written in the
+    run's own transaction, so whatever the run changed and this row stand or fall together,
+    and a period whose run committed is never run again, by a retry or by another worker."""
+
+    __tablename__ = "job_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The job's name in the registry (``outcomes.jobs.scheduled.JOBS``).
+    job: Mapped[str] = mapped_column(String(64))
+    #: The time the run was scheduled for, which names its period.
+    due_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("job", "due_at", name="uq_job_run_job_due_at"),)

@@ -28,6 +28,7 @@ BREAKING_IMPORTS = {
     "engine": ("instruments.scoring", "outcomes.models"),
     "models": ("outcomes.models", "outcomes.services.summaries"),
     "services": ("outcomes.services.dashboard", "outcomes.clinician.views"),
+    "jobs": ("outcomes.jobs.scheduled", "outcomes.clinician.views"),
     # records <- summaries already: back again is the cycle of before issue 10.
     "acyclic": ("outcomes.services.records", "outcomes.services.summaries"),
 }
