@@ -78,6 +78,26 @@ def current_actor() -> Actor:
     return Actor(user=user, ip_address=request.remote_addr, request_id=g.get("request_id"))
 
 
+#: Set on ``g`` by keep_writes_despite_refusal; read by the commit at the request's end.
+_KEEP_WRITES = "keep_writes_despite_refusal"
+
+
+def keep_writes_despite_refusal() -> None:
+    """Commit what this request wrote although its answer refuses it (a 4xx status).
+
+    The request's end commits on success and rolls back on an error status; a view calls this
+    for what must stand even so: a failed sign-in attempt in the audit trail (the page says
+    401), the audited read of a page shown with its bad filters reset (400), an alert that a
+    refused form's answers opened (422). A server error (5xx) still commits nothing."""
+    setattr(g, _KEEP_WRITES, True)
+
+
+def _commits(response: Response) -> bool:
+    """Whether the request that answers ``response`` commits: the one decision, for all."""
+    status = response.status_code
+    return status < 400 or (status < 500 and g.get(_KEEP_WRITES, False))
+
+
 def install_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
@@ -105,8 +125,8 @@ def install_request_hooks(app: Flask) -> None:
             # that holds none (a blank questionnaire, so the back button keeps its key).
             response.headers.setdefault("Cache-Control", "no-store")
         # One transaction per request: what the services wrote (including audit rows) is
-        # committed together, or not at all.
-        if response.status_code < 400:
+        # committed together, or not at all. This is the only commit of a request.
+        if _commits(response):
             db.session.commit()
         else:
             db.session.rollback()

@@ -193,11 +193,15 @@ def test_inbox_filters(client, world, inbox, query, expected):
     assert listed(html) == [inbox[key] for key in expected]
 
 
-def test_a_bad_inbox_filter_gets_a_message_and_shows_everything(client, world, inbox):
+def test_a_bad_inbox_filter_gets_a_message_and_shows_everything(client, world, inbox, session):
     sign_in(client, world.clinician)
     response = client.get("/clinic/alerts?kind=bogus")
     assert response.status_code == 400 and b"were not valid and were reset" in response.data
-    assert len(listed(response.data.decode())) == 3
+    shown = listed(response.data.decode())
+    assert len(shown) == 3
+    # What the page showed is a read of those patients' records: audited despite the 400.
+    read = session.scalars(select(AuditEvent).where(AuditEvent.action == "alerts.view")).one()
+    assert sorted(read.details["alerts"]) == sorted(shown)
 
 
 def test_acknowledge_from_the_inbox_and_a_second_time(client, world, inbox, session):

@@ -19,7 +19,7 @@ from ..services import audit
 from ..services.accounts import authenticate, end_all_sessions
 from ..services.enrolment import EnrolmentError, accept_invitation, usable_invitation
 from ..services.held_answers import forget_expired_answers, held_instrument
-from ..web import current_actor
+from ..web import current_actor, keep_writes_despite_refusal
 from . import sessions, throttle
 from .access import safe_next_path
 from .forms import AcceptInvitationForm, LoginForm, OpenInvitationForm
@@ -57,7 +57,7 @@ def login() -> Response | str | tuple[str, int]:
         user = authenticate(db.session, form.email.data, form.password.data)
         if user is None:
             audit.record(db.session, current_actor(), "auth.login_failed")
-            db.session.commit()  # the failed attempt is kept even though the page says 401
+            keep_writes_despite_refusal()  # the failed attempt is kept: the page says 401
             flash(LOGIN_FAILED, "error")
             return render_template("auth/login.html", form=form), 401
         sign_in(user)

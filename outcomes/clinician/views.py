@@ -59,7 +59,7 @@ from ..services.triage import InboxQuery, already_acknowledged, describe, open_a
 from ..services.baseline import BASELINE_WINDOW_DAYS
 from ..services.results import infusion_marks, reference_sentence, trend_series
 from ..services.submissions import RepeatedSubmission
-from ..web import current_actor
+from ..web import current_actor, keep_writes_despite_refusal
 from .forms import (
     TIMINGS,
     AcknowledgeAlertForm,
@@ -129,11 +129,10 @@ def patients() -> tuple[str, int]:
     search_form = DashboardSearchForm(formdata=None, data={**form.data, "q": query.search})
     links = {"search": form.search.data if search else None, "filter": query.filter,
              "status": query.course_status, "mine": "y" if mine else None, "sort": query.sort}
-    html = render_template("clinician/dashboard.html", form=search_form, page=page,
+    keep_writes_despite_refusal()  # the read is audited even when the answer is a 400
+    return render_template("clinician/dashboard.html", form=search_form, page=page,
                            query=query, links=links, counts=counts, legend=signal_legend(),
-                           grace_days=schedule.GRACE_DAYS)
-    db.session.commit()  # the read is audited even when the answer is a 400
-    return html, status
+                           grace_days=schedule.GRACE_DAYS), status
 
 
 @bp.post("/patients/search")
@@ -199,10 +198,9 @@ def alerts() -> tuple[str, int]:
                  object_id=current_user.clinic_id,
                  details={"patients": sorted({alert.patient_id for alert in found}),
                           "alerts": [alert.id for alert in found]})
-    html = render_template("clinician/alerts.html", form=form, alerts=describe(found),
-                           query=query)
-    db.session.commit()  # the read is audited even when the answer is a 400
-    return html, status
+    keep_writes_despite_refusal()  # the read is audited even when the answer is a 400
+    return render_template("clinician/alerts.html", form=form, alerts=describe(found),
+                           query=query), status
 
 
 @bp.route("/patients/new", methods=["GET", "POST"])
@@ -352,7 +350,7 @@ def _paper_form(patient: Patient, key: str, amends: Assessment | None
     risk = raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
                                      form.submission_key.data, form.valid_answers(),
                                      amends=amends)
-    db.session.commit()  # an alert it opened stands, although the page answers 422
+    keep_writes_despite_refusal()  # an alert it opened stands, although the page answers 422
     return render_template("clinician/paper_form.html", form=form, instrument=instrument,
                            patient=patient, amends=amends, crisis=risk.crisis,
                            clinic=patient.clinic), 422

@@ -38,7 +38,7 @@ from ..services.results import (
     trend_series,
 )
 from ..auth.access import patient_required
-from ..web import current_actor
+from ..web import current_actor, keep_writes_despite_refusal
 
 bp = Blueprint("patient", __name__, url_prefix="/me")
 
@@ -115,7 +115,7 @@ def questionnaire(key: str) -> Response | str | tuple[str, int]:
     # panel shows exactly when the alert is opened (or already open).
     risk = raise_unsaved_risk_alerts(db.session, current_actor(), patient, key,
                                      form.submission_key.data, form.valid_answers())
-    db.session.commit()  # an alert it opened stands, although the page answers 422
+    keep_writes_despite_refusal()  # an alert it opened stands, although the page answers 422
     return render_template("patient/questionnaire.html", form=form, instrument=instrument,
                            crisis=risk.crisis, clinic=patient.clinic), 422
 

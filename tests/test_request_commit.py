@@ -1,0 +1,72 @@
+"""One commit decision per request (outcomes/web.py): the request's end commits on success,
+rolls back on an error status, and keeps a refused request's writes only when its view asked
+(keep_writes_despite_refusal), never on a server error. Nothing else in the app commits."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from flask import abort
+from sqlalchemy import select
+
+from outcomes.extensions import db
+from outcomes.models import AuditEvent
+from outcomes.services import audit
+from outcomes.web import current_actor, keep_writes_despite_refusal
+
+PACKAGE = Path(__file__).resolve().parent.parent / "outcomes"
+#: Where a commit belongs: the end of a request, and the CLI's commands (they are no request).
+COMMITTERS = {"web.py", "cli.py"}
+
+
+def commits(source: str) -> list[int]:
+    """The lines of ``source`` that call a ``commit``, on whatever object."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "commit"]
+
+
+def test_the_check_finds_a_commit():
+    source = "db.session.commit()\nsession.commit()\nflush()\ndb.session.flush()\ncommit\n"
+    assert commits(source) == [1, 2]
+
+
+def test_nothing_but_the_requests_end_and_the_cli_commits():
+    offences = [f"{path.relative_to(PACKAGE.parent)}:{line}"
+                for path in sorted(PACKAGE.rglob("*.py"))
+                if path.relative_to(PACKAGE).as_posix() not in COMMITTERS
+                for line in commits(path.read_text())]
+    assert not offences, ("a commit outside web.py's end of request (call "
+                          "keep_writes_despite_refusal to keep a refused request's writes):\n"
+                          + "\n".join(offences))
+
+
+def test_the_request_hook_holds_the_only_commit_of_web_py():
+    assert len(commits((PACKAGE / "web.py").read_text())) == 1
+
+
+@pytest.mark.parametrize(("status", "keep", "kept"), [
+    (200, False, True),
+    (303, False, True),
+    (400, False, False),
+    (422, False, False),
+    (401, True, True),
+    (422, True, True),
+    (500, True, False),  # a server error keeps nothing, whatever the view asked
+])
+def test_a_requests_writes_stand_or_fall_with_its_answer(app, session, status, keep, kept):
+    @app.get("/test-write")
+    def write():
+        audit.record(db.session, current_actor(), "test.write")
+        if keep:
+            keep_writes_despite_refusal()
+        if status == 500:
+            raise RuntimeError("after the view asked to keep its writes")
+        if status >= 400:
+            abort(status)
+        return "", status
+
+    assert app.test_client().get("/test-write").status_code == status
+    written = session.scalars(select(AuditEvent).where(AuditEvent.action == "test.write")).all()
+    assert len(written) == (1 if kept else 0)
