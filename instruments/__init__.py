@@ -11,21 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 
-from .catalog import all_instruments, get_instrument
+from .catalog import all_instruments, all_measures, definitions_dir, get_instrument
 from .change import Change, change_between
 from .definition import load_definition
 from .errors import DefinitionError, InstrumentError, InvalidAnswers, InvalidScore, UnknownInstrument
-from .model import (Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
-                    MissingPolicy, Option, Subscale)
+from .model import (Band, ChangeThreshold, DiagnosisRule, Display, FlagRule, Instrument, Item,
+                    Measure, MissingPolicy, Option, Subscale)
 from .rules import FLAG_RULES
 from .scoring import Score, TriggeredFlag, normalise_answers, score_answers
 
 __all__ = [
-    "Band", "Change", "ChangeThreshold", "DefinitionError", "DiagnosisRule", "FlagRule",
-    "Instrument", "InstrumentError", "InvalidAnswers", "InvalidScore", "Item", "MissingPolicy",
-    "Option", "Score", "Subscale", "TriggeredFlag", "UnknownInstrument",
-    "all", "change", "crisis_items", "flag_evidence", "get", "load_definition", "score",
+    "Band", "Change", "ChangeThreshold", "DefinitionError", "DiagnosisRule", "Display", "FlagRule",
+    "Instrument", "InstrumentError", "InvalidAnswers", "InvalidScore", "Item", "Measure",
+    "MissingPolicy", "Option", "Score", "Subscale", "TriggeredFlag", "UnknownInstrument",
+    "all", "change", "crisis_items", "flag_evidence", "get", "headline_measures",
+    "load_definition", "measures", "score",
 ]
 
 
@@ -39,6 +41,19 @@ def all() -> list[Instrument]:  # noqa: A001 - the public name the app codes aga
     return all_instruments()
 
 
+def measures() -> list[Measure]:
+    """Every measure whose definitions declare a ``[display]``, in its order: name, key,
+    order, colour and whether it is a headline measure. Charts draw them in this order and
+    colour, before any other measure."""
+    return all_measures()
+
+
+def headline_measures() -> list[Measure]:
+    """The headline measures, in order: the ones that head the dashboard, the outcomes page
+    and the charts (``[display] headline = true``)."""
+    return [measure for measure in all_measures() if measure.headline]
+
+
 def score(key: str, answers: Sequence[int | None] | Mapping[str, int | None]) -> Score:
     """Score answers for an instrument.
 
@@ -49,11 +64,16 @@ def score(key: str, answers: Sequence[int | None] | Mapping[str, int | None]) ->
     return score_answers(get_instrument(key), answers)
 
 
-@lru_cache(maxsize=None)
 def crisis_items(key: str) -> tuple[int, ...]:
     """Numbers of the items whose being left blank raises a crisis flag on its own (PHQ-9
     item 9: risk unknown). Found by scoring, so it follows whatever rules the definition
     uses."""
+    return _crisis_items(definitions_dir(), key)
+
+
+@lru_cache(maxsize=None)
+def _crisis_items(folder: Path, key: str) -> tuple[int, ...]:
+    # By folder as well as key: the definitions served are those of the folder at the time.
     instrument = get_instrument(key)
     found = []
     for item in instrument.items:

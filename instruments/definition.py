@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import DefinitionError
-from .model import (CHANGE_SIGNALS, Band, ChangeThreshold, DiagnosisRule, FlagRule, Instrument, Item,
-                    MissingPolicy, Option, RuleUse, Subscale, freeze)
+from .model import (CHANGE_SIGNALS, Band, ChangeThreshold, DiagnosisRule, Display, FlagRule, Instrument,
+                    Item, MissingPolicy, Option, RuleUse, Subscale, freeze)
 from .reader import Table
 from .rules import CHANGE_RULES, DIAGNOSIS_RULES, FLAG_RULES, MISSING_RULES, Context, Registry
 
@@ -21,6 +21,10 @@ _KEY = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _LOINC = re.compile(r"[0-9]{1,7}-[0-9]")
 _LOINC_ANSWER = re.compile(r"LA[0-9]{1,7}-[0-9]")
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+#: WCAG 2.2 AA contrast for text (1.4.3): a measure's colour draws chart lines and markers,
+#: which need 3:1 (1.4.11), and may label them, which needs this.
+MIN_CONTRAST_ON_WHITE = 4.5
 
 
 def load_definition(path: str | os.PathLike[str]) -> Instrument:
@@ -105,6 +109,7 @@ def _instrument(table: Table, file_stem: str) -> Instrument:
         flags=_flags(table, context),
         change_thresholds=_change_thresholds(table, context),
         local_policies=local_policies,
+        display=_display(table),
     )
 
 
@@ -112,6 +117,36 @@ def _measure(table: Table) -> str:
     # Versions that share items and scoring (PCL-5 past month and past week) name one measure,
     # so their totals can be compared and plotted as one series.
     return table.text("measure", None) or table.text("short_title")
+
+
+def _display(table: Table) -> Display | None:
+    entry = table.optional_table("display")
+    if entry is None:
+        return None
+    display = Display(order=entry.integer("order", low=1), colour=_colour(entry, "colour"),
+                      headline=entry.boolean("headline", False))
+    entry.finish()
+    return display
+
+
+def _colour(table: Table, field: str) -> str:
+    colour = table.text(field)
+    if not _COLOUR.fullmatch(colour):
+        raise table.error(f"'{colour}' is not a colour written #rrggbb", field)
+    contrast = contrast_on_white(colour)
+    if contrast < MIN_CONTRAST_ON_WHITE:
+        raise table.error(f"'{colour}' has a contrast of {contrast:.1f}:1 on white; charts need "
+                          f"{MIN_CONTRAST_ON_WHITE}:1 (WCAG AA)", field)
+    return colour.lower()
+
+
+def contrast_on_white(colour: str) -> float:
+    """The WCAG 2.2 contrast ratio of a "#rrggbb" colour against white (1 to 21)."""
+    def linear(channel: float) -> float:
+        return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
+    red, green, blue = (linear(int(colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return 1.05 / (luminance + 0.05)
 
 
 def _loinc_codes(table: Table) -> tuple[str | None, str | None]:

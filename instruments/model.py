@@ -115,6 +115,34 @@ class ChangeThreshold(RuleUse):
 
 
 @dataclass(frozen=True)
+class Display:
+    """How the app shows a measure: display policy of this project, not a clinical source."""
+
+    #: Where the measure stands among the measures (1 first): the dashboard's columns, the
+    #: outcomes page's sections and the charts follow it.
+    order: int
+    #: The measure's colour on every chart, "#rrggbb" in lower case.
+    colour: str
+    #: A headline measure heads the dashboard (a column, a sort, the improving filters) and
+    #: the outcomes page (weekly means and course rates) as well as the charts.
+    headline: bool
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A measure the app shows, as the definitions that share it declare it."""
+
+    #: The measure's name, e.g. "PCL-5".
+    name: str
+    #: The first, in sorted order, of the keys of its definitions (pcl5 for PCL-5's pcl5 and
+    #: pcl5-weekly): the measure's key in addresses and in change judgements.
+    key: str
+    order: int
+    colour: str
+    headline: bool
+
+
+@dataclass(frozen=True)
 class Instrument:
     """A questionnaire: its texts, items and every rule used to score it."""
 
@@ -145,6 +173,9 @@ class Instrument:
     flags: tuple[FlagRule, ...]
     change_thresholds: tuple[ChangeThreshold, ...]
     local_policies: tuple[str, ...]
+    #: How the app shows the measure; None for a measure it charts in the common colour
+    #: after the others and leaves off the dashboard and the outcomes page.
+    display: Display | None
 
     @property
     def scored_items(self) -> tuple[Item, ...]:

@@ -156,6 +156,18 @@ CASES = [
     ("phq9", setter(("bands",), {"minimal": 4}), "bands", "must be an array, got a table"),
     ("phq9", setter(("key",), "phq-9"), "key", "'phq-9' does not match the file name 'phq9'"),
     ("phq9", setter(("key",), "PHQ9"), "key", "must be lower-case letters and digits"),
+    ("phq9", setter(("display", "colour"), "#ffff00"), "display.colour",
+     "'#ffff00' has a contrast of 1.1:1 on white; charts need 4.5:1 (WCAG AA)"),
+    ("phq9", setter(("display", "colour"), "#888888"), "display.colour", "has a contrast of 3.5:1 on white"),
+    ("phq9", setter(("display", "colour"), "brown"), "display.colour", "'brown' is not a colour written #rrggbb"),
+    ("phq9", setter(("display", "colour"), "#8a3b1"), "display.colour", "is not a colour written #rrggbb"),
+    ("phq9", deleter("display", "colour"), "display.colour", "missing required field"),
+    ("phq9", setter(("display", "order"), 0), "display.order", "0 is outside 1 or more"),
+    ("phq9", setter(("display", "order"), "2"), "display.order", "must be an integer, got '2'"),
+    ("phq9", setter(("display", "headline"), "yes"), "display.headline", "must be true or false, got 'yes'"),
+    ("phq9", setter(("display", "color"), "#8a3b12"), "display.color",
+     "unknown field 'color' (did you mean 'colour'?)"),
+    ("phq9", setter(("display",), "headline"), "display", "must be a table, got 'headline'"),
 ]
 
 
@@ -220,10 +232,8 @@ def definitions_dir(tmp_path, monkeypatch):
     """A copy of the shipped definitions folder that the catalogue reads instead."""
     folder = tmp_path / "definitions"
     shutil.copytree(DEFINITIONS_DIR, folder)
-    monkeypatch.setattr(catalog, "DEFINITIONS_DIR", folder)
-    catalog._catalog.cache_clear()
-    yield folder
-    catalog._catalog.cache_clear()
+    monkeypatch.setenv(catalog.DEFINITIONS_ENV, str(folder))
+    return folder
 
 
 def test_a_new_instrument_is_a_dropped_in_file(definitions_dir):
@@ -316,3 +326,70 @@ def test_a_broken_file_in_the_folder_is_reported_not_skipped(definitions_dir):
     (definitions_dir / "demo-3.toml").write_text('key = "demo-3"\n', encoding="utf-8")
     with pytest.raises(instruments.DefinitionError, match=r"^demo-3\.toml: "):
         instruments.get("phq9")
+
+
+# --- how the measures are shown: checked across the folder --------------------------------
+
+def test_the_shipped_measures_are_shown_in_order_with_their_colours():
+    assert [(m.name, m.key, m.order, m.colour, m.headline) for m in instruments.measures()] == [
+        ("PCL-5", "pcl5", 1, "#1f5fa8", True), ("PHQ-9", "phq9", 2, "#8a3b12", True),
+        ("GAD-7", "gad7", 3, "#2e6b30", False)]
+    assert [m.name for m in instruments.headline_measures()] == ["PCL-5", "PHQ-9"]
+    # The weekly PCL-5 takes the display with the rest of pcl5.toml.
+    assert instruments.get("pcl5-weekly").display == instruments.get("pcl5").display
+    assert instruments.get("after-infusion").display is None
+
+
+def test_marking_a_measure_headline_is_a_change_to_its_file_alone(definitions_dir):
+    gad7 = definitions_dir / "gad7.toml"
+    gad7.write_text(gad7.read_text(encoding="utf-8").replace("headline = false", "headline = true"),
+                    encoding="utf-8")
+    assert [m.name for m in instruments.headline_measures()] == ["PCL-5", "PHQ-9", "GAD-7"]
+
+
+def test_definitions_of_one_measure_must_show_it_alike(definitions_dir):
+    weekly = definitions_dir / "pcl5-weekly.toml"
+    weekly.write_text(weekly.read_text(encoding="utf-8")
+                      + '\n[display]\norder = 1\ncolour = "#1f5fa8"\nheadline = false\n',
+                      encoding="utf-8")
+    with pytest.raises(instruments.DefinitionError) as caught:
+        instruments.get("phq9")
+    assert str(caught.value) == (
+        "pcl5-weekly.toml: display: order 1, colour #1f5fa8, not headline, but pcl5.toml, of the "
+        "same measure PCL-5, has order 1, colour #1f5fa8, headline; definitions of one measure "
+        "must show it alike")
+
+
+def test_a_measure_without_a_display_may_not_share_one_with_a_measure_that_has_one(definitions_dir):
+    base = read("pcl5")
+    del base["display"]
+    write(definitions_dir / "pcl5.toml", base)
+    weekly = definitions_dir / "pcl5-weekly.toml"
+    weekly.write_text(weekly.read_text(encoding="utf-8")
+                      + '\n[display]\norder = 1\ncolour = "#1f5fa8"\nheadline = true\n',
+                      encoding="utf-8")
+    with pytest.raises(instruments.DefinitionError,
+                       match=r"^pcl5-weekly\.toml: display: order 1, .* but pcl5\.toml, .* has none;"):
+        instruments.measures()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("order", 2, "phq9.toml: display.order: 2 is already the order of GAD-7 (gad7.toml)"),
+    ("colour", "#8a3b12", "phq9.toml: display.colour: #8a3b12 is already the colour of GAD-7 (gad7.toml)"),
+])
+def test_two_measures_may_not_share_an_order_or_a_colour(definitions_dir, field, value, message):
+    gad7 = read("gad7")
+    gad7["display"][field] = value
+    write(definitions_dir / "gad7.toml", gad7)
+    with pytest.raises(instruments.DefinitionError) as caught:
+        instruments.get("gad7")
+    assert str(caught.value) == message
+
+
+def test_the_served_folder_is_the_one_the_environment_names(definitions_dir, monkeypatch):
+    assert catalog.definitions_dir() == definitions_dir
+    (definitions_dir / "gad7.toml").unlink()
+    with pytest.raises(instruments.UnknownInstrument):
+        instruments.get("gad7")
+    monkeypatch.delenv(catalog.DEFINITIONS_ENV)
+    assert catalog.definitions_dir() == DEFINITIONS_DIR and instruments.get("gad7").key == "gad7"
