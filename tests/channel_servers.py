@@ -147,6 +147,7 @@ def silent_server() -> Iterator[int]:
 class Request:
     method: str
     path: str
+    #: By lower-case name (clients spell them as they like).
     headers: dict[str, str]
     body: bytes
 
@@ -181,7 +182,8 @@ def https_server(certificates: Certificates, default: Answer) -> Iterator[Record
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            answer = recorder.answer(Request("POST", self.path, dict(self.headers.items()),
+            answer = recorder.answer(Request("POST", self.path,
+                                             {k.lower(): v for k, v in self.headers.items()},
                                              self.rfile.read(length)))
             self.send_response(answer.status)
             for name, value in answer.headers.items():
