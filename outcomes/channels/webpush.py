@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
@@ -39,7 +40,8 @@ def vapid_key(private_key: str) -> Vapid:
         key = Vapid.from_string(private_key.strip())
     except Exception:  # py_vapid raises whatever its decoder met: the key is what's wrong
         key = None
-    if key is None or key.private_key.curve.name != "secp256r1":
+    if key is None or not isinstance(key.private_key, ec.EllipticCurvePrivateKey) \
+            or not isinstance(key.private_key.curve, ec.SECP256R1):
         raise ValueError("VAPID_PRIVATE_KEY is not a base64url P-256 private key")
     return key
 
@@ -59,10 +61,10 @@ def retry_after_seconds(value: str | None) -> float | None:
     if value.strip().isdigit():
         return float(value.strip())
     try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        wait = parsedate_to_datetime(value) - clock.utcnow()
+    except (TypeError, ValueError):  # not a date, or one without its zone
         return None
-    return max(0.0, (moment - clock.utcnow()).total_seconds())
+    return max(0.0, wait.total_seconds())
 
 
 class PushChannel(Channel):
