@@ -62,6 +62,7 @@ def test_a_channel_is_on_when_its_settings_are_there():
     (dict(subject="Two\nlines"), "one line"),
     (dict(subject="  "), "one line"),
     (dict(body=""), "has a body"),
+    (dict(sender_name="Riverside\r\nBcc: everyone@example.org"), "sender name is one line"),
     (dict(link="/q/1"), "absolute"),
     (dict(link="javascript:alert(1)"), "absolute"),
 ])

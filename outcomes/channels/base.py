@@ -42,13 +42,19 @@ class Message:
     sender_name: str = ""
 
     def __post_init__(self) -> None:
-        if not self.subject.strip() or "\n" in self.subject or "\r" in self.subject:
+        if not self.subject.strip() or not _one_line(self.subject):
             raise ValueError("a message's subject is one line of text")
+        if not _one_line(self.sender_name):
+            raise ValueError("a message's sender name is one line of text")
         if not self.body.strip():
             raise ValueError("a message has a body")
         link = urlsplit(self.link)
         if link.scheme not in {"https", "http"} or not link.netloc:
             raise ValueError("a message's link is an absolute http(s) address")
+
+
+def _one_line(text: str) -> bool:
+    return "\n" not in text and "\r" not in text
 
 
 @dataclass(frozen=True)
