@@ -1,7 +1,9 @@
 """Plotly figures from plain data. No Flask here: views pass series in, templates get a figure
 (as JSON) and the same figures as tables out.
 
-Every colour comes from ``PALETTE``, so one meaning has one colour on every chart. Times are
+A measure's colour and its place among the charts come from its definition's ``[display]``
+(``instruments.measures``); every other colour comes from ``PALETTE``, so one meaning has one
+colour on every chart. Times are
 drawn as wall-clock times in the clinic's zone, because plotly.js ignores a time's UTC offset.
 Only scatter traces, shapes, annotations and range-selector buttons are used: that is what the
 basic plotly.js bundle the app ships can draw.
@@ -24,16 +26,13 @@ from .clock import to_local
 #: One colour per meaning, on every chart. Lines and markers have at least 3:1 contrast
 #: against white (WCAG 2.2 1.4.11); band shades are pale enough for #333 text (AA, 9:1+).
 PALETTE: Mapping[str, str] = MappingProxyType({
-    # measures
-    "PCL-5": "#1f5fa8",
-    "PHQ-9": "#8a3b12",
-    "GAD-7": "#2e6b30",
+    # a measure whose definition declares no colour
     "other": "#4a4a4a",
-    # PCL-5 DSM-5 clusters
-    "PCL-5 B": "#00737a",
-    "PCL-5 C": "#a2306b",
-    "PCL-5 D": "#7a5a00",
-    "PCL-5 E": "#b34700",
+    # the parts of a measure (the PCL-5 DSM-5 clusters), in the definition's order
+    "part 1": "#00737a",
+    "part 2": "#a2306b",
+    "part 3": "#7a5a00",
+    "part 4": "#b34700",
     # marks
     "infusion": "#6a3d9a",
     "cutpoint": "#595959",
@@ -53,6 +52,8 @@ PALETTE: Mapping[str, str] = MappingProxyType({
     "button active": "#cfdcec",
 })
 
+#: How many part colours ``PALETTE`` has.
+PART_COLOURS = 4
 #: Line styles that tell the parts of a measure apart without colour.
 PART_DASHES = ("solid", "dash", "dot", "dashdot")
 PART_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
@@ -63,8 +64,6 @@ RANGE_BUTTONS = (
     {"count": 3, "label": "3 months", "step": "month", "stepmode": "backward"},
     {"label": "All", "step": "all"},
 )
-#: The order measures are charted in; any other measure follows, in the order given.
-MEASURE_ORDER = ("PCL-5", "PHQ-9", "GAD-7")
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -183,9 +182,16 @@ class Chart:
     summary: str = ""
 
 
-def colour_of(meaning: str) -> str:
-    """The palette colour for a measure or mark; measures not in the palette share one."""
-    return PALETTE.get(meaning, PALETTE["other"])
+def colour_of(measure: str) -> str:
+    """A measure's colour, as its definition declares it; measures without one share one."""
+    return next((m.colour for m in instruments.measures() if m.name == measure),
+                PALETTE["other"])
+
+
+def part_colour(index: int) -> str:
+    """The colour of a measure's part by its place (0 first); more parts than colours reuse
+    them, told apart by dash and marker."""
+    return PALETTE[f"part {index % PART_COLOURS + 1}"]
 
 
 def band_colour(band_key: str) -> str:
@@ -251,7 +257,7 @@ def parts_figure(series: Series, infusions: Sequence[InfusionMark],
     top = max((part.max for part in series.parts), default=series.total_max)
     for index, part in enumerate(series.parts):
         scored = [p for p in series.points if part.key in p.subscales]
-        colour = colour_of(f"{series.measure} {part.key}")
+        colour = part_colour(index)
         figure.add_trace(go.Scatter(
             x=[_local(p.administered_at, zone) for p in scored],
             y=[p.subscales[part.key] for p in scored], mode="lines+markers",
@@ -456,11 +462,11 @@ def patient_charts(series: Sequence[Series], infusions: Sequence[InfusionMark],
 
 
 def in_measure_order(series: Sequence[Series]) -> list[Series]:
-    """The series in ``MEASURE_ORDER``, other measures after them."""
-    def rank(entry: Series) -> int:
-        return (MEASURE_ORDER.index(entry.measure) if entry.measure in MEASURE_ORDER
-                else len(MEASURE_ORDER))
-    return sorted(series, key=rank)
+    """The series in the definitions' order (``instruments.measures``), headline measures
+    first; measures without a display after them, in the order given."""
+    ranks = {m.name: (not m.headline, m.order) for m in instruments.measures()}
+    last = (True, float("inf"))
+    return sorted(series, key=lambda entry: ranks.get(entry.measure, last))
 
 
 def weekly_mean_chart(measure: str, total_max: int, weeks: Sequence[WeeklyMean],

@@ -36,6 +36,7 @@ from .models import (
     Course,
     Infusion,
     InfusionVersion,
+    MeasureSummary,
     Patient,
     PatientSummary,
     PlanEntry,
@@ -370,11 +371,11 @@ def _insert_summaries(session: Session, patients: list[Patient], rows: list[dict
         by_patient[row["patient_id"]].append(Assessment(id=assessment_id, **row))
     plan = [PlanEntry(**row) for row in plan_rows[:len(DEFAULT_PLAN)]]
     open_alerts = Counter(a["patient_id"] for a in alerts if a["acknowledged_at"] is None)
-    session.execute(insert(PatientSummary), [
-        summary_values(patient, by_patient[patient.id], [courses[patient.id]],
-                       open_alerts[patient.id], plan, now)
-        for patient in patients
-    ])
+    summaries = [summary_values(patient, by_patient[patient.id], [courses[patient.id]],
+                                open_alerts[patient.id], plan, now) for patient in patients]
+    session.execute(insert(PatientSummary), [summary.patient for summary in summaries])
+    session.execute(insert(MeasureSummary), [row for summary in summaries
+                                             for row in summary.measures])
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

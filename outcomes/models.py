@@ -503,9 +503,9 @@ class AssessmentAnswer(Base):
     value: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
+        # The value is checked against the definition's options before storing (the engine
+        # refuses any other), so a definition may use a wider scale than any before it.
         CheckConstraint("item_number >= 1", name="item_number_positive"),
-        # The instrument's own range is checked before storing; this is the outer fence.
-        CheckConstraint("value BETWEEN 0 AND 10", name="value_in_range"),
     )
 
 
@@ -619,29 +619,12 @@ class AuditEvent(Base):
 class PatientSummary(Base):
     """One row per patient for the dashboard, kept current by ``services.summaries`` in the
     same transaction as every change it depends on, so the dashboard reads one row per
-    patient however long their history."""
+    patient however long their history. The scores are in ``MeasureSummary``."""
 
     __tablename__ = "patient_summary"
 
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
-    pcl5_baseline: Mapped[int | None] = mapped_column(Integer)
-    pcl5_baseline_at: Mapped[dt.datetime | None]
-    pcl5_latest: Mapped[int | None] = mapped_column(Integer)
-    pcl5_latest_at: Mapped[dt.datetime | None]
-    phq9_baseline: Mapped[int | None] = mapped_column(Integer)
-    phq9_baseline_at: Mapped[dt.datetime | None]
-    phq9_latest: Mapped[int | None] = mapped_column(Integer)
-    phq9_latest_at: Mapped[dt.datetime | None]
-    #: What ``pcl5_baseline`` is (services.baseline): "baseline", the course's pre-treatment
-    #: score, or "since first", the patient's first score; NULL when there is none.
-    pcl5_reference_kind: Mapped[str | None] = mapped_column(String(16))
-    #: The same for ``phq9_baseline``.
-    phq9_reference_kind: Mapped[str | None] = mapped_column(String(16))
-    #: Any improvement threshold (instruments package) met by the latest totals.
-    improving: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: Any worsening threshold met by the latest totals.
-    worsening: Mapped[bool] = mapped_column(Boolean, default=False)
     open_alerts: Mapped[int] = mapped_column(Integer, default=0)
     #: The earliest day a questionnaire of the plan is (or becomes) due and not yet done.
     next_due_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -654,15 +637,43 @@ class PatientSummary(Base):
     patient: Mapped[Patient] = relationship()
 
     __table_args__ = (
-        *(CheckConstraint(f"({m}_reference_kind IS NULL AND {m}_baseline IS NULL) OR "
-                          f"({m}_reference_kind IN ('baseline', 'since first') "
-                          f"AND {m}_baseline IS NOT NULL)", name=f"{m}_reference_kind_known")
-          for m in ("pcl5", "phq9")),
         Index("ix_patient_summary_clinic_alerts", "clinic_id", "open_alerts"),
         Index("ix_patient_summary_clinic_due", "clinic_id", "next_due_on"),
         Index("ix_patient_summary_clinic_activity", "clinic_id", "last_activity_at"),
     )
 
+
+class MeasureSummary(Base):
+    """One row per patient and measure that has a scorable total (every measure, not only the
+    headline ones, so a definition may change the headline with nothing to recompute): its
+    reference and latest totals and whether the latest meets an improvement or a worsening
+    threshold against the reference. Kept current with ``PatientSummary``."""
+
+    __tablename__ = "patient_measure_summary"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), primary_key=True)
+    #: The measure's name (``instruments.Instrument.measure``), e.g. "PCL-5".
+    measure: Mapped[str] = mapped_column(String(64), primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    #: The reference's total (services.baseline) and when it was given.
+    baseline: Mapped[int] = mapped_column(Integer)
+    baseline_at: Mapped[dt.datetime]
+    #: What ``baseline`` is: "baseline", the course's pre-treatment score, or "since first",
+    #: the patient's first score.
+    reference_kind: Mapped[str] = mapped_column(String(16))
+    latest: Mapped[int] = mapped_column(Integer)
+    latest_at: Mapped[dt.datetime]
+    #: An improvement threshold (instruments package) met by the latest total.
+    improving: Mapped[bool] = mapped_column(Boolean)
+    #: A worsening threshold met by the latest total.
+    worsening: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (
+        CheckConstraint("reference_kind IN ('baseline', 'since first')",
+                        name="reference_kind_known"),
+        # The dashboard's improving filters: a clinic's rows of the headline measures.
+        Index("ix_patient_measure_summary_clinic_measure", "clinic_id", "measure", "improving"),
+    )
 
 class JobRun(Base):
     """A scheduled job's run that committed (outcomes/jobs, docs/jobs.md): written in the

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from outcomes.extensions import db
-from outcomes.models import Assessment, PatientSummary
+from outcomes.models import Assessment, MeasureSummary
 from outcomes.services.baseline import (
     BASELINE,
     BASELINE_WINDOW_DAYS,
@@ -169,9 +169,8 @@ def test_a_corrected_baseline_counts_with_its_corrected_total(app, session, worl
 def test_dashboard_sentence_chart_and_outcomes_use_the_same_baseline(
         app, client, session, world, treated):
     _, first, latest = treated
-    summary = session.get(PatientSummary, world.patient.id)
-    session.refresh(summary)
-    assert (summary.phq9_baseline, summary.phq9_latest) == (16, 7)
+    summary = session.get(MeasureSummary, (world.patient.id, "PHQ-9"))
+    assert (summary.baseline, summary.latest) == (16, 7)
 
     sign_in(client, world.patient_user)
     home = " ".join(client.get("/me/").data.decode().split())
@@ -217,9 +216,8 @@ def test_since_first_is_never_called_a_baseline(app, client, session, world):
                      r"\(-9\)\.", page)
     phq = next(f for f in figures_on(page) if traces(f, "PHQ-9 total"))
     assert traces(phq, "Since first")[0]["y"] == [20] and not traces(phq, "Baseline")
-    summary = session.get(PatientSummary, world.patient.id)
-    session.refresh(summary)
-    assert (summary.phq9_baseline, summary.phq9_latest) == (20, 11)
+    summary = session.get(MeasureSummary, (world.patient.id, "PHQ-9"))
+    assert (summary.baseline, summary.latest) == (20, 11)
 
 
 # --- the dashboard names the reference; the scores export carries it ------------------------
@@ -237,8 +235,8 @@ def test_the_dashboard_names_a_course_baseline_baseline(client, session, world, 
     page = " ".join(client.get("/clinic/patients").data.decode().split())
     assert "PHQ-9 from → latest" in page and "baseline → latest" not in page
     assert "baseline 16 → 7 (-9)" in dashboard_row(client, world.patient)
-    summary = session.get(PatientSummary, world.patient.id)
-    assert (summary.phq9_reference_kind, summary.pcl5_reference_kind) == (BASELINE, None)
+    assert session.get(MeasureSummary, (world.patient.id, "PHQ-9")).reference_kind == BASELINE
+    assert session.get(MeasureSummary, (world.patient.id, "PCL-5")) is None
 
 
 def test_the_dashboard_says_since_first_without_a_course_baseline(client, session, app, world):
@@ -249,7 +247,7 @@ def test_the_dashboard_says_since_first_without_a_course_baseline(client, sessio
     sign_in(client, world.clinician)
     row = dashboard_row(client, world.patient)
     assert "since first 20 → 11 (-9)" in row and "baseline" not in row
-    assert session.get(PatientSummary, world.patient.id).phq9_reference_kind == SINCE_FIRST
+    assert session.get(MeasureSummary, (world.patient.id, "PHQ-9")).reference_kind == SINCE_FIRST
 
 
 def scores_export(client) -> list[dict[str, str]]:
@@ -318,12 +316,13 @@ def test_revision_0009_fills_the_reference_kind_of_existing_rows(
             # As a row written before the one rule: the first score called the baseline.
             connection.execute(text("UPDATE patient_summary SET phq9_baseline = 24, "
                                     "improving = :no"), {"no": False})
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0009")  # the columns it fills go in 0010
         with engine.connect() as connection:
             row = connection.execute(text(
                 "SELECT phq9_baseline, phq9_reference_kind, phq9_latest, pcl5_reference_kind, "
                 "improving FROM patient_summary WHERE patient_id = :id"),
                 {"id": patient_id}).one()
+        migrate.upgrade(engine)
     finally:
         engine.dispose()
     # 16 -> 7 is a response (a fall of 50 % or more): the improving flag is recomputed too.

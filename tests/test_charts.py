@@ -139,7 +139,7 @@ def test_clusters_have_one_line_each_told_apart_without_colour_alone():
     assert [t["y"] for t in clusters] == [[13, 10], [5, 4], [17, 13], [13, 10]]
     assert len({t["line"]["color"] for t in clusters}) == 4
     assert len({t["line"]["dash"] for t in clusters}) == 4
-    assert [t["line"]["color"] for t in clusters] == [PALETTE[f"PCL-5 {k}"] for k in "BCDE"]
+    assert [t["line"]["color"] for t in clusters] == [PALETTE[f"part {n}"] for n in (1, 2, 3, 4)]
     assert figure["layout"]["yaxis"]["range"] == [0, 28]  # D: 7 items of 0-4
     assert len(traces(figure, "Infusion")) == 1 and len(shapes(figure, "vertical")) == 2
 
@@ -167,8 +167,9 @@ def test_the_same_meaning_has_the_same_colour_on_every_chart():
                 seen.setdefault("Infusion", set()).add(shape["line"]["color"])
     for key in ("PCL-5", "PHQ-9", "GAD-7", "Infusion", "Safety flag"):
         assert len(seen[key]) == 1, (key, seen[key])
-    assert seen["PCL-5"] == {PALETTE["PCL-5"]} and seen["Infusion"] == {PALETTE["infusion"]}
-    assert seen["PHQ-9"] == {PALETTE["PHQ-9"]} and seen["GAD-7"] == {PALETTE["GAD-7"]}
+    # Each measure in its definition's colour: today's PCL-5 blue, PHQ-9 brown, GAD-7 green.
+    assert seen["PCL-5"] == {"#1f5fa8"} and seen["Infusion"] == {PALETTE["infusion"]}
+    assert seen["PHQ-9"] == {"#8a3b12"} and seen["GAD-7"] == {"#2e6b30"}
     # Both PHQ-9 and GAD-7 have a "minimal" band: one shade.
     phq, gad = (total_figure(s, [], ZONE) for s in series[:2])
     assert shapes(phq, "rect")[0]["fillcolor"] == shapes(gad, "rect")[0]["fillcolor"]
@@ -182,6 +183,7 @@ def test_palette_colours_are_distinct_and_contrast_with_white():
 
     marks = {k: v for k, v in PALETTE.items()
              if not k.startswith(("band", "button", "grid", "text", "label"))}
+    marks |= {m.name: m.colour for m in instruments.measures()}  # the definitions' colours
     assert len(set(marks.values())) == len(marks)
     for meaning, colour in marks.items():
         assert 1.05 / (luminance(colour) + 0.05) >= 3, meaning  # WCAG 1.4.11
@@ -237,7 +239,7 @@ def test_weekly_means_have_error_bars_only_where_there_is_an_interval():
     assert trace["error_y"]["array"] == [12.42, None]
     assert trace["hovertext"] == ["Week 0: mean 45.0 (95% CI 32.6 to 57.4), n = 3",
                                   "Week 9: mean 55.0, n = 1"]
-    assert trace["line"]["color"] == PALETTE["PCL-5"]
+    assert trace["line"]["color"] == instruments.get("pcl5").display.colour
     assert chart.tables[0].rows == (("0 (baseline)", "3", "45.0", "32.6 to 57.4"),
                                     ("9", "1", "55.0", "— (n < 2)"))
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 import instruments
 from outcomes import clock
 from outcomes.extensions import db
-from outcomes.models import Alert, Patient, PatientSummary
+from outcomes.models import Alert, MeasureSummary, Patient, PatientSummary
 from outcomes import demo
 from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
@@ -65,12 +65,13 @@ def test_the_same_number_of_statements_for_a_small_and_a_large_clinic(
 def test_each_row_matches_the_instruments_package(client, seeded, session):
     sign_in_demo(client)
     html = client.get("/clinic/patients?sort=name").data.decode()
-    summary = session.scalars(select(PatientSummary).where(
-        PatientSummary.pcl5_latest_at != PatientSummary.pcl5_baseline_at)).first()
-    change = instruments.change("pcl5", summary.pcl5_baseline, summary.pcl5_latest)
+    summary = session.scalars(select(MeasureSummary).where(
+        MeasureSummary.measure == "PCL-5",
+        MeasureSummary.latest_at != MeasureSummary.baseline_at)).first()
+    change = instruments.change("pcl5", summary.baseline, summary.latest)
     patient = session.get(Patient, summary.patient_id)
     page = search(client, patient.identifier)
-    assert f"{summary.pcl5_baseline} → {summary.pcl5_latest}" in page
+    assert f"{summary.baseline} → {summary.latest}" in page
     assert f"({change.change:+d}" in page
     if change.percent_change is not None:
         assert f"{change.change:+d} points, {change.percent_change:+.0f} %" in page
@@ -85,15 +86,24 @@ def test_open_alerts_come_first(client, seeded, session):
     assert with_alerts and set(shown[:len(with_alerts)]) == with_alerts
 
 
+def headline_rows(session, patient_id):
+    return session.scalars(select(MeasureSummary).where(
+        MeasureSummary.patient_id == patient_id,
+        MeasureSummary.measure.in_(["PCL-5", "PHQ-9"]))).all()
+
+
 @pytest.mark.parametrize("query, condition", [
-    ("filter=alerts", lambda s: s.open_alerts > 0),
-    ("filter=improving", lambda s: s.improving),
-    ("status=active", lambda s: s.course_status == "active"),
-    ("status=completed", lambda s: s.course_status == "completed"),
+    ("filter=alerts", lambda s, rows: s.open_alerts > 0),
+    ("filter=improving", lambda s, rows: any(r.improving for r in rows)),
+    ("filter=not_improving", lambda s, rows: rows and not any(r.improving for r in rows)),
+    ("status=active", lambda s, rows: s.course_status == "active"),
+    ("status=completed", lambda s, rows: s.course_status == "completed"),
 ])
 def test_filters_show_exactly_the_matching_patients(client, seeded, session, query, condition):
     sign_in_demo(client)
-    expected = {s.patient_id for s in session.scalars(select(PatientSummary)) if condition(s)}
+    expected = {s.patient_id for s in session.scalars(select(PatientSummary))
+                if condition(s, headline_rows(session, s.patient_id))}
+    assert expected
     shown = set()
     for page in range(1, 3):
         shown |= {int(pid) for pid in rows(client.get(
@@ -150,7 +160,8 @@ def test_the_summary_follows_each_submission_and_acknowledgement(client, world, 
         db.session.commit()
         alert_id = submission.alerts[0].id
     summary = session.get(PatientSummary, world.patient.id)
-    assert (summary.pcl5_baseline, summary.pcl5_latest, summary.open_alerts) == (60, 60, 1)
+    pcl5 = session.get(MeasureSummary, (world.patient.id, "PCL-5"))
+    assert (pcl5.baseline, pcl5.latest, summary.open_alerts) == (60, 60, 1)
     sign_in(client, world.clinician)
     client.post(f"/clinic/alerts/{alert_id}/acknowledge", data={"note": "Called, safe."})
     session.expire_all()
@@ -172,7 +183,20 @@ def test_clinically_meaningful_worsening_raises_an_alert_once(app, world, sessio
         assert again.alerts == []  # one open worsening alert is enough
     alert = session.scalars(select(Alert)).one()
     assert alert.reason.startswith("PCL-5 total 10 or more points above") and not alert.crisis
-    assert session.get(PatientSummary, world.patient.id).worsening
+    assert session.get(MeasureSummary, (world.patient.id, "PCL-5")).worsening
+
+
+@pytest.mark.parametrize("sort, measure", [("pcl5_change", "PCL-5"), ("phq9_change", "PHQ-9")])
+def test_sorting_by_a_headline_measures_change_keeps_its_address(client, seeded, session,
+                                                                  sort, measure):
+    sign_in_demo(client)
+    shown = [int(pid) for pid in rows(client.get(f"/clinic/patients?sort={sort}").data.decode())]
+    changes = {row.patient_id: row.latest - row.baseline for row in session.scalars(
+        select(MeasureSummary).where(MeasureSummary.measure == measure))}
+    ordered = [changes[pid] for pid in shown if pid in changes]
+    assert ordered and ordered == sorted(ordered)
+    # Patients without a score of the measure come last.
+    assert all(pid not in changes for pid in shown[len(ordered):])
 
 
 def test_every_dashboard_read_is_audited_with_the_patients_shown(client, seeded, session):

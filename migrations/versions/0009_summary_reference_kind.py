@@ -12,17 +12,17 @@ improving/worsening flags are recomputed with it, so that every row agrees with 
 
 The rows are read and written through plain tables (never the models, which describe the
 newest schema, not this revision's); the values come from the one rule
-(``services.summaries.score_values`` and ``services.baseline``), pure functions of records
-and course windows, so the migration does not restate it.
+(``services.summaries.measure_values`` and ``services.baseline``), pure functions of records
+and course windows, so the migration does not restate it: it only lays each measure's values
+out in this revision's columns.
 """
-import zoneinfo
-
 from alembic import op
 import sqlalchemy as sa
 
+from outcomes.clock import clinic_zone
 from outcomes.models import UTCDateTime, as_utc
 from outcomes.services.baseline import windows_from
-from outcomes.services.summaries import score_values
+from outcomes.services.summaries import measure_values
 
 
 revision = '0009'
@@ -30,12 +30,13 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-#: The summary's measures at this revision (its column prefixes).
-MEASURES = ("pcl5", "phq9")
+#: The summary's measures at this revision, by their column prefixes.
+MEASURES = {"pcl5": "PCL-5", "phq9": "PHQ-9"}
+#: A measure's values, by the column suffix they go to at this revision.
+FIELDS = ("baseline", "baseline_at", "reference_kind", "latest", "latest_at")
 #: The summary's columns that this migration fills.
 COLUMNS = ("improving", "worsening", *(
-    f"{prefix}_{name}" for prefix in MEASURES
-    for name in ("baseline", "baseline_at", "reference_kind", "latest", "latest_at")))
+    f"{prefix}_{name}" for prefix in MEASURES for name in FIELDS))
 
 
 def upgrade() -> None:
@@ -93,12 +94,22 @@ def fill_summaries() -> None:
                    ~sa.exists().where(later.c.infusion_id == version.c.infusion_id,
                                       later.c.version > version.c.version))
             .group_by(course.c.id)).all()
-        windows = windows_from((as_utc(first) for first in firsts),
-                               zoneinfo.ZoneInfo(timezone))
+        windows = windows_from((as_utc(first) for first in firsts), clinic_zone(timezone))
         ordered = sorted(records, key=lambda record: (record.administered_at, record.id))
-        values = score_values(ordered, windows)
         bind.execute(summary.update().where(summary.c.patient_id == patient_id)
-                     .values({name: values[name] for name in COLUMNS}))
+                     .values(summary_columns(measure_values(ordered, windows))))
+
+
+def summary_columns(measures: dict[str, dict]) -> dict[str, object]:
+    """This revision's score columns from each measure's values: a measure's own columns,
+    and the improving and worsening flags of any of its measures."""
+    columns: dict[str, object] = {"improving": False, "worsening": False}
+    for prefix, measure in MEASURES.items():
+        values = measures.get(measure, {})
+        columns.update({f"{prefix}_{name}": values.get(name) for name in FIELDS})
+        for flag in ("improving", "worsening"):
+            columns[flag] = columns[flag] or values.get(flag, False)
+    return columns
 
 
 def downgrade() -> None:

@@ -23,7 +23,7 @@ import instruments
 from ..forms import ClinicDate, KeyedForm
 from ..models import PlanEntry
 from ..services.courses import INDICATION_LABELS, SIDE_EFFECTS, STATUS_LABELS
-from ..services.dashboard import FILTERS, SORTS
+from ..services.dashboard import FILTERS, sorts
 from ..services.triage import inbox_kinds
 
 
@@ -122,8 +122,9 @@ class DashboardFilters(FlaskForm):
         SelectChoice(key, label) for key, label in STATUS_LABELS.items()],
         validators=[Optional()])
     mine = BooleanField("Only my patients")
-    sort = SelectField("Sort by", choices=[SelectChoice(key, label)
-                                           for key, label in SORTS.items()],
+    # A callable: the sorts by measure follow the definitions' headline measures.
+    sort = SelectField("Sort by", choices=lambda: [SelectChoice(key, label)
+                                                   for key, label in sorts().items()],
                        default="priority", validators=[Optional()])
 
 

@@ -1,23 +1,25 @@
 """The clinician's dashboard: every patient of the clinic, one summary row each, under the
-clinic's triage counts.
+clinic's triage counts, with a column for each headline measure (``instruments``).
 
 Four statements whatever the clinic's size: the counts, a count and one page of rows (on
-``patient_summary``, which the write services keep current), and the open alerts of that page.
+``patient_summary`` joined to each headline measure's row of ``patient_measure_summary``,
+which the write services keep current), and the open alerts of that page.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 import instruments
 
 from ..clock import day_bounds
-from ..models import COURSE_STATUSES, Alert, Patient, PatientSummary, utcnow
+from ..models import COURSE_STATUSES, Alert, MeasureSummary, Patient, PatientSummary, utcnow
 from .schedule import overdue_before
-from .summaries import SUMMARY_MEASURES, Signal, change_signals
+from .summaries import Signal, change_signals
 from .triage import AlertDescription, describe, open_alerts_statement, patients_open_alerts
 
 PAGE_SIZE = 50
@@ -28,15 +30,17 @@ FILTERS = {
     "improving": "Improving",
     "not_improving": "Not improving",
 }
-SORTS = {
-    "priority": "Alerts, then overdue, then name",
-    "name": "Name",
-    "identifier": "Identifier",
-    "pcl5_change": "PCL-5 change",
-    "phq9_change": "PHQ-9 change",
-    "activity": "Last activity",
-    "next_infusion": "Next infusion",
-}
+#: The sort by a headline measure's change: ``pcl5_change`` for PCL-5 (its key, then this).
+CHANGE_SORT = "_change"
+
+
+def sorts() -> dict[str, str]:
+    """The dashboard's sorts by value, with their labels: one by each headline measure's
+    change among the fixed ones."""
+    return {"priority": "Alerts, then overdue, then name", "name": "Name",
+            "identifier": "Identifier",
+            **{f"{m.key}{CHANGE_SORT}": f"{m.name} change" for m in instruments.headline_measures()},
+            "activity": "Last activity", "next_infusion": "Next infusion"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class DashboardPage:
     total: int
     page: int
     pages: int
+    #: The headline measures' names, in order: a column each.
+    measures: list[str] = field(default_factory=list)
 
 
 def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt.date,
@@ -91,20 +97,26 @@ def dashboard(session: Session, clinic_id: int, query: DashboardQuery, today: dt
                            .where(*conditions))
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, query.page), pages)
-    statement: Select = (
-        select(PatientSummary, Patient)
-        .join(Patient, Patient.id == PatientSummary.patient_id)
-        .where(*conditions)
-        .order_by(*_order(query.sort, today), Patient.id)
-        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
-    )
-    rows = [_row(summary, patient, today) for summary, patient in session.execute(statement)]
+    # Each headline measure's row of the patient, if any, joined in: still one statement.
+    headline = {measure: aliased(MeasureSummary, name=f"measure_{index}")
+                for index, measure in enumerate(instruments.headline_measures())}
+    statement: Select = select(PatientSummary, Patient, *headline.values()).join(
+        Patient, Patient.id == PatientSummary.patient_id)
+    for measure, row in headline.items():
+        statement = statement.outerjoin(row, and_(row.patient_id == PatientSummary.patient_id,
+                                                  row.measure == measure.name))
+    statement = (statement.where(*conditions)
+                 .order_by(*_order(query.sort, today, headline), Patient.id)
+                 .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+    rows = [_row(summary, patient, dict(zip(headline, measures)), today)
+            for summary, patient, *measures in session.execute(statement)]
     # Always asked, even for a page without alerts, so the statements do not grow with it.
     alerts = patients_open_alerts(session, [row.patient.id for row in rows])
     now = utcnow()
     for row in rows:
         row.alerts = describe(alerts.get(row.patient.id, []), now)
-    return DashboardPage(rows=rows, total=total, page=page, pages=pages)
+    return DashboardPage(rows=rows, total=total, page=page, pages=pages,
+                         measures=[measure.name for measure in headline])
 
 
 @dataclass(frozen=True)
@@ -153,11 +165,10 @@ def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date,
         conditions.append(and_(PatientSummary.next_infusion_at >= start,
                                PatientSummary.next_infusion_at < end))
     elif query.filter == "improving":
-        conditions.append(PatientSummary.improving.is_(True))
+        conditions.append(_headline_row(MeasureSummary.improving.is_(True)))
     elif query.filter == "not_improving":
-        conditions.append(and_(PatientSummary.improving.is_(False),
-                               or_(PatientSummary.pcl5_latest_at.is_not(None),
-                                   PatientSummary.phq9_latest_at.is_not(None))))
+        conditions.append(and_(~_headline_row(MeasureSummary.improving.is_(True)),
+                               _headline_row()))
     if query.course_status == "none":
         conditions.append(PatientSummary.course_status.is_(None))
     elif query.course_status in COURSE_STATUSES:
@@ -165,21 +176,27 @@ def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date,
     return conditions
 
 
+def _headline_row(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Whether the patient has a row of a headline measure (meeting ``conditions``)."""
+    names = [measure.name for measure in instruments.headline_measures()]
+    return exists().where(MeasureSummary.patient_id == PatientSummary.patient_id,
+                          MeasureSummary.measure.in_(names), *conditions)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _order(sort: str, today: dt.date) -> list:
+def _order(sort: str, today: dt.date, headline: dict[instruments.Measure, Any]) -> list:
     name = func.lower(Patient.display_name)
     if sort == "name":
         return [name]
     if sort == "identifier":
         return [Patient.identifier]
-    if sort in ("pcl5_change", "phq9_change"):
-        column = sort.removesuffix("_change")
-        change = (getattr(PatientSummary, f"{column}_latest")
-                  - getattr(PatientSummary, f"{column}_baseline"))
-        return [change.asc().nulls_last(), name]
+    by_change = {f"{measure.key}{CHANGE_SORT}": row for measure, row in headline.items()}
+    if sort in by_change:
+        row = by_change[sort]
+        return [(row.latest - row.baseline).asc().nulls_last(), name]
     if sort == "activity":
         return [PatientSummary.last_activity_at.desc().nulls_last(), name]
     if sort == "next_infusion":
@@ -189,23 +206,23 @@ def _order(sort: str, today: dt.date) -> list:
     return [(PatientSummary.open_alerts > 0).desc(), overdue.desc(), name]
 
 
-def _row(summary: PatientSummary, patient: Patient, today: dt.date) -> DashboardRow:
+def _row(summary: PatientSummary, patient: Patient,
+         measures: dict[instruments.Measure, MeasureSummary | None],
+         today: dt.date) -> DashboardRow:
     row = DashboardRow(patient=patient, summary=summary)
-    for measure, column in SUMMARY_MEASURES.items():
-        baseline = getattr(summary, f"{column}_baseline")
-        latest = getattr(summary, f"{column}_latest")
+    for measure, scores in measures.items():
+        if scores is None:
+            row.measures[measure.name] = MeasureFigures(None, None, None, None, None, None, [])
+            continue
         change = percent = None
         signals: list[Signal] = []
-        later = getattr(summary, f"{column}_latest_at") != getattr(summary, f"{column}_baseline_at")
-        if baseline is not None and latest is not None and later:
-            figures = instruments.change(column, baseline, latest)
+        if scores.latest_at != scores.baseline_at:
+            figures = instruments.change(measure.key, scores.baseline, scores.latest)
             change, percent = figures.change, figures.percent_change
-            signals = change_signals(column, baseline, latest)
-        row.measures[measure] = MeasureFigures(baseline,
-                                               getattr(summary, f"{column}_reference_kind"),
-                                               latest,
-                                               getattr(summary, f"{column}_latest_at"),
-                                               change, percent, signals)
+            signals = change_signals(measure.key, scores.baseline, scores.latest)
+        row.measures[measure.name] = MeasureFigures(scores.baseline, scores.reference_kind,
+                                                    scores.latest, scores.latest_at,
+                                                    change, percent, signals)
     if summary.next_due_on is not None:
         row.due = summary.next_due_on <= today
         row.overdue = summary.next_due_on < overdue_before(today)
@@ -215,8 +232,9 @@ def _row(summary: PatientSummary, patient: Patient, today: dt.date) -> Dashboard
 def signal_legend() -> list[tuple[str, str, str, str]]:
     """Every status chip the dashboard can show: (measure, label, what it signals, source)."""
     legend = []
-    for measure, key in SUMMARY_MEASURES.items():
-        for threshold in instruments.get(key).change_thresholds:
+    for measure in instruments.headline_measures():
+        for threshold in instruments.get(measure.key).change_thresholds:
             if threshold.signals != "status":
-                legend.append((measure, threshold.label, threshold.signals, threshold.source))
+                legend.append((measure.name, threshold.label, threshold.signals,
+                               threshold.source))
     return legend

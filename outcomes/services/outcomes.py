@@ -1,5 +1,6 @@
-"""Clinic-wide outcomes: mean PCL-5 and PHQ-9 by week since the first infusion, with 95 %
-confidence intervals and n, and response and remission rates per completed course.
+"""Clinic-wide outcomes of each headline measure (``instruments.headline_measures``): the
+mean by week since the first infusion, with 95 % confidence intervals and n, and response
+and remission rates per completed course.
 
 The statistics are plain functions over plain numbers, tested against hand-computed values.
 ``clinic_outcomes`` feeds them from two SQL statements whatever the size of the clinic, each
@@ -22,7 +23,7 @@ Rules (shown on the page too):
   without a baseline has no response or remission to judge); stopped courses are not
   completed ones and are left out (their number is shown).
 * Which changes count (PHQ-9 response and remission, PCL-5 clinically meaningful
-  improvement) is decided by the instruments package's change thresholds, never here.
+  improvement, say) is decided by the instruments package's change thresholds, never here.
 """
 from __future__ import annotations
 
@@ -48,8 +49,6 @@ from ..models import Assessment, Course, Infusion, InfusionVersion, Patient
 from .baseline import Window, baseline_window, course_baseline
 
 CONFIDENCE = 0.95
-#: The measures on the page, each with the definition whose change thresholds judge it.
-OUTCOME_MEASURES = (("PCL-5", "pcl5"), ("PHQ-9", "phq9"))
 #: How long after a course ends a score still counts as the course's outcome.
 FOLLOW_UP_AFTER_COURSE = dt.timedelta(weeks=4)
 #: Up to this many degrees of freedom the t quantile is found exactly; above, by expansion.
@@ -308,6 +307,8 @@ class MeasureOutcomes:
     measure: str
     title: str
     total_max: int
+    #: The time frames of the measure's versions (PCL-5: past month, past week), by key.
+    time_frames: list[str]
     weeks: list[WeekMean]
     patients: int
     rates: list[Rate]
@@ -346,38 +347,40 @@ def clinic_outcomes(session: Session, clinic_id: int, zone: dt.tzinfo) -> Clinic
     completed = [c for c in courses if c.status == "completed"]
     windows = [course_window(c.course_id, c.patient_id, c.first_infusion, c.ended_on, zone)
                for c in completed if c.first_infusion is not None and c.ended_on is not None]
-    keys = {key: measure for measure, measure_keys in _measure_keys().items()
-            for key in measure_keys}
+    headline = instruments.headline_measures()
+    versions = _versions([measure.name for measure in headline])
+    keys = {instrument.key: measure for measure, found in versions.items()
+            for instrument in found}
     # One pass over the rows: by measure, then by patient.
-    scores: dict[str, dict[int, list[Score]]] = {measure: defaultdict(list)
-                                                 for measure, _ in OUTCOME_MEASURES}
+    scores: dict[str, dict[int, list[Score]]] = {measure.name: defaultdict(list)
+                                                 for measure in headline}
     for score in _scores(session, clinic_id, list(keys)):
         scores[keys[score.instrument_key]][score.patient_id].append(score)
     result = ClinicOutcomes(
         patients_with_infusion=len(first_infusions), completed_courses=len(completed),
         stopped_courses=sum(c.status == "stopped" for c in courses),
         completed_without_infusion=sum(c.first_infusion is None for c in completed))
-    for measure, measure_key in OUTCOME_MEASURES:
-        instrument = instruments.get(measure_key)
-        by_patient = scores[measure]
+    for measure in headline:
+        instrument = instruments.get(measure.key)
+        by_patient = scores[measure.name]
         changes = [pair for window in windows
                    if (pair := course_change(by_patient.get(window.patient_id, ()), window))]
         result.measures.append(MeasureOutcomes(
-            measure=measure, title=instrument.title, total_max=instrument.total_max,
+            measure=measure.name, title=instrument.title, total_max=instrument.total_max,
+            time_frames=[version.time_frame for version in versions[measure.name]],
             weeks=weekly_means(chain.from_iterable(by_patient.values()), first_infusions, zone),
             patients=sum(patient in first_infusions for patient in by_patient),
-            rates=course_rates(measure_key, changes), courses_evaluated=len(changes)))
+            rates=course_rates(measure.key, changes), courses_evaluated=len(changes)))
     return result
 
 
-def _measure_keys() -> dict[str, list[str]]:
-    """Every validated instrument key of each outcome measure (PCL-5: both versions)."""
-    measures = {measure for measure, _ in OUTCOME_MEASURES}
-    keys: dict[str, list[str]] = defaultdict(list)
+def _versions(measures: Sequence[str]) -> dict[str, list[instruments.Instrument]]:
+    """Every validated instrument of each of ``measures``, by key (PCL-5: both versions)."""
+    found: dict[str, list[instruments.Instrument]] = {measure: [] for measure in measures}
     for instrument in instruments.all():
-        if instrument.validated and instrument.measure in measures:
-            keys[instrument.measure].append(instrument.key)
-    return keys
+        if instrument.validated and instrument.measure in found:
+            found[instrument.measure].append(instrument)
+    return found
 
 
 def _course_rows(session: Session, clinic_id: int) -> list[_CourseRow]:

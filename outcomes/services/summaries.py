@@ -1,18 +1,19 @@
-"""The per-patient summary row the dashboard reads.
+"""The per-patient summary rows the dashboard reads: one ``PatientSummary`` per patient and
+one ``MeasureSummary`` per patient and measure with a scorable total.
 
 Every writer that changes what the summary depends on (a submission, an alert, an infusion,
 a course, a plan, an enrolment) marks the patient with ``touch``; just before the transaction
 commits, each touched patient's summary is recomputed once from their own rows, in the same
 transaction (the audit trail's own pattern, ``services.audit``). So the dashboard stays one
-row per patient, whatever the length of their history, and no writer refreshes by hand. A
-rollback drops the marks with everything else.
+row per patient and headline measure, whatever the length of their history, and no writer
+refreshes by hand. A rollback drops the marks with everything else.
 """
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
@@ -20,13 +21,11 @@ from sqlalchemy.orm import Session, SessionTransaction
 import instruments
 
 from ..clock import clinic_zone
-from ..models import Alert, Assessment, Course, Patient, PatientSummary, PlanEntry, utcnow
+from ..models import (Alert, Assessment, Course, MeasureSummary, Patient, PatientSummary,
+                      PlanEntry, utcnow)
 from .baseline import Window, course_windows, measure_records, reference_among
 from .records import current_assessments, current_course_of, patient_assessments, plan_for
 from .schedule import next_due_on, timeline_of
-
-#: The measures whose reference (baseline or first) and latest totals the dashboard shows.
-SUMMARY_MEASURES = {"PCL-5": "pcl5", "PHQ-9": "phq9"}
 
 
 @dataclass(frozen=True)
@@ -51,14 +50,22 @@ def change_signals(instrument_key: str, baseline: int | None,
             if t.signals != "status" and change.fields.get(t.key) is True]
 
 
+@dataclass(frozen=True)
+class SummaryValues:
+    """A patient's summary as column values: the patient's row and a row per measure."""
+
+    patient: dict[str, Any]
+    measures: list[dict[str, Any]]
+
+
 def summary_values(patient: Patient, assessments: Sequence[Assessment],
                    courses: Sequence[Course], open_alerts: int, plan: Sequence[PlanEntry],
-                   now: dt.datetime) -> dict[str, Any]:
-    """The summary row's values from the patient's records (current assessments only)."""
+                   now: dt.datetime) -> SummaryValues:
+    """The summary rows' values from the patient's records (current assessments only)."""
     values: dict[str, Any] = {"patient_id": patient.id, "clinic_id": patient.clinic_id,
                               "open_alerts": open_alerts}
     ordered = sorted(assessments, key=lambda a: (a.administered_at, a.id))
-    values.update(score_values(ordered, course_windows(courses, clinic_zone(patient.clinic))))
+    scores = measure_values(ordered, course_windows(courses, clinic_zone(patient.clinic)))
     course = current_course_of(courses)
     values.update(
         course_status=course.status if course else None,
@@ -70,38 +77,40 @@ def summary_values(patient: Patient, assessments: Sequence[Assessment],
     activity = [a.submitted_at for a in ordered] + [
         v.recorded_at for c in courses for i in c.infusions for v in i.versions]
     values["last_activity_at"] = max(activity) if activity else None
-    return values
+    return SummaryValues(values, [
+        {"patient_id": patient.id, "clinic_id": patient.clinic_id, "measure": measure, **row}
+        for measure, row in scores.items()])
 
 
-def score_values(assessments: Sequence[Assessment],
-                 windows: Sequence[Window[dt.datetime]]) -> dict[str, Any]:
-    """The summary's columns that come from scores, from the patient's current assessments
-    (or rows with their fields) and the baseline windows of their courses: per measure the
-    reference's total, date and kind, the latest total and date; and whether the latest totals
-    meet an improvement or a worsening threshold against their references."""
-    values: dict[str, Any] = {"improving": False, "worsening": False}
-    for measure, column in SUMMARY_MEASURES.items():
+def measure_values(assessments: Sequence[Assessment],
+                   windows: Sequence[Window[dt.datetime]]) -> dict[str, dict[str, Any]]:
+    """Per measure with a scorable total, from the patient's current assessments (or rows
+    with their fields) and the baseline windows of their courses: the reference's total,
+    date and kind, the latest total and date, and whether the latest total meets an
+    improvement or a worsening threshold against the reference. Measures in name order."""
+    measures = sorted({instruments.get(a.instrument_key).measure
+                       for a in assessments if a.scorable})
+    values: dict[str, dict[str, Any]] = {}
+    for measure in measures:
         scored = measure_records(assessments, measure)
-        latest = scored[-1] if scored else None
+        latest = scored[-1]
         # The one reference (services.baseline): the course baseline, else the first score.
         reference = reference_among(scored, windows, measure)
-        baseline = reference.record if reference is not None else None
-        values[f"{column}_baseline"] = baseline.total if baseline else None
-        values[f"{column}_baseline_at"] = baseline.administered_at if baseline else None
-        values[f"{column}_reference_kind"] = reference.kind if reference else None
-        values[f"{column}_latest"] = latest.total if latest else None
-        values[f"{column}_latest_at"] = latest.administered_at if latest else None
-        if baseline is not None and latest is not baseline:
-            kinds = {s.signals for s in change_signals(latest.instrument_key, baseline.total,
-                                                       latest.total)}
-            values["improving"] |= "improvement" in kinds
-            values["worsening"] |= "worsening" in kinds
+        baseline = reference.record
+        kinds = set() if latest is baseline else {
+            s.signals for s in change_signals(latest.instrument_key, baseline.total, latest.total)}
+        values[measure] = {
+            "baseline": baseline.total, "baseline_at": baseline.administered_at,
+            "reference_kind": reference.kind,
+            "latest": latest.total, "latest_at": latest.administered_at,
+            "improving": "improvement" in kinds, "worsening": "worsening" in kinds,
+        }
     return values
 
 
 def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -> PatientSummary:
-    """Recompute one patient's summary from their own rows only. Writers ``touch`` instead:
-    the commit recomputes each touched patient once."""
+    """Recompute one patient's summary rows from their own rows only. Writers ``touch``
+    instead: the commit recomputes each touched patient once."""
     session.flush()
     patient = session.get(Patient, patient_id)
     courses = list(session.scalars(select(Course).where(Course.patient_id == patient_id)))
@@ -111,15 +120,30 @@ def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -
         patient, current_assessments(patient_assessments(session, patient_id)), courses,
         open_alerts, plan_for(session, patient_id), now or utcnow(),
     )
-    summary = session.get(PatientSummary, patient_id)
-    if summary is None:
-        summary = PatientSummary(**values)
-        session.add(summary)
-    else:
-        for name, value in values.items():
-            setattr(summary, name, value)
+    summary = _upsert(session, session.get(PatientSummary, patient_id), PatientSummary,
+                      values.patient)
+    stored = {row.measure: row for row in session.scalars(
+        select(MeasureSummary).where(MeasureSummary.patient_id == patient_id))}
+    for row in values.measures:
+        _upsert(session, stored.pop(row["measure"], None), MeasureSummary, row)
+    for gone in stored.values():  # a measure whose only scores were corrected away
+        session.delete(gone)
     session.flush()
     return summary
+
+
+SummaryRow = TypeVar("SummaryRow", PatientSummary, MeasureSummary)
+
+
+def _upsert(session: Session, row: SummaryRow | None, model: type[SummaryRow],
+            values: dict[str, Any]) -> SummaryRow:
+    if row is None:
+        row = model(**values)
+        session.add(row)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    return row
 
 
 _TOUCHED = "outcomes.summaries.touched"
