@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    Time,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -39,6 +40,14 @@ COURSE_STATUSES = ("planned", "active", "completed", "stopped")
 #: infusion; the day after each infusion; or at a regular interval.
 SCHEDULES = ("baseline", "before_infusion", "after_infusion", "recurring")
 STAFF_ROLES = ("clinician", "admin")
+#: Local policy defaults of a clinic's reminder settings (services.reminder_rules): reminders
+#: per questionnaire occurrence, and the quiet hours (clinic wall time) in which none is sent.
+DEFAULT_REMINDER_LIMIT = 3
+DEFAULT_QUIET_FROM = dt.time(21, 0)
+DEFAULT_QUIET_UNTIL = dt.time(9, 0)
+#: Local policy default: minutes a crisis alert may stay unacknowledged before the clinic's
+#: admins are told.
+DEFAULT_ESCALATION_MINUTES = 30
 
 
 def utcnow() -> dt.datetime:
@@ -113,6 +122,17 @@ class Clinic(Base):
     #: responds ("Someone from the clinic will call you by the end of the next working
     #: day."). NULL: the clinic has set nothing, so patients are promised nothing.
     alert_response_wording: Mapped[str | None] = mapped_column(String(300))
+    #: Reminders per questionnaire occurrence; 0 sends none.
+    reminder_limit: Mapped[int] = mapped_column(Integer, default=DEFAULT_REMINDER_LIMIT)
+    #: No reminder is sent from ``quiet_from`` to ``quiet_until``, clinic wall time (the span
+    #: may pass midnight; equal times mean no quiet hours).
+    quiet_from: Mapped[dt.time] = mapped_column(Time, default=DEFAULT_QUIET_FROM)
+    quiet_until: Mapped[dt.time] = mapped_column(Time, default=DEFAULT_QUIET_UNTIL)
+    #: Where crisis alerts go besides the patient's clinician (a shared mailbox, a pager's
+    #: email gateway); NULL for none.
+    on_call_email: Mapped[str | None] = mapped_column(String(254))
+    #: Minutes a crisis alert may stay unacknowledged before the clinic's admins are told.
+    escalation_minutes: Mapped[int] = mapped_column(Integer, default=DEFAULT_ESCALATION_MINUTES)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -121,6 +141,11 @@ class Clinic(Base):
         CheckConstraint("alert_response_wording IS NULL"
                         " OR length(trim(alert_response_wording)) > 0",
                         name="alert_response_wording_not_blank"),
+        CheckConstraint("reminder_limit BETWEEN 0 AND 10", name="reminder_limit_in_range"),
+        CheckConstraint("escalation_minutes BETWEEN 1 AND 1440",
+                        name="escalation_minutes_in_range"),
+        CheckConstraint("on_call_email IS NULL OR on_call_email LIKE '%_@_%'",
+                        name="on_call_email_has_at"),
     )
 
 
@@ -174,6 +199,12 @@ class Patient(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     #: Contact address given at enrolment, offered as the login when the invitation is accepted.
     contact_email: Mapped[str | None] = mapped_column(String(254))
+    #: A mobile number for text reminders, in E.164 (outcomes.channels.contacts).
+    contact_phone: Mapped[str | None] = mapped_column(String(16))
+    #: The patient's own choice: reminders on or off, and through which channels (names of
+    #: outcomes.channels.CHANNELS).
+    reminders_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    reminder_channels: Mapped[list[Any]] = mapped_column(default=list)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     assigned_clinician_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -186,6 +217,8 @@ class Patient(Base):
         UniqueConstraint("clinic_id", "identifier", name="uq_patient_clinic_identifier"),
         CheckConstraint("length(trim(identifier)) > 0", name="identifier_not_blank"),
         CheckConstraint("length(trim(display_name)) > 0", name="display_name_not_blank"),
+        CheckConstraint("contact_phone IS NULL OR contact_phone LIKE '+%'",
+                        name="contact_phone_e164"),
     )
 
 
@@ -690,3 +723,97 @@ class JobRun(Base):
     finished_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("job", "due_at", name="uq_job_run_job_due_at"),)
+
+
+#: What a delivery is for: a patient's questionnaire reminder, a crisis alert to the
+#: patient's clinician or the clinic's on-call address, or its escalation to the admins.
+DELIVERY_PURPOSES = ("reminder", "alert", "escalation")
+#: pending: written, not yet tried (or waiting for its retry); sent: the channel's server
+#: took it; failed: given up after the last retry, or refused for good. Never deleted.
+DELIVERY_STATUSES = ("pending", "sent", "failed")
+
+
+class Delivery(Base):
+    """One message to one recipient through one channel (issue 11, docs/notifications.md).
+
+    ``key`` names what the message is (for a reminder: the patient's occurrence, the
+    reminder's number and the channel), so writing the same delivery twice — a retry, a second
+    worker, a restarted one — meets the unique constraint and sends nothing more. The message
+    itself is never stored: it is fixed wording built again at each try, with no health data.
+    """
+
+    __tablename__ = "delivery"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    #: The recipient: a patient (reminders) or a staff account (alerts); for the clinic's
+    #: on-call address, neither.
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: The alert an alert or escalation delivery is about.
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id"))
+    #: For a reminder: which occurrence of the schedule (services.schedule.Occurrence) and
+    #: which reminder of it, counting from 1.
+    instrument_key: Mapped[str | None] = mapped_column(String(64))
+    schedule: Mapped[str | None] = mapped_column(String(16))
+    occurrence_opens_at: Mapped[dt.datetime | None]
+    reminder_number: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: When the next try may be made (retries back off); NULL once sent or failed.
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    failed_at: Mapped[dt.datetime | None]
+    #: The last failure's kind (an exception's class name: never its text, which may hold an
+    #: address).
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    #: The channel server's reference for the message (Message-ID, push location, SMS id).
+    receipt: Mapped[str | None] = mapped_column(String(255))
+
+    alert: Mapped[Alert | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint(f"purpose IN {DELIVERY_PURPOSES}", name="purpose_known"),
+        CheckConstraint(f"status IN {DELIVERY_STATUSES}", name="status_known"),
+        CheckConstraint("patient_id IS NULL OR user_id IS NULL", name="one_recipient"),
+        CheckConstraint("purpose = 'reminder' OR alert_id IS NOT NULL",
+                        name="alert_delivery_names_alert"),
+        CheckConstraint(
+            "purpose <> 'reminder' OR (patient_id IS NOT NULL AND instrument_key IS NOT NULL"
+            " AND schedule IS NOT NULL AND occurrence_opens_at IS NOT NULL"
+            " AND reminder_number >= 1)", name="reminder_names_occurrence"),
+        CheckConstraint("(status = 'sent') = (sent_at IS NOT NULL)", name="sent_has_time"),
+        CheckConstraint("(status = 'failed') = (failed_at IS NOT NULL)",
+                        name="failed_has_time"),
+        CheckConstraint("status = 'pending' OR next_attempt_at IS NULL",
+                        name="only_pending_waits"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index("ix_delivery_pending", "status", "next_attempt_at"),
+        Index("ix_delivery_patient_occurrence", "patient_id", "instrument_key", "schedule",
+              "occurrence_opens_at"),
+        Index("ix_delivery_alert", "alert_id"),
+    )
+
+
+class PushSubscription(Base):
+    """A browser's web-push subscription (RFC 8030/8291) for a signed-in account; removed
+    when the push service says it is gone (404/410)."""
+
+    __tablename__ = "push_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    endpoint: Mapped[str] = mapped_column(String(2048), unique=True)
+    #: The subscription's public key (P-256, base64url) and auth secret.
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("endpoint LIKE 'https://%'", name="endpoint_is_https"),
+    )

@@ -15,20 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..clock import Where, local_date, to_local
+from ..models import DEFAULT_QUIET_FROM, DEFAULT_QUIET_UNTIL, DEFAULT_REMINDER_LIMIT, Clinic
 from .schedule import Occurrence
-
-#: Local policy defaults (issue 11): reminders per occurrence, and the quiet hours in clinic
-#: time during which none is sent.
-DEFAULT_MAX_REMINDERS = 3
-DEFAULT_QUIET_FROM = dt.time(21, 0)
-DEFAULT_QUIET_UNTIL = dt.time(9, 0)
 
 
 @dataclass(frozen=True)
 class ReminderPolicy:
-    """A clinic's reminder settings."""
+    """A clinic's reminder settings (its defaults are the models')."""
 
-    max_reminders: int = DEFAULT_MAX_REMINDERS
+    max_reminders: int = DEFAULT_REMINDER_LIMIT
     #: Quiet hours, clinic wall time: from ``quiet_from`` to ``quiet_until`` (may wrap past
     #: midnight; equal times mean no quiet hours).
     quiet_from: dt.time = DEFAULT_QUIET_FROM
@@ -37,6 +32,11 @@ class ReminderPolicy:
     def __post_init__(self) -> None:
         if self.max_reminders < 0:
             raise ValueError("The number of reminders cannot be negative.")
+
+    @classmethod
+    def of(cls, clinic: Clinic) -> ReminderPolicy:
+        """The clinic's own settings."""
+        return cls(clinic.reminder_limit, clinic.quiet_from, clinic.quiet_until)
 
 
 def in_quiet_hours(now: dt.datetime, where: Where, policy: ReminderPolicy) -> bool:
