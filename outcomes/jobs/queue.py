@@ -12,6 +12,7 @@ keeps a committed period from running twice.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlalchemy import make_url
 
 from .runner import run_job
 from .scheduled import ScheduledJob
+
+log = logging.getLogger(__name__)
 
 #: A failed run is tried again after 5, 25, 125 and 625 seconds, then given up (the job's
 #: next period runs as usual). While it waits, later periods of the job wait behind it.
@@ -71,13 +74,23 @@ def _add_periodic_task(queue: procrastinate.App, app: Flask, job: ScheduledJob) 
 
 def _add_recovery_task(queue: procrastinate.App, stalled: int) -> None:
     """Every ``stalled`` seconds (at most a minute), one worker puts the runs held by dead
-    workers back in their queues (procrastinate leaves them "doing" for ever, and their lock
-    would hold back every later period of their job)."""
+    workers back in their queues: procrastinate leaves them "doing" for ever, and their lock
+    would hold back every later period of their job."""
 
     async def retry_stalled_runs(timestamp: int) -> None:
         manager = queue.job_manager
         for stalled_job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled):
-            await manager.retry_job(stalled_job)
+            # The later period waiting behind the run holds the job's queueing lock, which
+            # the retried run needs: it gives way, since a run does all that is due when it
+            # runs, and the retried period's work is then done once, not lost.
+            for waiting in await manager.list_jobs_async(
+                    queueing_lock=stalled_job.queueing_lock, status="todo"):
+                await manager.cancel_job_by_id_async(waiting.id, delete_job=True)
+            try:
+                await manager.retry_job(stalled_job)
+            except procrastinate.exceptions.UniqueViolation:
+                log.info("job %s: a later period was queued meanwhile; the run of a dead "
+                         "worker is retried at the next round", stalled_job.task_name)
 
     every = f"* * * * * */{stalled}" if stalled < 60 else "* * * * *"
     task = queue.task(name=RECOVERY_QUEUE, queue=RECOVERY_QUEUE, lock=RECOVERY_QUEUE,

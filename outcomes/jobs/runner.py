@@ -36,7 +36,8 @@ def run_job(app: Flask, job: ScheduledJob, due_at: dt.datetime) -> bool:
     with app.app_context():
         session = db.session
         try:
-            session.add(JobRun(job=job.name, due_at=due_at))
+            ledger_row = JobRun(job=job.name, due_at=due_at)
+            session.add(ledger_row)
             session.flush()
         except IntegrityError:
             abandon_transaction(session)

@@ -1,0 +1,184 @@
+"""``flask worker`` as production runs it: real processes, started and signalled by the tests
+(docs/jobs.md). SIGTERM lets the run in progress commit, then stops; on PostgreSQL two
+workers run each period once, and a worker killed mid-run loses nothing and duplicates
+nothing once another is running. The tests' own job, ``tick``, is in tests/worker_jobs.py."""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from outcomes.jobs import QUEUE_PREFIX
+from outcomes.models import AuditEvent, JobRun
+
+from .conftest import base_config
+from .worker_jobs import TICK_ACTION
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The longest a worker may take to start, do what a test waits for, or stop (a loaded
+#: machine starts Python slowly).
+PATIENCE = 30.0
+
+
+class Worker:
+    """A ``flask worker`` process whose output goes to a log file."""
+
+    def __init__(self, app: str, environment: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", app, "worker"], cwd=ROOT,
+                env=environment, stdout=output, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, signal_number: int = signal.SIGTERM) -> int:
+        """Send ``signal_number`` and wait for the process to end; its exit status."""
+        self.process.send_signal(signal_number)
+        try:
+            return self.process.wait(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"the worker did not stop:\n{self.output()}") from None
+
+
+def wait_for(condition: Callable[[], object], what: str, workers: list[Worker]) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        for worker in workers:
+            assert worker.process.poll() is None, f"a worker ended:\n{worker.output()}"
+        assert time.monotonic() < deadline, f"no {what} after {PATIENCE} s:\n" + "\n".join(
+            worker.output() for worker in workers)
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def workers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Starts workers on the test's database (an empty queue on PostgreSQL); any still
+    running at the end are killed."""
+    if database_url.startswith("postgresql"):
+        engine = create_engine(database_url)
+        with engine.begin() as connection:
+            tables = connection.scalars(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename LIKE :prefix"), {"prefix": QUEUE_PREFIX + "%"}).all()
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+    started: list[Worker] = []
+    settings = {key: str(value) for key, value in base_config(database_url).items()
+                if key in {"OUTCOMES_ENV", "SECRET_KEY", "AUDIT_KEYS", "DATABASE_URL"}}
+
+    def start(app: str = "tests.worker_jobs:worker_app", **environment: str) -> Worker:
+        worker = Worker(app, {**os.environ, **settings, **environment},
+                        tmp_path / f"worker-{len(started) + 1}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+
+
+def tick_periods(database_url: str) -> collections.Counter[str]:
+    """How many committed runs of ``tick`` each period has: by their audit rows, checked
+    against the ledger (a run's rows and its ledger row commit together or not at all)."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        details = connection.scalars(select(AuditEvent.details)
+                                     .where(AuditEvent.action == TICK_ACTION)).all()
+        ledger = connection.scalars(select(JobRun.due_at).where(JobRun.job == "tick")).all()
+    engine.dispose()
+    periods = collections.Counter(row["due_at"] for row in details)
+    assert sorted(periods) == sorted(due_at.isoformat() for due_at in ledger)
+    return periods
+
+
+def test_sigterm_stops_the_worker_once_the_audit_checkpoint_is_written(workers, tmp_path):
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    worker = workers("wsgi", AUDIT_CHECKPOINT_PATH=str(checkpoints))
+    wait_for(lambda: checkpoints.exists() and checkpoints.read_text(), "checkpoint", [worker])
+    assert worker.stop() == 0
+    assert "worker: running audit_checkpoint" in worker.output()
+    assert "worker: stopped" in worker.output()
+    assert json.loads(checkpoints.read_text())["chain"] == "audit_event"
+
+
+def test_sigterm_mid_run_lets_the_run_commit_first(workers, database_url, tmp_path):
+    hold = tmp_path / "hold"
+    hold.touch()
+    worker = workers(TICK_HOLD=str(hold), TICK_HOLD_SECONDS="2")
+    started = Path(f"{hold}.started")
+    wait_for(started.exists, "run", [worker])
+    assert worker.stop() == 0
+    assert tick_periods(database_url)[started.read_text()] == 1
+
+
+@pytest.fixture
+def postgresql_workers(workers, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("procrastinate's worker runs on PostgreSQL only")
+    return workers
+
+
+def test_two_workers_run_each_period_once(postgresql_workers, database_url):
+    # A worker counts as dead only after 10 s without a heartbeat: a loaded machine must
+    # not make a slow one look dead, which would retry its run (harmlessly) and fail the
+    # check that no period was run twice.
+    pair = [postgresql_workers(JOBS_STALLED_SECONDS="10") for _ in range(2)]
+    wait_for(lambda: len(tick_periods(database_url)) >= 4, "four periods", pair)
+    assert [worker.stop() for worker in pair] == [0, 0]
+    periods = tick_periods(database_url)
+    assert set(periods.values()) == {1}
+    # Each period was deferred once (procrastinate's periodic defers), so the ledger never
+    # had to turn a second run away.
+    assert not any("has run already" in worker.output() for worker in pair)
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
+        postgresql_workers, database_url, tmp_path):
+    hold = tmp_path / "hold"
+    hold.touch()
+    first = postgresql_workers(TICK_HOLD=str(hold))
+    started = Path(f"{hold}.started")
+    wait_for(started.exists, "run", [first])
+    killed_period = started.read_text()
+    wait_for(lambda: queued_ticks(database_url), "later period queued behind the run", [first])
+    [waiting_period] = queued_ticks(database_url)
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert killed_period not in tick_periods(database_url)  # its transaction died with it
+    hold.unlink()
+
+    second = postgresql_workers()
+    wait_for(lambda: killed_period in tick_periods(database_url), "retried run", [second])
+    wait_for(lambda: len(tick_periods(database_url)) >= 3, "later periods", [second])
+    assert second.stop() == 0
+    periods = tick_periods(database_url)
+    assert periods[killed_period] == 1 and set(periods.values()) == {1}
+    # The period that waited gave way to the retried run, which did its work (a run does
+    # all that is due when it runs).
+    assert waiting_period not in periods
+
+
+def queued_ticks(database_url: str) -> list[str]:
+    """The periods of the runs of ``tick`` waiting in procrastinate's queue."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        timestamps = connection.scalars(text(
+            "SELECT (args ->> 'timestamp')::bigint FROM procrastinate_jobs"
+            " WHERE task_name = 'tick' AND status = 'todo'")).all()
+    engine.dispose()
+    return [dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat()
+            for stamp in timestamps]
