@@ -7,16 +7,22 @@ PY := $(VENV)/bin/python
 PORT ?= 5000
 VENDOR := outcomes/static/vendor
 PLOTLY_JS := $(VENDOR)/plotly.min.js
-DEMO_ENV := OUTCOMES_ENV=development
+# The demo's worker appends audit checkpoints here (instance/ is git-ignored), as production's
+# does to its AUDIT_CHECKPOINT_PATH; `flask audit verify` with the same setting reads them.
+DEMO_ENV := OUTCOMES_ENV=development AUDIT_CHECKPOINT_PATH=instance/audit-checkpoints.jsonl
 
 .PHONY: demo test install install-test assets db clean
 
 demo: install assets db
 	@$(DEMO_ENV) $(PY) -m flask --app wsgi seed-demo --if-empty
 	@echo
-	@echo "Outcomes demo: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
+	@echo "Outcomes demo: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it and its worker)"
 	@echo
-	@$(DEMO_ENV) $(PY) -m flask --app wsgi run --host 127.0.0.1 --port $(PORT)
+	@# The worker runs the scheduled jobs beside the web server (docs/jobs.md); the trap stops
+	@# it, letting its run in progress finish, whichever way the server ends.
+	@$(DEMO_ENV) $(PY) -m flask --app wsgi worker & worker=$$!; \
+	  trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	  $(DEMO_ENV) $(PY) -m flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 test: install-test assets
 	$(VENV)/bin/lint-imports

@@ -708,6 +708,7 @@ class MeasureSummary(Base):
         Index("ix_patient_measure_summary_clinic_measure", "clinic_id", "measure", "improving"),
     )
 
+
 class JobRun(Base):
     """A scheduled job's run that committed (outcomes/jobs, docs/jobs.md): written in the
     run's own transaction, so whatever the run changed and this row stand or fall together,

@@ -120,8 +120,9 @@ def test_a_failing_job_does_not_stop_the_loop(app: Flask, session: Session):
     assert handled == {"failing": at(10, 5), "recording": at(10, 5)}
 
 
-def test_the_audit_checkpoint_job_appends_a_signed_checkpoint(app: Flask, session: Session,
-                                                             tmp_path):
+def test_the_audit_checkpoint_job_appends_a_signed_checkpoint_and_logs_it(
+        app: Flask, session: Session, tmp_path, caplog):
+    caplog.set_level(logging.INFO, "outcomes.jobs")
     checkpoints = tmp_path / "checkpoints.jsonl"
     job = JOBS["audit_checkpoint"]
     assert job not in enabled_jobs(app.config)
@@ -135,6 +136,10 @@ def test_the_audit_checkpoint_job_appends_a_signed_checkpoint(app: Flask, sessio
         keys = audit.audit_keys()
     written, problems = audit.read_checkpoint_file(str(checkpoints), keys)
     assert problems == [] and [c.last_id for c in written] == [1]
+    # The log's copy of the signed line verifies as the file's does.
+    logged = [line.split("audit checkpoint: ", 1)[1] for line in caplog.messages
+              if line.startswith("audit checkpoint: ")]
+    assert audit.read_checkpoints(logged, keys) == (written, [])
     assert [due_at for name, due_at in job_rows(session)[1] if name == job.name] == \
         [at(10, 5), at(10, 6)]
 

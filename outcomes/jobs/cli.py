@@ -4,8 +4,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 from flask import current_app
@@ -35,8 +33,7 @@ def worker() -> None:
     else:
         from .loop import run_loop
 
-        with stop_on_signals() as stop:
-            run_loop(app, jobs, stop)
+        run_loop(app, jobs, stop_on_signals())
     log.info("worker: stopped")
 
 
@@ -48,22 +45,11 @@ def show_progress() -> None:
     logging.getLogger("procrastinate").addHandler(default_handler)
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by the first SIGTERM or SIGINT; a second one acts as it would have."""
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for the rest of the process. Signals after the first
+    change nothing: the run in progress finishes, and the process ends (``make demo`` sends
+    SIGTERM after Ctrl-C's SIGINT)."""
     stop = threading.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    previous = {number: signal.getsignal(number) for number in signals}
-
-    def handle(number: int, frame: object) -> None:
-        for each, handler in previous.items():
-            signal.signal(each, handler)
-        stop.set()
-
-    for number in signals:
-        signal.signal(number, handle)
-    try:
-        yield stop
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda number, frame: stop.set())
+    return stop

@@ -5,6 +5,7 @@ PostgreSQL, the loop on SQLite) and the tests read it, so a new job is one entry
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,11 @@ from croniter import croniter
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from ..audit_chain import checkpoint_line
 from ..models import JobRun
 from ..services import audit
+
+log = logging.getLogger(__name__)
 
 #: The longest job name the ledger (``job_run.job``) holds.
 NAME_LENGTH = JobRun.__table__.c.job.type.length
@@ -68,9 +72,13 @@ def enabled_jobs(config: Mapping[str, Any], jobs: Iterable[ScheduledJob] | None 
 def write_audit_checkpoint(session: Session, now: dt.datetime) -> None:
     """Append a signed checkpoint of the audit chain's head to ``AUDIT_CHECKPOINT_PATH``, as
     ``flask audit checkpoint`` does (nothing when no row was added since the last one), so
-    that production needs no cron for it (docs/audit.md). A broken chain or an unwritable
-    file fails the run; ``flask audit verify`` names the break."""
-    audit.write_checkpoint(session, audit.audit_keys(), current_app.config["AUDIT_CHECKPOINT_PATH"])
+    that production needs no cron for it (docs/audit.md). The signed line goes to the log
+    too, a second copy kept off that file, as the command prints it. A broken chain or an
+    unwritable file fails the run; ``flask audit verify`` names the break."""
+    checkpoint, written = audit.write_checkpoint(session, audit.audit_keys(),
+                                                 current_app.config["AUDIT_CHECKPOINT_PATH"])
+    if written:
+        log.info("audit checkpoint: %s", checkpoint_line(checkpoint))
 
 
 JOBS: dict[str, ScheduledJob] = {job.name: job for job in (
