@@ -139,8 +139,7 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
-    from .clinician import courses  # noqa: F401  (its routes are on the clinician blueprint)
-    from .clinician.views import bp as clinician_bp
+    from .clinician import bp as clinician_bp
     from .exports.views import bp as exports_bp
     from .health import bp as health_bp
     from .patient.views import bp as patient_bp

@@ -1,6 +1,7 @@
 """One commit decision per request (outcomes/web.py): the request's end commits on success,
 rolls back on an error status, and keeps a refused request's writes only when its view asked
-(keep_writes_despite_refusal), never on a server error. Nothing else in the app commits."""
+(keep_writes_despite_refusal), never on a server error. Nothing else a request runs commits
+(the CLI's commands and the scheduled jobs are no request: they commit their own work)."""
 from __future__ import annotations
 
 import ast
@@ -16,8 +17,9 @@ from outcomes.services import audit
 from outcomes.web import current_actor, keep_writes_despite_refusal
 
 PACKAGE = Path(__file__).resolve().parent.parent / "outcomes"
-#: Where a commit belongs: the end of a request, and the CLI's commands (they are no request).
-COMMITTERS = {"web.py", "cli.py"}
+#: What a request runs: the blueprints' views, the services, forms and template helpers.
+REQUEST_CODE = ("auth", "patient", "clinician", "exports", "health.py", "services", "forms.py",
+                "templating.py")
 
 
 def commits(source: str) -> list[int]:
@@ -32,14 +34,18 @@ def test_the_check_finds_a_commit():
     assert commits(source) == [1, 2]
 
 
-def test_nothing_but_the_requests_end_and_the_cli_commits():
-    offences = [f"{path.relative_to(PACKAGE.parent)}:{line}"
-                for path in sorted(PACKAGE.rglob("*.py"))
-                if path.relative_to(PACKAGE).as_posix() not in COMMITTERS
+def request_modules() -> list[Path]:
+    return sorted(path for name in REQUEST_CODE
+                  for path in ([PACKAGE / name] if name.endswith(".py")
+                               else (PACKAGE / name).rglob("*.py")))
+
+
+def test_no_view_service_or_form_commits():
+    offences = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in request_modules()
                 for line in commits(path.read_text())]
-    assert not offences, ("a commit outside web.py's end of request (call "
-                          "keep_writes_despite_refusal to keep a refused request's writes):\n"
-                          + "\n".join(offences))
+    assert len(request_modules()) > len(REQUEST_CODE) and not offences, (
+        "a commit outside web.py's end of request (a view calls keep_writes_despite_refusal "
+        "to keep a refused request's writes; a service flushes):\n" + "\n".join(offences))
 
 
 def test_the_request_hook_holds_the_only_commit_of_web_py():

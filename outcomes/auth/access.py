@@ -1,5 +1,8 @@
 """Who may reach what. A page for another audience answers 404, like a missing record, so
-nobody learns what exists by probing."""
+nobody learns what exists by probing; so does an id that is not the user's to see.
+
+The views load every record a URL names through the loaders here, one per kind: a staff
+member's clinic patients and their records, a patient's own record and assessments."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,7 +13,9 @@ from urllib.parse import urlsplit
 from flask import abort
 from flask_login import current_user, login_required
 
-from ..models import STAFF_ROLES
+from ..extensions import db
+from ..models import STAFF_ROLES, Alert, Assessment, Course, Infusion, Patient
+from ..services import records
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -41,3 +46,42 @@ def safe_next_path(target: str | None) -> str | None:
     if parts.scheme or parts.netloc:
         return None
     return target
+
+
+Record = TypeVar("Record")
+
+
+def _found(record: Record | None) -> Record:
+    if record is None:
+        abort(404)
+    return record
+
+
+def clinic_patient_or_404(patient_id: int) -> Patient:
+    """A patient of the signed-in staff member's clinic."""
+    return _found(records.clinic_patient(db.session, current_user.clinic_id, patient_id))
+
+
+def own_patient() -> Patient:
+    """The signed-in patient's own record."""
+    return _found(current_user.patient)
+
+
+def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
+    """One of ``patient``'s assessments (a patient loaded by one of the loaders above)."""
+    return _found(records.patient_assessment(db.session, patient.id, assessment_id))
+
+
+def course_or_404(patient: Patient, course_id: int) -> Course:
+    """One of ``patient``'s courses."""
+    return _found(records.patient_course(db.session, patient.id, course_id))
+
+
+def infusion_or_404(patient: Patient, infusion_id: int) -> Infusion:
+    """An infusion of one of ``patient``'s courses."""
+    return _found(records.patient_infusion(db.session, patient.id, infusion_id))
+
+
+def alert_or_404(alert_id: int) -> Alert:
+    """An alert about a patient of the signed-in staff member's clinic."""
+    return _found(records.clinic_alert(db.session, current_user.clinic_id, alert_id))

@@ -1,0 +1,7 @@
+"""The clinician's side, one blueprint whose routes all live here: the patient list, a
+patient's record, enrolment, paper forms, alerts and plans (views.py); treatment courses and
+the infusion log (courses.py)."""
+from . import courses  # noqa: F401  (its routes join the blueprint)
+from .views import bp
+
+__all__ = ["bp"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from ..auth.access import staff_required
+from ..auth.access import clinic_patient_or_404, course_or_404, infusion_or_404, staff_required
 from ..clock import clinic_today, clinic_zone, local_now, to_local, to_utc
 from ..extensions import db
-from ..models import Course, Infusion, Patient
 from ..services import audit
 from ..services.courses import (
     SIDE_EFFECTS,
@@ -24,21 +23,7 @@ from ..services.courses import (
 from ..services.submissions import RepeatedSubmission
 from ..web import current_actor
 from .forms import CourseForm, CourseUpdateForm, InfusionForm
-from .views import bp, patient_or_404, repeated
-
-
-def course_or_404(patient: Patient, course_id: int) -> Course:
-    course = db.session.get(Course, course_id)
-    if course is None or course.patient_id != patient.id:
-        abort(404)
-    return course
-
-
-def infusion_or_404(patient: Patient, infusion_id: int) -> Infusion:
-    infusion = db.session.get(Infusion, infusion_id)
-    if infusion is None or infusion.course.patient_id != patient.id:
-        abort(404)
-    return infusion
+from .views import bp, repeated
 
 
 def _refuse(form: Any, error: CourseError) -> None:
@@ -53,7 +38,7 @@ def _refuse(form: Any, error: CourseError) -> None:
 @bp.route("/patients/<id:patient_id>/courses/new", methods=["GET", "POST"])
 @staff_required
 def new_course(patient_id: int) -> Response | tuple[str, int]:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     zone = clinic_zone(patient.clinic)
     form = CourseForm(meta={"timezone": patient.clinic.timezone})
     if not form.is_submitted():
@@ -77,7 +62,7 @@ def new_course(patient_id: int) -> Response | tuple[str, int]:
 @bp.route("/patients/<id:patient_id>/courses/<id:course_id>", methods=["GET", "POST"])
 @staff_required
 def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     course = course_or_404(patient, course_id)
     zone = clinic_zone(patient.clinic)
     form = CourseUpdateForm(meta={"timezone": patient.clinic.timezone})
@@ -107,7 +92,7 @@ def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
           methods=["GET", "POST"])
 @staff_required
 def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     course = course_or_404(patient, course_id)
     zone = clinic_zone(patient.clinic)
     form = InfusionForm(meta={"timezone": patient.clinic.timezone})
@@ -139,7 +124,7 @@ def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
 @staff_required
 def infusion(patient_id: int, infusion_id: int) -> Response | tuple[str, int]:
     """An infusion's history of versions, and the form to correct it."""
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     record = infusion_or_404(patient, infusion_id)
     zone = clinic_zone(patient.clinic)
     form = InfusionForm(meta={"timezone": patient.clinic.timezone})

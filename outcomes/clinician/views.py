@@ -25,11 +25,16 @@ from wtforms import SelectChoice
 import instruments
 
 from .. import clock
-from ..auth.access import staff_required
+from ..auth.access import (
+    alert_or_404,
+    assessment_or_404,
+    clinic_patient_or_404,
+    staff_required,
+)
 from ..charts import clinician_charts, weekly_mean_chart
 from ..extensions import db
 from ..forms import questionnaire_form
-from ..models import Alert, Assessment, Patient
+from ..models import Assessment, Patient
 from ..services import audit, plans, schedule
 from ..services.alerts import AlertError, acknowledge_alert, assessment_alerts, patient_alerts
 from ..services.assessments import (
@@ -47,7 +52,7 @@ from ..services.dashboard import (
     triage_counts,
 )
 from ..services.outcomes import clinic_outcomes
-from ..services.patients import clinic_patient, clinic_staff
+from ..services.patients import clinic_staff
 from ..services.records import (
     current_assessments,
     patient_assessments,
@@ -73,20 +78,6 @@ from .forms import (
 )
 
 bp = Blueprint("clinician", __name__)
-
-
-def patient_or_404(patient_id: int) -> Patient:
-    patient = clinic_patient(db.session, current_user.clinic_id, patient_id)
-    if patient is None:
-        abort(404)
-    return patient
-
-
-def assessment_or_404(patient: Patient, assessment_id: int) -> Assessment:
-    assessment = db.session.get(Assessment, assessment_id)
-    if assessment is None or assessment.patient_id != patient.id:
-        abort(404)
-    return assessment
 
 
 def repeated(repeat: RepeatedSubmission, location: str) -> Response:
@@ -240,7 +231,7 @@ def enrol() -> Response | str | tuple[str, int]:
 @bp.post("/patients/<id:patient_id>/invitation")
 @staff_required
 def reissue_invitation(patient_id: int) -> Response | str:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
@@ -266,7 +257,7 @@ def _invitation_page(patient: Patient, token: str, expires_at: dt.datetime) -> s
 @bp.get("/patients/<id:patient_id>")
 @staff_required
 def patient(patient_id: int) -> str:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     assessments = patient_assessments(db.session, patient.id)
     current = current_assessments(assessments)
     courses = patient_courses(db.session, patient.id)
@@ -292,7 +283,7 @@ def patient(patient_id: int) -> str:
 @bp.route("/patients/<id:patient_id>/paper/<key>", methods=["GET", "POST"])
 @staff_required
 def transcribe(patient_id: int, key: str) -> Response | str | tuple[str, int]:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     return _paper_form(patient, key, amends=None)
 
 
@@ -300,7 +291,7 @@ def transcribe(patient_id: int, key: str) -> Response | str | tuple[str, int]:
           methods=["GET", "POST"])
 @staff_required
 def correct(patient_id: int, assessment_id: int) -> Response | str | tuple[str, int]:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     original = assessment_or_404(patient, assessment_id)
     return _paper_form(patient, original.instrument_key, amends=original)
 
@@ -372,7 +363,7 @@ def _completed_on_a_past_day(form, patient: Patient, zone: dt.tzinfo) -> bool:
 @bp.get("/patients/<id:patient_id>/assessments/<id:assessment_id>")
 @staff_required
 def assessment(patient_id: int, assessment_id: int) -> str:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     record = assessment_or_404(patient, assessment_id)
     alerts = assessment_alerts(db.session, record.id)
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
@@ -386,9 +377,7 @@ def assessment(patient_id: int, assessment_id: int) -> str:
 @bp.post("/alerts/<id:alert_id>/acknowledge")
 @staff_required
 def acknowledge(alert_id: int) -> Response:
-    alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.patient.clinic_id != current_user.clinic_id:
-        abort(404)
+    alert = alert_or_404(alert_id)
     form = AcknowledgeAlertForm()
     if not form.validate_on_submit():
         flash(form.note.errors[0] if form.note.errors else "The form expired; try again.",
@@ -411,7 +400,7 @@ def acknowledge(alert_id: int) -> Response:
 @bp.route("/patients/<id:patient_id>/plan", methods=["GET", "POST"])
 @staff_required
 def plan(patient_id: int) -> Response | str | tuple[str, int]:
-    patient = patient_or_404(patient_id)
+    patient = clinic_patient_or_404(patient_id)
     entries = {(e.instrument_key, e.schedule): e for e in plan_for(db.session, patient.id)}
     form = plan_form(entries)
     done = url_for("clinician.patient", patient_id=patient.id)

@@ -22,7 +22,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from ..auth.access import staff_required
+from ..auth.access import clinic_patient_or_404, staff_required
 from ..extensions import db
 from ..models import Patient, utcnow
 from ..services import audit
@@ -37,7 +37,7 @@ from ..services.exports import (
     read_connection,
 )
 from ..services.fhir_export import patient_bundle, resource_counts
-from ..services.patients import clinic_patient
+from ..services.records import clinic_patient
 from ..web import current_actor
 from .forms import FhirExportForm, csv_export_form
 
@@ -74,7 +74,9 @@ def index() -> Response | str | tuple[str, int]:
 
 
 def _patient(export: ExportRequest) -> Patient | None:
-    return db.session.get(Patient, export.patient_id) if export.patient_id else None
+    if export.patient_id is None:
+        return None
+    return clinic_patient(db.session, export.clinic_id, export.patient_id)
 
 
 def _csv_response(export: ExportRequest) -> Response:
@@ -113,9 +115,7 @@ def find_patient() -> Response:
 @staff_required
 def fhir(patient_id: int) -> Response | str:
     """A patient's FHIR R4 Bundle: GET shows the form, POST answers with the JSON file."""
-    patient = clinic_patient(db.session, current_user.clinic_id, patient_id)
-    if patient is None:
-        abort(404)
+    patient = clinic_patient_or_404(patient_id)
     form = FhirExportForm()
     if form.validate_on_submit():
         bundle = patient_bundle(db.session, patient, deidentified=form.deidentified.data)

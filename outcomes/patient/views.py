@@ -13,7 +13,7 @@ from .. import clock
 from ..charts import Chart, Series, patient_charts
 from ..extensions import db
 from ..forms import questionnaire_form
-from ..models import Assessment, Course, Patient
+from ..models import Course, Patient
 from ..services import audit, schedule
 from ..services.alerts import assessment_alerts
 from ..services.assessments import (
@@ -37,17 +37,10 @@ from ..services.results import (
     reference_of,
     trend_series,
 )
-from ..auth.access import patient_required
+from ..auth.access import assessment_or_404, own_patient, patient_required
 from ..web import current_actor, keep_writes_despite_refusal
 
 bp = Blueprint("patient", __name__, url_prefix="/me")
-
-
-def own_patient() -> Patient:
-    patient = current_user.patient
-    if patient is None:
-        abort(404)
-    return patient
 
 
 def own_charts(patient: Patient, series: Sequence[Series],
@@ -57,13 +50,6 @@ def own_charts(patient: Patient, series: Sequence[Series],
     now = clock.utcnow()
     return patient_charts(series, infusion_marks(courses), zone, {
         entry.measure: progress_sentence(entry, now, zone) for entry in series})
-
-
-def own_assessment(assessment_id: int) -> Assessment:
-    assessment = db.session.get(Assessment, assessment_id)
-    if assessment is None or assessment.patient_id != own_patient().id:
-        abort(404)
-    return assessment
 
 
 @bp.get("/")
@@ -123,7 +109,7 @@ def questionnaire(key: str) -> Response | str | tuple[str, int]:
 @bp.get("/results/<id:assessment_id>")
 @patient_required
 def result(assessment_id: int) -> str:
-    assessment = own_assessment(assessment_id)
+    assessment = assessment_or_404(own_patient(), assessment_id)
     patient = assessment.patient
     history = current_assessments(patient_assessments(db.session, patient.id))
     courses = patient_courses(db.session, patient.id)

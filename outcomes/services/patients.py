@@ -1,18 +1,11 @@
-"""Finding a clinic's patients and staff."""
+"""A clinic's staff, and holding a patient's row while their record changes (a clinic's
+patient by id: records.clinic_patient)."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Patient, User
-
-
-def clinic_patient(session: Session, clinic_id: int, patient_id: int) -> Patient | None:
-    """The patient with this id if they belong to the clinic; otherwise None, as if absent."""
-    patient = session.get(Patient, patient_id)
-    if patient is None or patient.clinic_id != clinic_id:
-        return None
-    return patient
 
 
 def lock_patient(session: Session, patient_id: int) -> None:

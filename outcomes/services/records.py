@@ -2,6 +2,10 @@
 
 They import only the models, so every layer above (the scheduling rules, the summary, the
 writers, the views) can use them without importing a writer.
+
+One loader per kind of record finds a record by the id a request names, within what its
+reader may see (the clinic's patients; the patient's own assessments, courses and
+infusions): another clinic's or another patient's id is None, exactly like a missing one.
 """
 from __future__ import annotations
 
@@ -10,7 +14,38 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import SCHEDULES, Assessment, Course, PlanEntry
+from ..models import SCHEDULES, Alert, Assessment, Course, Infusion, Patient, PlanEntry
+
+
+def clinic_patient(session: Session, clinic_id: int, patient_id: int) -> Patient | None:
+    """The patient with this id if they belong to the clinic."""
+    return session.scalar(select(Patient).where(Patient.id == patient_id,
+                                                Patient.clinic_id == clinic_id))
+
+
+def clinic_alert(session: Session, clinic_id: int, alert_id: int) -> Alert | None:
+    """The alert with this id if it is about one of the clinic's patients."""
+    return session.scalar(select(Alert).join(Alert.patient).where(
+        Alert.id == alert_id, Patient.clinic_id == clinic_id))
+
+
+def patient_assessment(session: Session, patient_id: int,
+                       assessment_id: int) -> Assessment | None:
+    """The assessment with this id if it is the patient's."""
+    return session.scalar(select(Assessment).where(Assessment.id == assessment_id,
+                                                   Assessment.patient_id == patient_id))
+
+
+def patient_course(session: Session, patient_id: int, course_id: int) -> Course | None:
+    """The course with this id if it is the patient's."""
+    return session.scalar(select(Course).where(Course.id == course_id,
+                                               Course.patient_id == patient_id))
+
+
+def patient_infusion(session: Session, patient_id: int, infusion_id: int) -> Infusion | None:
+    """The infusion with this id if it is of one of the patient's courses."""
+    return session.scalar(select(Infusion).join(Infusion.course).where(
+        Infusion.id == infusion_id, Course.patient_id == patient_id))
 
 
 def patient_assessments(session: Session, patient_id: int) -> list[Assessment]:
