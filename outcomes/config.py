@@ -112,9 +112,10 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         # Behind a reverse proxy, how many proxies to trust for the client address in
         # X-Forwarded-For (0 = none: use the socket's peer address).
         "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
-        # Public base URL used in invitation links when requests arrive through a proxy
-        # that rewrites the host; empty means "the host the request came to".
-        "PUBLIC_BASE_URL": environ.get("PUBLIC_BASE_URL", "").rstrip("/"),
+        # Public base URL of invitation links (empty: the host the request came to) and of
+        # the links in reminders and alert notifications, which the worker sends outside any
+        # request (empty: it sends none; services/deliveries.py).
+        "PUBLIC_BASE_URL": environ.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
         "INVITATION_VALID_DAYS": 7,
         # The dates a form or an export filter may carry, a local policy (no source gives
         # these numbers): nothing before EARLIEST_RECORD_DATE, a round date older than any
@@ -183,6 +184,10 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "NOTIFICATION_TIMEOUT": _positive(environ, "NOTIFICATION_TIMEOUT", 10),
         # The country a phone number typed without its +country code is read in.
         "PHONE_REGION": environ.get("PHONE_REGION", "US").strip().upper(),
+        # Development's outbox: messages of the channels left off are taken as sent and never
+        # leave the machine (channels/outbox.py). Refused in production.
+        "NOTIFICATION_OUTBOX": _flag(environ.get("NOTIFICATION_OUTBOX",
+                                                 "no" if production else "yes")),
     }
 
 
@@ -208,6 +213,9 @@ def check_production_settings(config: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             "PUBLIC_BASE_URL must be set to the https:// address patients use; invitation "
             "links are built from it, never from the request's Host header")
+    if config.get("NOTIFICATION_OUTBOX"):
+        raise ConfigurationError("NOTIFICATION_OUTBOX is for development: in production a "
+                                 "message taken as sent must have left (unset it)")
     check_audit_keys(config)
 
 
@@ -244,6 +252,11 @@ def check_notification_settings(config: Mapping[str, Any]) -> None:
         _check_smtp(config)
     if _group_set(config, VAPID_GROUP, also=("VAPID_PUBLIC_KEY",)):
         _check_vapid(config)
+    base = urlsplit(config.get("PUBLIC_BASE_URL", ""))
+    if base.geturl() and (base.scheme not in {"https", "http"} or not base.hostname
+                          or base.query or base.fragment):
+        raise ConfigurationError("PUBLIC_BASE_URL must be the address people open Outcomes "
+                                 f"at, such as https://outcomes.example.org, not {base.geturl()!r}")
     if config["SMS_PROVIDER"] not in SMS_PROVIDERS:
         raise ConfigurationError(f"SMS_PROVIDER must be one of "
                                  f"{', '.join(sorted(SMS_PROVIDERS))}")

@@ -23,6 +23,8 @@ from .base import (
     TemporaryFailure,
 )
 from .contacts import ContactError
+from .outbox import RECEIPT_PREFIX as OUTBOX_RECEIPT_PREFIX
+from .outbox import OutboxChannel
 from .sms import SmsChannel
 from .smtp import EmailChannel
 from .webpush import PushChannel
@@ -31,6 +33,9 @@ from .webpush import PushChannel
 CHANNELS: dict[str, Channel] = {
     channel.name: channel for channel in (EmailChannel(), PushChannel(), SmsChannel())
 }
+#: Development's stand-in for every channel the settings leave off (outbox.py): not one of
+#: ``CHANNELS``, since patients choose, and deliveries name, the channel it stands in for.
+OUTBOX = OutboxChannel()
 
 
 def configured_channels(config: Config) -> list[Channel]:
@@ -40,7 +45,8 @@ def configured_channels(config: Config) -> list[Channel]:
 
 
 __all__ = [
-    "CHANNELS", "Channel", "Config", "ContactError", "DeliveryError", "Message",
+    "CHANNELS", "OUTBOX", "OUTBOX_RECEIPT_PREFIX", "Channel", "Config", "ContactError",
+    "DeliveryError", "Message",
     "PermanentFailure", "Receipt", "SubscriptionGone", "TemporaryFailure",
     "configured_channels",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..audit_chain import checkpoint_line
 from ..models import JobRun
-from ..services import audit
+from ..services import alert_notifications, audit, deliveries, reminders
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,34 @@ def write_audit_checkpoint(session: Session, now: dt.datetime) -> None:
         log.info("audit checkpoint: %s", checkpoint_line(checkpoint))
 
 
+def notify_alerts(session: Session, now: dt.datetime) -> None:
+    """Queue the notifications of crisis alerts that opened and the escalations now due, then
+    send them: within this one run, however the other jobs are spread over workers."""
+    alert_notifications.queue_alert_notifications(session, now)
+    deliveries.send_pending(session, current_app.config, purposes=("alert", "escalation"))
+
+
+def queue_reminders(session: Session, now: dt.datetime) -> None:
+    """Queue the reminders due now (services/reminders.py); ``send_deliveries`` sends them."""
+    reminders.queue_reminders(session, now)
+
+
+def send_deliveries(session: Session, now: dt.datetime) -> None:
+    """Send every pending delivery that is due: new ones, retries, the ones a sender that died
+    had claimed. Unlike other jobs it commits as it goes (services/deliveries.py): a message
+    that has left must stay recorded whatever happens to the rest of the run."""
+    deliveries.send_pending(session, current_app.config)
+
+
 JOBS: dict[str, ScheduledJob] = {job.name: job for job in (
     # Every minute, as docs/audit.md asks: the newest rows can be deleted undetected only
     # until the next checkpoint. Only workers given the checkpoint file write it.
     ScheduledJob("audit_checkpoint", "* * * * *", write_audit_checkpoint,
                  requires="AUDIT_CHECKPOINT_PATH"),
+    # Every minute, in this order (the SQLite loop runs a tick's jobs in it), so one tick
+    # queues and sends. They run where PUBLIC_BASE_URL, the address messages link to, is set.
+    ScheduledJob("alert_notifications", "* * * * *", notify_alerts,
+                 requires="PUBLIC_BASE_URL"),
+    ScheduledJob("reminders", "* * * * *", queue_reminders, requires="PUBLIC_BASE_URL"),
+    ScheduledJob("deliveries", "* * * * *", send_deliveries, requires="PUBLIC_BASE_URL"),
 )}
