@@ -25,12 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, event, func, make_url, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, make_url, select, text  # noqa: E402
 
 from outcomes import create_app, demo, migrate  # noqa: E402
 from outcomes.config import normalise_database_url  # noqa: E402
 from outcomes.extensions import db  # noqa: E402
 from outcomes.models import Assessment, AssessmentAnswer, Patient  # noqa: E402
+from tests.helpers import statements  # noqa: E402  (the tests' one statement counter)
 
 TODAY = dt.date(2026, 11, 2)
 
@@ -144,23 +145,15 @@ def run(url: str, args: argparse.Namespace) -> int:
 
 def measure(app, client, path: str, repeat: int) -> tuple[int, list[float]]:
     """Statements of one request, and the wall time of ``repeat`` more (after a warm-up)."""
-    with app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    response = client.get(path)
-    event.remove(engine, "before_cursor_execute", count)
+    with statements(app) as seen:
+        response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         assert client.get(path).status_code == 200
         times.append((time.perf_counter() - started) * 1000)
-    return len(statements), times
+    return len(seen), times
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -10,30 +10,33 @@ import datetime as dt
 import os
 import re
 import shutil
-import uuid
-import zoneinfo
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import create_engine, event, make_url, select, text
 from sqlalchemy.orm import Session
 
-import instruments
 from outcomes import audit_chain, create_app, migrate
 from outcomes.config import normalise_database_url
 from outcomes.extensions import db
-from outcomes.models import Assessment, Base, Clinic, Course, Infusion, Patient, User, utcnow
-from outcomes.services import accounts, alerts, assessments, audit, courses, enrolment
-from outcomes.services.audit import SYSTEM, Actor
+from outcomes.models import Alert, Base, Clinic, Patient, User
+from outcomes.services import alerts, audit
+from outcomes.services.audit import Actor
 
-from .helpers import INFUSION, RECORDS_LATE, RECORDS_T0
+# INFUSION_VALUES and statements are not used here: test modules import them from here.
+from .helpers import (  # noqa: F401
+    INFUSION_VALUES,
+    PASSWORD,
+    RECORDS_LATE,
+    RECORDS_T0,
+    Factory,
+    statements,
+)
 
-PASSWORD = "correct horse battery staple"
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -186,87 +189,6 @@ class World:
     other_patient: Patient
 
 
-class Factory:
-    """Creates records through the services, each committed, as the app itself would."""
-
-    def __init__(self, app: Flask, session: Session) -> None:
-        self.app = app
-        self.session = session
-
-    def clinic(self, name: str | None = None) -> Clinic:
-        with self.app.app_context():
-            clinic = accounts.create_clinic(self.session, SYSTEM,
-                                            name or f"Clinic {uuid.uuid4().hex[:6]}",
-                                            "+1 555 0100", "America/New_York")
-            self.session.commit()
-        return clinic
-
-    def staff(self, clinic: Clinic, role: str = "clinician", email: str | None = None) -> User:
-        with self.app.app_context():
-            user = accounts.create_staff_user(
-                self.session, SYSTEM, clinic, role,
-                email or f"{role}-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
-            self.session.commit()
-        return user
-
-    def patient(self, clinic: Clinic, clinician: User, with_login: bool = True,
-                identifier: str | None = None, name: str = "Pat Example") -> Patient:
-        actor = Actor(user=clinician)
-        with self.app.app_context():
-            patient = enrolment.enrol_patient(self.session, actor, clinic,
-                                              identifier or f"MRN-{uuid.uuid4().hex[:6]}",
-                                              name, None, clinician)
-            if with_login:
-                issued = enrolment.issue_invitation(self.session, actor, patient)
-                enrolment.accept_invitation(
-                    self.session, SYSTEM, issued.token,
-                    f"patient-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
-            self.session.commit()
-        return patient
-
-    def course(self, patient: Patient, planned_infusions: int = 6) -> Course:
-        """An open PTSD course for the patient, started today (the clinic's day) by their
-        clinician."""
-        today = dt.datetime.now(zoneinfo.ZoneInfo(patient.clinic.timezone)).date()
-        with self.app.app_context():
-            course = courses.start_course(self.session, Actor(user=patient.assigned_clinician),
-                                          patient, "ptsd", planned_infusions, today)
-            self.session.commit()
-        return course
-
-    def infusion(self, patient: Patient, course: Course, hours_ago: float = 2) -> Infusion:
-        """The course's next infusion, with ordinary vital signs, given ``hours_ago``."""
-        values = {**INFUSION_VALUES, "administered_at": utcnow() - dt.timedelta(hours=hours_ago)}
-        with self.app.app_context():
-            infusion = courses.record_infusion(
-                self.session, Actor(user=patient.assigned_clinician), course, values)
-            self.session.commit()
-        return infusion
-
-    def assessment(self, patient: Patient, instrument_key: str = "phq9",
-                   answers: Sequence[int | None] | None = None) -> Assessment:
-        """A questionnaire the patient sent from their phone (all answers 1 unless given:
-        on the PHQ-9 that discloses risk on item 9, so it opens its alert)."""
-        with self.app.app_context():
-            if answers is None:
-                answers = [1] * len(instruments.get(instrument_key).items)
-            submission = assessments.submit_assessment(
-                self.session, Actor(user=patient.user), patient, instrument_key, answers,
-                uuid.uuid4().hex)
-            self.session.commit()
-        return submission.assessment
-
-
-#: Vital signs and doses of an ordinary infusion, within every bound (services/courses.py).
-INFUSION_VALUES = {
-    "weight_kg": 80, "dose_mg_per_kg": 0.5, "total_dose_mg": 40, "duration_minutes": 40,
-    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
-    "systolic_peak": 140, "diastolic_peak": 90, "heart_rate_peak": 84, "spo2_peak": 97,
-    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
-    "side_effects": ["nausea"], "dissociation_rating": 2, "notes": None,
-}
-
-
 @pytest.fixture
 def factory(app: Flask, session: Session) -> Factory:
     return Factory(app, session)
@@ -294,28 +216,23 @@ class Records:
 
 
 @pytest.fixture
-def records(world, session) -> Records:
+def records(factory: Factory, world: World, session: Session) -> Records:
     """At Harbour Clinic: a PHQ-9 the patient answered before the first infusion (item 9
     above 0, so an alert, acknowledged), a GAD-7 a clinician transcribed, a late-evening PHQ-9,
     and one infusion. At Hilltop Clinic: a PHQ-9 of its own patient."""
-    clinician, patient = Actor(world.clinician), world.patient
-    course = courses.start_course(session, clinician, patient, "ptsd", 6, RECORDS_T0.date())
-    courses.record_infusion(session, clinician, course, {
-        **INFUSION, "administered_at": RECORDS_T0 + dt.timedelta(days=2),
-        "notes": "Calm, tolerated"})
-    submit = assessments.submit_assessment
-    phq9 = submit(session, Actor(world.patient_user), patient, "phq9", [1] * 9, "key-phq9",
-                  administered_at=RECORDS_T0)
-    gad7 = submit(session, clinician, patient, "gad7", [2] * 7, "key-gad7",
-                  administered_at=RECORDS_T0 + dt.timedelta(days=5))
-    late = submit(session, Actor(world.patient_user), patient, "phq9", [0] * 9, "key-late",
-                  administered_at=RECORDS_LATE)
-    alerts.acknowledge_alert(session, clinician, phq9.alerts[0], "Called the patient; safe plan")
-    other = submit(session, Actor(world.other_patient.user), world.other_patient, "phq9",
-                   [3] * 9, "key-other", administered_at=RECORDS_T0)
+    patient = world.patient
+    course = factory.course(patient, started_on=RECORDS_T0.date())
+    factory.infusion(course, RECORDS_T0 + dt.timedelta(days=2), notes="Calm, tolerated")
+    phq9 = factory.assessment(patient, "phq9", [1] * 9, at=RECORDS_T0)
+    gad7 = factory.assessment(patient, "gad7", [2] * 7, at=RECORDS_T0 + dt.timedelta(days=5),
+                              by=world.clinician)
+    late = factory.assessment(patient, "phq9", [0] * 9, at=RECORDS_LATE)
+    alert = session.scalars(select(Alert).where(Alert.assessment_id == phq9.id)).one()
+    alerts.acknowledge_alert(session, Actor(world.clinician), alert,
+                             "Called the patient; safe plan")
     session.commit()
-    return Records(phq9.assessment.id, gad7.assessment.id, late.assessment.id,
-                   other.assessment.id, course.id)
+    other = factory.assessment(world.other_patient, "phq9", [3] * 9, at=RECORDS_T0)
+    return Records(phq9.id, gad7.id, late.id, other.id, course.id)
 
 
 def sign_in(client: FlaskClient, user: User, password: str = PASSWORD):
@@ -323,28 +240,6 @@ def sign_in(client: FlaskClient, user: User, password: str = PASSWORD):
     response = client.post("/login", data={"email": user.email, "password": password})
     assert response.status_code == 302, response.data[:500]
     return response
-
-
-@contextmanager
-def statements(app: Flask | None = None) -> Iterator[list[tuple[str, object]]]:
-    """The SQL statements (with their parameters) run meanwhile: through the app's engine, or
-    with no app through every engine (an export reads through an engine of its own). The one
-    statement counter of the tests: the "no more statements for more rows" checks use it."""
-    seen: list[tuple[str, object]] = []
-    if app is None:
-        target: object = Engine
-    else:
-        with app.app_context():
-            target = db.engine
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(target, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(target, "before_cursor_execute", record)
 
 
 def csrf_token(html: bytes) -> str:

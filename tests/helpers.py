@@ -1,5 +1,8 @@
 """Helpers several test modules share (plain functions and classes; fixtures live in
-conftest.py). No test module imports another: what two of them need is here."""
+conftest.py). No test module imports another: what two of them need is here.
+
+``Factory`` is the one way the tests make a clinic, a person, a course, an infusion or an
+assessment; ``statements`` the one count of SQL statements (the benchmarks use it too)."""
 from __future__ import annotations
 
 import csv
@@ -8,24 +11,43 @@ import io
 import itertools
 import json
 import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
-from sqlalchemy import text
+from flask import Flask
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
 
 import instruments
-from outcomes import migrate
-from outcomes.models import Assessment, Course, Infusion
-from outcomes.services import courses
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
-from outcomes.services.courses import record_infusion, start_course
+from outcomes import clock, migrate
+from outcomes.extensions import db
+from outcomes.models import Assessment, Clinic, Course, Infusion, Patient, User
+from outcomes.services import accounts, assessments, courses, enrolment
+from outcomes.services.audit import SYSTEM, Actor
 
+#: Every test user's password.
+PASSWORD = "correct horse battery staple"
+#: The test clinics' zone.
+CLINIC_ZONE = "America/New_York"
 #: Monday 2 March 2026, 10:00 in New York: where the histories of the outcome and chart
 #: tests begin.
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
 
 
-# --- histories written through the services (outcomes, charts, baseline) -------------------
+# --- records, made through the services -----------------------------------------------------
+
+#: An ordinary infusion's doses and vital signs, within every bound (services/courses.py); a
+#: weight and dose with decimals, so the exports show they keep them.
+INFUSION_VALUES = {
+    "weight_kg": 80.5, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.25, "duration_minutes": 40,
+    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
+    "systolic_peak": 140, "diastolic_peak": 90, "heart_rate_peak": 84, "spo2_peak": 97,
+    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
+    "side_effects": ["dissociation", "nausea"], "dissociation_rating": 2,
+}
+
 
 def answers_for(key: str, total: int, item9: int = 0, offset: int = 0) -> list[int]:
     """Answers that add up to ``total``; the crisis item (PHQ-9 item 9) gets ``item9``, and
@@ -46,50 +68,156 @@ def answers_for(key: str, total: int, item9: int = 0, offset: int = 0) -> list[i
     return [values[item.number] for item in instrument.items if item.scored or item.required]
 
 
-def infusion_values(at: dt.datetime, **changes) -> dict:
-    values = {
-        "administered_at": at, "weight_kg": 80, "dose_mg_per_kg": 0.5, "total_dose_mg": 40,
-        "duration_minutes": 40, "systolic_before": 122, "diastolic_before": 78,
-        "heart_rate_before": 72, "spo2_before": 98, "systolic_peak": 140, "diastolic_peak": 90,
-        "heart_rate_peak": 84, "spo2_peak": 97, "systolic_after": 126, "diastolic_after": 80,
-        "heart_rate_after": 74, "spo2_after": 98, "side_effects": ["dissociation", "nausea"],
-        "dissociation_rating": 2,
-    }
-    values.update(changes)
-    return values
+class Factory:
+    """Creates records through the services, each committed, as the app itself would. The
+    ``factory`` fixture is one; every test that needs a course, an infusion or an assessment
+    makes it here."""
 
+    def __init__(self, app: Flask, session: Session) -> None:
+        self.app = app
+        self.session = session
+        self.numbers = itertools.count(1)
 
-class History:
-    """Writes courses, infusions and scores through the services, each committed."""
-
-    def __init__(self, app, session, clinician) -> None:
-        self.app, self.session, self.actor = app, session, Actor(user=clinician)
-        self.keys = itertools.count(1)
-
-    def course(self, patient, infusions, status="active", ended_on=None) -> Course:
+    def clinic(self, name: str | None = None) -> Clinic:
         with self.app.app_context():
-            course = courses.start_course(self.session, self.actor, patient, "ptsd",
-                                          max(1, len(infusions)), infusions[0].date()
-                                          if infusions else T0.date())
+            clinic = accounts.create_clinic(self.session, SYSTEM,
+                                            name or f"Clinic {uuid.uuid4().hex[:6]}",
+                                            "+1 555 0100", CLINIC_ZONE)
+            self.session.commit()
+        return clinic
+
+    def staff(self, clinic: Clinic, role: str = "clinician", email: str | None = None) -> User:
+        with self.app.app_context():
+            user = accounts.create_staff_user(
+                self.session, SYSTEM, clinic, role,
+                email or f"{role}-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
+            self.session.commit()
+        return user
+
+    def patient(self, clinic: Clinic, clinician: User, with_login: bool = True,
+                identifier: str | None = None, name: str = "Pat Example") -> Patient:
+        actor = Actor(user=clinician)
+        with self.app.app_context():
+            patient = enrolment.enrol_patient(self.session, actor, clinic,
+                                              identifier or f"MRN-{uuid.uuid4().hex[:6]}",
+                                              name, None, clinician)
+            if with_login:
+                issued = enrolment.issue_invitation(self.session, actor, patient)
+                enrolment.accept_invitation(
+                    self.session, SYSTEM, issued.token,
+                    f"patient-{uuid.uuid4().hex[:8]}@example.org", PASSWORD)
+            self.session.commit()
+        return patient
+
+    def course(self, patient: Patient, planned_infusions: int = 6,
+               started_on: dt.date | None = None, *, by: User | None = None,
+               infusions: Iterable[dt.datetime] = (), status: str = "active",
+               ended_on: dt.date | None = None) -> Course:
+        """A PTSD course for the patient, started on ``started_on`` (the clinic's today unless
+        given) by ``by`` (their clinician unless given), with an infusion given at each of
+        ``infusions``, then set to ``status`` (a finished course ends on ``ended_on``)."""
+        clinician = by or patient.assigned_clinician
+        actor = Actor(user=clinician)
+        with self.app.app_context():
+            course = courses.start_course(
+                self.session, actor, patient, "ptsd", planned_infusions,
+                started_on or clock.clinic_today(patient.clinic))
             for at in infusions:
-                courses.record_infusion(self.session, self.actor, course, infusion_values(at))
+                courses.record_infusion(self.session, actor, course,
+                                        {**INFUSION_VALUES, "administered_at": at})
             if status != "active":
-                courses.update_course(self.session, self.actor, course, status=status,
+                courses.update_course(self.session, actor, course, status=status,
                                       planned_infusions=course.planned_infusions,
                                       next_infusion_at=None, ended_on=ended_on)
             self.session.commit()
         return course
 
-    def score(self, patient, key, total, at, item9=0, amends=None) -> Assessment:
-        number = next(self.keys)
+    def infusion(self, course: Course, at: dt.datetime | None = None, *,
+                 by: User | None = None, **changes: object) -> Infusion:
+        """The course's next infusion (its first version), given at ``at`` (two hours ago
+        unless given) and recorded by ``by`` (the patient's clinician unless given), with
+        ordinary values apart from ``changes``."""
+        clinician = by or self.session.get(Patient, course.patient_id).assigned_clinician
+        values = {**INFUSION_VALUES, **changes,
+                  "administered_at": at or clock.utcnow() - dt.timedelta(hours=2)}
         with self.app.app_context():
-            submission = submit_assessment(
-                self.session, self.actor, patient, key, answers_for(key, total, item9, number),
-                f"test-{number}", administered_at=at, amends=amends,
+            infusion = courses.record_infusion(self.session, Actor(user=clinician), course,
+                                               values)
+            self.session.commit()
+        return infusion
+
+    def assessment(self, patient: Patient, instrument_key: str = "phq9",
+                   answers: Sequence[int | None] | None = None, *, total: int | None = None,
+                   item9: int = 0, at: dt.datetime | None = None, by: User | None = None,
+                   amends: Assessment | None = None) -> Assessment:
+        """A questionnaire scored by the engine and stored, sent by ``by`` (the patient from
+        their phone unless given: a clinician's is a transcribed paper form) at ``at`` (now
+        unless given), correcting ``amends`` if given.
+
+        The answers are ``answers``; or, with ``total``, answers that add up to it with
+        ``item9`` on the crisis item; or else all 1 (on the PHQ-9 that discloses risk on
+        item 9, so it opens its alert)."""
+        number = next(self.numbers)
+        if answers is None:
+            answers = (answers_for(instrument_key, total, item9, number) if total is not None
+                       else [1] * len(instruments.get(instrument_key).items))
+        with self.app.app_context():
+            submission = assessments.submit_assessment(
+                self.session, Actor(user=by or patient.user), patient, instrument_key,
+                answers, uuid.uuid4().hex, administered_at=at, amends=amends,
                 amendment_reason="Transcription error" if amends is not None else None)
             self.session.commit()
-        assert submission.assessment.total == total
+        if total is not None:
+            assert submission.assessment.total == total
         return submission.assessment
+
+
+class History:
+    """A clinician's record of patients' treatment, for the outcome, chart and baseline tests:
+    courses with the moments of their infusions, and scores given as totals (the answers made
+    up to match), all entered by that clinician (``actor``, for the services the tests call
+    themselves)."""
+
+    def __init__(self, app: Flask, session: Session, clinician: User) -> None:
+        self.factory, self.clinician = Factory(app, session), clinician
+        self.actor = Actor(user=clinician)
+
+    def course(self, patient: Patient, infusions: Sequence[dt.datetime],
+               status: str = "active", ended_on: dt.date | None = None) -> Course:
+        """A course planned for exactly its infusions, started on the first one's day."""
+        return self.factory.course(
+            patient, max(1, len(infusions)), infusions[0].date() if infusions else T0.date(),
+            by=self.clinician, infusions=infusions, status=status, ended_on=ended_on)
+
+    def score(self, patient: Patient, key: str, total: int, at: dt.datetime, item9: int = 0,
+              amends: Assessment | None = None) -> Assessment:
+        return self.factory.assessment(patient, key, total=total, item9=item9, at=at,
+                                       by=self.clinician, amends=amends)
+
+
+# --- SQL statements -------------------------------------------------------------------------
+
+@contextmanager
+def statements(app: Flask | None = None) -> Iterator[list[tuple[str, object]]]:
+    """The SQL statements (with their parameters) run meanwhile: through the app's engine, or
+    with no app through every engine (an export reads through an engine of its own). The one
+    statement counter: the "no more statements for more rows" checks and the dashboard
+    benchmark use it."""
+    seen: list[tuple[str, object]] = []
+    if app is None:
+        target: object = Engine
+    else:
+        with app.app_context():
+            target = db.engine
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", record)
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -110,14 +238,6 @@ def traces(figure, name=None):
 RECORDS_T0 = dt.datetime(2025, 6, 2, 15, 0, tzinfo=dt.timezone.utc)
 #: 23:00 on Thursday 19 June in New York, already 20 June in UTC: its late-evening one.
 RECORDS_LATE = dt.datetime(2025, 6, 20, 3, 0, tzinfo=dt.timezone.utc)
-#: An infusion's values for the export tests (a weight and dose with decimals).
-INFUSION = {
-    "weight_kg": 80.5, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.25, "duration_minutes": 40,
-    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
-    "systolic_peak": 140, "diastolic_peak": 90, "heart_rate_peak": 84, "spo2_peak": 97,
-    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
-    "side_effects": ["dissociation", "nausea"], "dissociation_rating": 2,
-}
 
 
 def post_export(client, **fields):
@@ -140,10 +260,9 @@ def as_dicts(body: bytes) -> list[dict[str, str]]:
 
 # --- staff forms (form submissions, dates) -------------------------------------------------
 
-ZONE = dt.timezone(dt.timedelta(hours=-5))  # the test clinic is in America/New_York
-
 def now_local() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).astimezone(ZONE)
+    """The wall time at the test clinics now."""
+    return clock.utcnow().astimezone(clock.clinic_zone(CLINIC_ZONE))
 
 
 def infusion_form_values(**changes) -> dict[str, object]:
@@ -157,30 +276,6 @@ def infusion_form_values(**changes) -> dict[str, object]:
     }
     values.update(changes)
     return values
-
-
-SERVICE_INFUSION = {
-    "weight_kg": 80.0, "dose_mg_per_kg": 0.5, "total_dose_mg": 40.0, "duration_minutes": 40,
-    "systolic_before": 122, "diastolic_before": 78, "heart_rate_before": 72, "spo2_before": 98,
-    "systolic_after": 126, "diastolic_after": 80, "heart_rate_after": 74, "spo2_after": 98,
-}
-
-
-def open_course(app, session, world) -> Course:
-    with app.app_context():
-        course = start_course(session, Actor(world.clinician), world.patient, "ptsd", 6,
-                              now_local().date())
-        session.commit()
-    return course
-
-
-def recorded_infusion(app, session, world, course) -> Infusion:
-    with app.app_context():
-        infusion = record_infusion(session, Actor(world.clinician), course, {
-            **SERVICE_INFUSION, "administered_at": dt.datetime.now(dt.timezone.utc)
-            - dt.timedelta(hours=3)})
-        session.commit()
-    return infusion
 
 
 def form_key(client, path: str) -> str:

@@ -135,7 +135,7 @@ def estate(world: World, factory: Factory) -> Estate:
 
 def records_of(factory: Factory, patient: Patient) -> dict[str, int]:
     course = factory.course(patient)
-    infusion = factory.infusion(patient, course)
+    infusion = factory.infusion(course)
     assessment = factory.assessment(patient)
     alert = factory.session.scalars(
         select(Alert).where(Alert.assessment_id == assessment.id)).first()

@@ -10,7 +10,6 @@ the reason. The unit tests elsewhere turn CSRF off; these keep it on.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,16 +23,13 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from outcomes import create_app
+from outcomes import clock, create_app
 from outcomes.extensions import csrf, db
 from outcomes.models import AuditEvent
 from outcomes.services import enrolment
-from outcomes.services.assessments import submit_assessment
 from outcomes.services.audit import Actor
-from outcomes.services.courses import record_infusion, start_course
 
 from .conftest import PASSWORD, base_config, csrf_token
-from .helpers import INFUSION
 
 BASE_URL = "https://outcomes.test"
 #: POST routes no form of the app reaches, each with the reason. None today.
@@ -80,15 +76,12 @@ def people(app, factory, world, session) -> People:
     admin = factory.staff(world.clinic, "admin")
     invited = factory.patient(world.clinic, world.clinician, with_login=False,
                               name="Robin Invited")
-    clinician = Actor(world.clinician)
+    factory.assessment(world.patient, "phq9", [1, 1, 1, 1, 1, 1, 1, 1, 1, 0])
+    course = factory.course(world.patient,
+                            started_on=clock.clinic_today(world.clinic) - dt.timedelta(days=3))
+    factory.infusion(course, clock.utcnow() - dt.timedelta(days=1))
     with app.app_context():
-        submit_assessment(session, Actor(world.patient_user), world.patient, "phq9",
-                          [1, 1, 1, 1, 1, 1, 1, 1, 1, 0], uuid.uuid4().hex)
-        course = start_course(session, clinician, world.patient, "ptsd", 6,
-                              dt.date.today() - dt.timedelta(days=3))
-        record_infusion(session, clinician, course, {
-            **INFUSION, "administered_at": dt.datetime.now(dt.UTC) - dt.timedelta(days=1)})
-        issued = enrolment.issue_invitation(session, clinician, invited)
+        issued = enrolment.issue_invitation(session, Actor(world.clinician), invited)
         session.commit()
     return People({"anonymous": None, "patient": world.patient_user.email,
                    "clinician": world.clinician.email, "admin": admin.email}, issued.token)

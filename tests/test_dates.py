@@ -10,6 +10,7 @@ import html
 import pytest
 from sqlalchemy import func, select
 
+from outcomes import clock
 from outcomes.config import ConfigurationError, settings_from_environment
 from outcomes.extensions import db
 from outcomes.models import (
@@ -21,13 +22,7 @@ from outcomes.models import (
 )
 
 from .conftest import sign_in
-from .helpers import (
-    form_key,
-    infusion_form_values,
-    now_local,
-    open_course,
-    recorded_infusion,
-)
+from .helpers import form_key, infusion_form_values, now_local
 
 TODAY = now_local().date()
 EARLIEST = "cannot be before 1 January 2000"
@@ -69,11 +64,11 @@ def as_value(day: str, with_time: bool) -> str:
 
 
 @pytest.fixture
-def pages(app, client, world, session):
+def pages(client, world, factory):
     """Each dated staff form: its path and valid values, keyed by name."""
     sign_in(client, world.clinician)
-    course = open_course(app, session, world)
-    infusion = recorded_infusion(app, session, world, course)
+    course = factory.course(world.patient)
+    infusion = factory.infusion(course, clock.utcnow() - dt.timedelta(hours=3))
     patient = f"/clinic/patients/{world.patient.id}"
     return {
         "course.start": (f"{patient}/courses/new", {

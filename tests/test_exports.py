@@ -31,7 +31,7 @@ from outcomes.services.courses import (
 )
 
 from .conftest import sign_in
-from .helpers import INFUSION, RECORDS_LATE, RECORDS_T0, as_dicts, parse, post_export
+from .helpers import INFUSION_VALUES, RECORDS_LATE, RECORDS_T0, as_dicts, parse, post_export
 
 UTC = dt.timezone.utc
 T0, LATE = RECORDS_T0, RECORDS_LATE  # the times of the ``records`` fixture
@@ -156,12 +156,10 @@ def test_scores_carry_each_records_reference_whatever_the_filters(client, world,
     assert [late[c] for c in REFERENCE] == [baseline, "baseline", "9", "-9"]
 
 
-def test_a_corrected_reference_counts_with_its_correction(client, world, records, session):
-    phq9 = session.get(Assessment, records.phq9_id)
-    correction = submit_assessment(
-        session, Actor(world.clinician), world.patient, "phq9", [2] * 9, "key-fix",
-        administered_at=T0, amends=phq9, amendment_reason="Wrong form").assessment
-    session.commit()
+def test_a_corrected_reference_counts_with_its_correction(client, world, records, factory,
+                                                          session):
+    correction = factory.assessment(world.patient, "phq9", [2] * 9, at=T0, by=world.clinician,
+                                    amends=session.get(Assessment, records.phq9_id))
     sign_in(client, world.clinician)
     scores = {row["assessment_id"]: row for row in as_dicts(
         post_export(client, kind="scores").data)}
@@ -336,9 +334,7 @@ def hostile(world, session):
         session.flush()
         session.add(InfusionVersion(
             infusion_id=infusion.id, version=1, recorded_by_id=world.clinician.id,
-            administered_at=T0 + dt.timedelta(days=number), **{
-                key: value for key, value in INFUSION.items()},
-            notes=payload, adverse_events=f'He said "{payload}", then left,\r\nfine'))
+            administered_at=T0 + dt.timedelta(days=number), **INFUSION_VALUES, notes=payload, adverse_events=f'He said "{payload}", then left,\r\nfine'))
     session.commit()
     return patients
 
@@ -417,11 +413,9 @@ def test_deidentified_free_text_is_flagged_not_kept(client, world, records):
     assert alert["acknowledgement_note"] == "[removed]"
 
 
-def test_days_without_a_first_infusion_are_empty(client, world, factory, session):
+def test_days_without_a_first_infusion_are_empty(client, world, factory):
     sign_in(client, world.clinician)
-    submit_assessment(session, Actor(world.patient_user), world.patient, "phq9", [0] * 9,
-                      "key-solo", administered_at=T0)
-    session.commit()
+    factory.assessment(world.patient, "phq9", [0] * 9, at=T0)
     row, = as_dicts(post_export(client, kind="scores", deidentified=True).data)
     assert (row["administered_day"], row["days_since_first_infusion"]) == ("", "")
 

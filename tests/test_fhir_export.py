@@ -20,8 +20,6 @@ import instruments
 from instruments.fhir import exporter
 from outcomes.models import Assessment, AuditEvent
 from outcomes.services import fhir_export
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
 
 from .conftest import sign_in
 
@@ -249,15 +247,9 @@ def test_phq9_answers_and_total_carry_loinc_codes(client, world, records):
     assert len(observations) == 3
 
 
-def test_answers_without_loinc_codes_use_the_instruments_own_codes(app, world, session):
-    from outcomes.services.assessments import submit_assessment
-    from outcomes.services.audit import Actor
-
-    submit_assessment(session, Actor(world.patient_user), world.patient, "after-infusion",
-                      [0, 1, 0, 0, 0, 0, 0, 0, 0], "key-after")
-    submit_assessment(session, Actor(world.patient_user), world.patient, "pcl5-weekly",
-                      [1] * 20, "key-weekly")
-    session.commit()
+def test_answers_without_loinc_codes_use_the_instruments_own_codes(world, factory, session):
+    factory.assessment(world.patient, "after-infusion", [0, 1, 0, 0, 0, 0, 0, 0, 0])
+    factory.assessment(world.patient, "pcl5-weekly", [1] * 20)
     bundle = fhir_export.patient_bundle(session, world.patient)
     validate(bundle)
     after = next(r for r in of_type(bundle, "QuestionnaireResponse")
@@ -336,18 +328,15 @@ T = dt.datetime(2026, 5, 4, 14, 0, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def versions(app, world, session):
+def versions(world, factory, session):
     """The world's patient: complete, prorated and unscorable PHQ-9s, an incomplete PCL-5, a
     GAD-7 without its optional item 8, a PHQ-9 corrected twice, and a GAD-7 corrected into
     an incomplete one."""
-    actor, patient = Actor(world.clinician), world.patient
-    keys = iter(range(1000))
+    patient = world.patient
 
     def submit(key, answers, at, amends=None):
-        return submit_assessment(
-            session, actor, patient, key, answers, f"fhir-{next(keys)}", administered_at=at,
-            amends=amends, amendment_reason="Transcription error" if amends else None
-        ).assessment
+        return factory.assessment(patient, key, answers, at=at, by=world.clinician,
+                                  amends=amends)
 
     submit("phq9", [1] * 9 + [0], T)
     submit("phq9", [2] * 7 + [None, None], T + dt.timedelta(days=1))
@@ -359,7 +348,6 @@ def versions(app, world, session):
     submit("phq9", [1] * 8 + [0], T + dt.timedelta(days=5), amends=second)
     gad = submit("gad7", [2] * 7 + [1], T + dt.timedelta(days=6))
     submit("gad7", [2] * 6 + [None], T + dt.timedelta(days=6), amends=gad)
-    session.commit()
     return session.scalars(select(Assessment).where(Assessment.patient_id == patient.id)
                            .order_by(Assessment.id)).all()
 

@@ -5,6 +5,7 @@ Different forms racing for one patient (two courses, two infusions, two plans) g
 answer too."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
+from outcomes import clock
 from outcomes.models import (
     AuditEvent,
     Course,
@@ -25,13 +27,7 @@ from outcomes.models import (
 from outcomes.services import submissions
 
 from .conftest import sign_in
-from .helpers import (
-    form_key,
-    infusion_form_values,
-    now_local,
-    open_course,
-    recorded_infusion,
-)
+from .helpers import form_key, infusion_form_values, now_local
 
 COPIES = 4
 #: How long the first copy holds its claimed key, uncommitted, so the others arrive meanwhile.
@@ -54,7 +50,8 @@ class StaffForm:
     location: str | None
 
 
-def staff_form(kind: str, app, session, world) -> StaffForm:
+def staff_form(kind: str, world, factory) -> StaffForm:
+    session = factory.session
     patient = f"/clinic/patients/{world.patient.id}"
     record = f"{patient}#course"
     if kind == "course.start":
@@ -76,7 +73,7 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
                          f"{key}__then_every": "28"})
         return StaffForm(f"{patient}/plan", data, lambda: count(session, select(
             AuditEvent).where(AuditEvent.action == "plan.update")), patient)
-    course = open_course(app, session, world)
+    course = factory.course(world.patient)
     if kind == "course.update":
         return StaffForm(f"{patient}/courses/{course.id}",
                          {"status": "active", "planned_infusions": "8"},
@@ -85,7 +82,7 @@ def staff_form(kind: str, app, session, world) -> StaffForm:
     if kind == "infusion.record":
         return StaffForm(f"{patient}/courses/{course.id}/infusions/new", infusion_form_values(),
                          lambda: count(session, select(Infusion)), record)
-    infusion = recorded_infusion(app, session, world, course)
+    infusion = factory.infusion(course, clock.utcnow() - dt.timedelta(hours=3))
     path = f"{patient}/infusions/{infusion.id}"
     return StaffForm(path, infusion_form_values(systolic_before="124", corrects_version="1",
                                            correction_reason="Misread the monitor"),
@@ -107,8 +104,8 @@ def assert_first_answer(form: StaffForm, response) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_form_sent_twice_stores_once_and_the_second_answer_leads_where_the_first_did(
-        app, client, world, session, kind):
-    form = staff_form(kind, app, session, world)
+        app, client, world, factory, session, kind):
+    form = staff_form(kind, world, factory)
     sign_in(client, world.clinician)
     data = {**form.data, "submission_key": form_key(client, form.path)}
     first = client.post(form.path, data=data)
@@ -171,8 +168,8 @@ def send_at_once(app, world, path: str, payloads: list[dict[str, object]]) -> li
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_form_sent_several_times_at_once_stores_once_and_never_fails(
-        app, client, world, session, database_url, slow_claims, kind):
-    form = staff_form(kind, app, session, world)
+        app, client, world, factory, session, database_url, slow_claims, kind):
+    form = staff_form(kind, world, factory)
     sign_in(client, world.clinician)
     data = {**form.data, "submission_key": form_key(client, form.path)}
     slow_claims.clear()  # only the copies' claims count, not the setup's
@@ -195,8 +192,9 @@ def test_a_form_sent_several_times_at_once_stores_once_and_never_fails(
         assert max(slow_claims) - min(slow_claims) < HOLD
 
 
-def test_a_copy_with_other_values_changes_nothing_and_says_so(app, client, world, session):
-    form = staff_form("infusion.record", app, session, world)
+def test_a_copy_with_other_values_changes_nothing_and_says_so(app, client, world, factory,
+                                                             session):
+    form = staff_form("infusion.record", world, factory)
     sign_in(client, world.clinician)
     key = form_key(client, form.path)
     assert client.post(form.path, data={**form.data, "submission_key": key}).status_code == 302
@@ -209,8 +207,8 @@ def test_a_copy_with_other_values_changes_nothing_and_says_so(app, client, world
 
 
 def test_a_refused_form_leaves_its_key_free_for_the_corrected_one(app, client, world,
-                                                                  session):
-    form = staff_form("infusion.record", app, session, world)
+                                                                  factory, session):
+    form = staff_form("infusion.record", world, factory)
     sign_in(client, world.clinician)
     key = form_key(client, form.path)
     refused = client.post(form.path, data={**form.data, "spo2_after": "30",
@@ -222,9 +220,9 @@ def test_a_refused_form_leaves_its_key_free_for_the_corrected_one(app, client, w
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_form_without_its_key_is_refused_and_stores_nothing(app, client, world, session,
-                                                              kind):
-    form = staff_form(kind, app, session, world)
+def test_a_form_without_its_key_is_refused_and_stores_nothing(app, client, world, factory,
+                                                              session, kind):
+    form = staff_form(kind, world, factory)
     sign_in(client, world.clinician)
     response = client.post(form.path, data=form.data)
     assert response.status_code == 422 and b"missing its submission key" in response.data
@@ -234,7 +232,7 @@ def test_a_form_without_its_key_is_refused_and_stores_nothing(app, client, world
 def test_one_users_key_is_not_anothers(app, factory, world, session):
     """Keys are hashed with the user: a colleague sending a form with the same key (a
     guessed or copied one) stores their own record."""
-    form = staff_form("course.start", app, session, world)
+    form = staff_form("course.start", world, factory)
     colleague = factory.staff(world.clinic)
     first, second = app.test_client(), app.test_client()
     sign_in(first, world.clinician)
@@ -253,8 +251,8 @@ def fresh_keys(data: dict[str, object], copies: int) -> list[dict[str, object]]:
 
 
 def test_ten_course_forms_at_once_open_one_course_and_the_rest_are_told_why(
-        app, world, session):
-    form = staff_form("course.start", app, session, world)
+        app, world, factory, session):
+    form = staff_form("course.start", world, factory)
     responses = send_at_once(app, world, form.path, fresh_keys(form.data, 10))
     assert sorted(r.status_code for r in responses) == [302] + [422] * 9
     assert all(b"already has an open course" in r.data for r in responses
@@ -262,16 +260,17 @@ def test_ten_course_forms_at_once_open_one_course_and_the_rest_are_told_why(
     assert form.stored() == 1
 
 
-def test_two_infusion_forms_at_once_are_numbered_one_after_the_other(app, world, session):
-    form = staff_form("infusion.record", app, session, world)
+def test_two_infusion_forms_at_once_are_numbered_one_after_the_other(app, world, factory,
+                                                                     session):
+    form = staff_form("infusion.record", world, factory)
     responses = send_at_once(app, world, form.path, fresh_keys(form.data, 2))
     assert [r.status_code for r in responses] == [302, 302]
     assert sorted(session.scalars(select(Infusion.number))) == [1, 2]
 
 
 def test_two_corrections_of_one_version_at_once_store_one_and_the_other_is_told(
-        app, world, session):
-    form = staff_form("infusion.correct", app, session, world)
+        app, world, factory, session):
+    form = staff_form("infusion.correct", world, factory)
     other = {**form.data, "systolic_before": "130"}
     responses = send_at_once(app, world, form.path,
                              fresh_keys(form.data, 1) + fresh_keys(other, 1))
@@ -281,8 +280,8 @@ def test_two_corrections_of_one_version_at_once_store_one_and_the_other_is_told(
     assert sorted(session.scalars(select(InfusionVersion.version))) == [1, 2]
 
 
-def test_a_correction_made_from_an_old_version_is_refused(app, client, world, session):
-    form = staff_form("infusion.correct", app, session, world)
+def test_a_correction_made_from_an_old_version_is_refused(app, client, world, factory, session):
+    form = staff_form("infusion.correct", world, factory)
     sign_in(client, world.clinician)
     page = client.get(form.path).data.decode()
     assert 'name="corrects_version" type="hidden" value="1"' in page
@@ -295,8 +294,8 @@ def test_a_correction_made_from_an_old_version_is_refused(app, client, world, se
         select(InfusionVersion).order_by(InfusionVersion.version))] == [122, 124]
 
 
-def test_two_plan_changes_at_once_are_made_one_after_the_other(app, world, session):
-    form = staff_form("plan.update", app, session, world)
+def test_two_plan_changes_at_once_are_made_one_after_the_other(app, world, factory, session):
+    form = staff_form("plan.update", world, factory)
     other = {**form.data, "gad7__recurring": "y", "gad7__every": "28"}
     responses = send_at_once(app, world, form.path,
                              fresh_keys(form.data, 1) + fresh_keys(other, 1))
@@ -308,9 +307,9 @@ def test_two_plan_changes_at_once_are_made_one_after_the_other(app, world, sessi
     assert events[1].old_values == events[0].new_values
 
 
-def test_reopening_a_finished_course_while_another_is_open_is_refused(app, client, world,
+def test_reopening_a_finished_course_while_another_is_open_is_refused(client, world, factory,
                                                                       session):
-    first = open_course(app, session, world)
+    first = factory.course(world.patient)
     sign_in(client, world.clinician)
     base = f"/clinic/patients/{world.patient.id}/courses"
     finish = {"status": "stopped", "planned_infusions": "6"}

@@ -8,8 +8,6 @@ from sqlalchemy import delete, insert, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from outcomes.models import Assessment, AssessmentAnswer, AuditEvent, utcnow
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
 
 
 def assessment_row(world, **changes):
@@ -38,25 +36,28 @@ def test_assessment_constraints_refuse_inconsistent_rows(world, session, changes
     session.rollback()
 
 
-def test_answer_values_and_idempotency_keys_are_constrained(world, session):
+def test_answer_item_numbers_and_idempotency_keys_are_constrained(world, session):
     session.execute(insert(Assessment), [assessment_row(world, idempotency_key="same")])
     with pytest.raises(IntegrityError):
         session.execute(insert(Assessment), [assessment_row(world, idempotency_key="same")])
     session.rollback()
     session.execute(insert(Assessment), [assessment_row(world, idempotency_key="one")])
     assessment_id = session.scalar(text("SELECT max(id) FROM assessment"))
+    # A value is the definition's to check (the engine refuses any that is not an option), so
+    # a wider scale than 0-10 is stored; an item number below 1 is no item at all.
+    session.execute(insert(AssessmentAnswer),
+                    [{"assessment_id": assessment_id, "item_number": 1, "value": 11}])
     with pytest.raises(IntegrityError):
         session.execute(insert(AssessmentAnswer),
-                        [{"assessment_id": assessment_id, "item_number": 1, "value": 11}])
+                        [{"assessment_id": assessment_id, "item_number": 0, "value": 1}])
     session.rollback()
 
 
 @pytest.mark.parametrize("statement", ["update", "delete"])
 @pytest.mark.parametrize("model", [Assessment, AssessmentAnswer, AuditEvent])
-def test_submitted_records_and_audit_rows_are_append_only(world, session, statement, model):
-    submit_assessment(session, Actor(world.patient_user), world.patient, "phq9",
-                      [1] * 9, "append-only")
-    session.commit()
+def test_submitted_records_and_audit_rows_are_append_only(world, factory, session, statement,
+                                                          model):
+    factory.assessment(world.patient, "phq9", [1] * 9)
     change = (update(model).values(**{_column(model): _value(model)}) if statement == "update"
               else delete(model))
     with pytest.raises((IntegrityError, DBAPIError)) as raised:
