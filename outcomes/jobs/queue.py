@@ -40,6 +40,7 @@ STALLED_SECONDS = 30
 
 
 def stalled_seconds(config: Mapping[str, Any]) -> int:
+    """``JOBS_STALLED_SECONDS`` of ``config``, or the default."""
     return int(config.get("JOBS_STALLED_SECONDS", STALLED_SECONDS))
 
 
@@ -83,9 +84,10 @@ def _add_recovery_task(queue: procrastinate.App, stalled: int) -> None:
             # The later period waiting behind the run holds the job's queueing lock, which
             # the retried run needs: it gives way, since a run does all that is due when it
             # runs, and the retried period's work is then done once, not lost.
-            for waiting in await manager.list_jobs_async(
-                    queueing_lock=stalled_job.queueing_lock, status="todo"):
-                await manager.cancel_job_by_id_async(waiting.id, delete_job=True)
+            if stalled_job.queueing_lock is not None:
+                for waiting in await manager.list_jobs_async(
+                        queueing_lock=stalled_job.queueing_lock, status="todo"):
+                    await manager.cancel_job_by_id_async(waiting.id, delete_job=True)
             try:
                 await manager.retry_job(stalled_job)
             except procrastinate.exceptions.UniqueViolation:

@@ -35,8 +35,7 @@ class ScheduledJob:
 
     #: The job's name: its key in ``JOBS``, in the ledger and in procrastinate's queue.
     name: str
-    #: When it runs: a cron expression in UTC (five fields; a sixth, for seconds, is there
-    #: for the tests).
+    #: When it runs: a cron expression in UTC (five fields; a sixth gives seconds).
     schedule: str
     run: Callable[[Session, dt.datetime], None]
     #: The setting without which a worker does not run this job (None: every worker runs it).
