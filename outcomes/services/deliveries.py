@@ -114,8 +114,8 @@ def write_delivery(session: Session, key: str, **values: Any) -> bool:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(Delivery).values(key=key, **values).on_conflict_do_nothing(
-        index_elements=[Delivery.key])
-    return bool(session.execute(statement).rowcount)
+        index_elements=[Delivery.key]).returning(Delivery.id)
+    return session.execute(statement).scalar() is not None
 
 
 def carrier(channel: str, config: Mapping[str, Any]) -> Channel | None:
