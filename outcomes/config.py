@@ -109,6 +109,9 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "SESSION_MAX_HOURS": _positive(environ, "SESSION_MAX_HOURS", 12),
         #: How long answers sent after a session ended wait for the patient to sign in again.
         "HELD_ANSWERS_MINUTES": _positive(environ, "HELD_ANSWERS_MINUTES", 60),
+        # Seconds without a heartbeat after which a job worker counts as dead and its run is
+        # retried by another (outcomes/jobs/queue.py, docs/jobs.md).
+        "JOBS_STALLED_SECONDS": _positive(environ, "JOBS_STALLED_SECONDS", 30),
         # Behind a reverse proxy, how many proxies to trust for the client address in
         # X-Forwarded-For (0 = none: use the socket's peer address).
         "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),

@@ -30,6 +30,7 @@ BREAKING_IMPORTS = {
     "models": ("outcomes.models", "outcomes.services.summaries"),
     "services": ("outcomes.services.dashboard", "outcomes.clinician.views"),
     "jobs": ("outcomes.jobs.scheduled", "outcomes.clinician.views"),
+    "channels": ("outcomes.channels.smtp", "outcomes.services.alerts"),
     # records <- summaries already: back again is the cycle of before issue 10.
     "acyclic": ("outcomes.services.records", "outcomes.services.summaries"),
 }
