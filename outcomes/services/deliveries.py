@@ -4,8 +4,9 @@ docs/notifications.md).
 A writer (``reminders``, ``alert_notifications``) calls ``write_delivery`` with a key that
 names what the message is; the same key written again — a retry, a second worker — is a
 no-op, so a message is queued once whoever queues it. ``send_pending`` then claims each due
-delivery, builds its message from fixed wording (no health data), sends it through its
-channel and records what came of it: sent with the server's receipt; a temporary failure
+delivery (with the patient's other reminders due on its channel: one message carries them),
+builds its message from fixed wording (no health data), sends it through its channel (or
+development's outbox) and records what came of it: sent with the server's receipt; a temporary failure
 retried with back-off up to ``MAX_ATTEMPTS``; a permanent one failed; a push subscription the
 service no longer knows removed. Every outcome is audited without health data.
 
