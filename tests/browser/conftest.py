@@ -29,8 +29,10 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from outcomes import create_app
+from outcomes.demo import demo_logins, seed_demo
 from outcomes.extensions import db
 
 from ..conftest import PASSWORD, base_config
@@ -191,6 +193,19 @@ def app(database_url: str) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def demo(app: Flask, session: Session) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The demo clinic, seeded as ``flask seed-demo`` would, with weeks of history to show
+    up to the clinic's today; returns a clinician's and a patient's (email, password)."""
+    with app.app_context():
+        seed_demo(session, patients=12, weeks=12, seed=7)
+        session.commit()
+    logins = demo_logins(1)
+    clinician = next(login for login in logins if login[0] == "clinician")
+    patient = next(login for login in logins if login[0] == "patient")
+    return clinician[1:], patient[1:]
 
 
 @pytest.fixture

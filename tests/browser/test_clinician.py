@@ -3,18 +3,15 @@ once, the alert is acknowledged, and another clinic's patients stay out of reach
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from sqlalchemy import select
 
 import instruments
 from outcomes.models import Alert
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
 
 from .conftest import check_page, expect, goto, sign_in
-from .test_questionnaires import (
+from .pages import (
     PCL5_ANSWERS,
     PHQ9_ANSWERS,
     RESULT_URL,
@@ -108,14 +105,10 @@ def test_another_clinics_patient_is_not_found(live_server, phone, app, world, se
         check_page(phone)
 
 
-def test_a_patient_cannot_open_another_patients_result(live_server, phone, app, world, session):
-    with app.app_context():
-        other = submit_assessment(session, Actor(user=world.other_patient.user),
-                                  world.other_patient, "gad7", [1, 1, 1, 1, 1, 1, 1],
-                                  uuid.uuid4().hex)
-        session.commit()
+def test_a_patient_cannot_open_another_patients_result(live_server, phone, world, factory):
+    other = factory.assessment(world.other_patient, "gad7", [1, 1, 1, 1, 1, 1, 1])
     sign_in(phone, live_server, world.patient_user.email)
-    for path in (f"/me/results/{other.assessment.id}",
+    for path in (f"/me/results/{other.id}",
                  f"/clinic/patients/{world.other_patient.id}"):
         goto(phone, live_server + path, status=404)
         check_page(phone)

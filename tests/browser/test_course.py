@@ -9,21 +9,9 @@ from sqlalchemy import func, select
 from outcomes.models import InfusionVersion
 
 from .conftest import check_page, expect, sign_in
+from .pages import fill_infusion_form
 
 pytestmark = pytest.mark.browser
-
-VITALS = {"Systolic before (mmHg)": "124", "Diastolic before (mmHg)": "80",
-          "Heart rate before (beats/min)": "70", "SpO2 before (%)": "98",
-          "Systolic after (mmHg)": "130", "Diastolic after (mmHg)": "82",
-          "Heart rate after (beats/min)": "76", "SpO2 after (%)": "97"}
-
-
-def fill_infusion_form(page) -> None:
-    """Fill in the infusion form's weight, dose and vitals with plausible values."""
-    page.get_by_label("Weight (kg)").fill("80")
-    page.get_by_label("Total dose (mg)").fill("40")
-    for label, value in VITALS.items():
-        page.get_by_label(label).fill(value)
 
 
 def versions(session) -> int:

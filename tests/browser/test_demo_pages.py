@@ -2,27 +2,11 @@
 the SQLite run they are photographed for the README (docs/screenshots/)."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-
-from outcomes.demo import demo_logins, seed_demo
 
 from .conftest import check_page, expect, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def demo(app, session):
-    """The demo clinic, seeded as ``flask seed-demo`` would, with weeks of history to show."""
-    with app.app_context():
-        seed_demo(session, patients=12, weeks=12, seed=7, today=dt.date.today())
-        session.commit()
-    logins = demo_logins(1)
-    clinician = next(login for login in logins if login[0] == "clinician")
-    patient = next(login for login in logins if login[0] == "patient")
-    return clinician[1:], patient[1:]
 
 
 def wait_for_charts(page) -> None:

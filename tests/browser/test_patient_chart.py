@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 
 import pytest
 
-from outcomes.extensions import db
-from outcomes.models import Patient, User
-from outcomes.services.assessments import submit_assessment
-from outcomes.services.audit import Actor
+from outcomes import clock
 
 from .conftest import check_page, expect, sign_in
 
 pytestmark = pytest.mark.browser
 
 
-def test_the_patients_chart_has_a_summary_sentence_and_a_table(live_server, phone, app, world):
-    now = dt.datetime.now(dt.timezone.utc)
-    with app.app_context():
-        user = db.session.get(User, world.patient_user.id)
-        patient = db.session.get(Patient, world.patient.id)
-        for weeks_ago, answers in ((3, [3] * 20), (2, [2] * 20), (0, [1] * 20)):
-            submit_assessment(db.session, Actor(user), patient,
-                              "pcl5" if weeks_ago == 3 else "pcl5-weekly", answers,
-                              uuid.uuid4().hex,
-                              administered_at=now - dt.timedelta(weeks=weeks_ago, hours=1))
-        db.session.commit()
+def test_the_patients_chart_has_a_summary_sentence_and_a_table(live_server, phone, world,
+                                                                 factory):
+    now = clock.utcnow()
+    for weeks_ago, answers in ((3, [3] * 20), (2, [2] * 20), (0, [1] * 20)):
+        factory.assessment(world.patient, "pcl5" if weeks_ago == 3 else "pcl5-weekly", answers,
+                           at=now - dt.timedelta(weeks=weeks_ago, hours=1))
     sign_in(phone, live_server, world.patient_user.email)
     block = phone.locator(".chart-block").filter(has_text="PCL-5").first
     expect(block.locator(".chart-summary")).to_have_text(

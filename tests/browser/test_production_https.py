@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from outcomes.models import Alert, InfusionVersion
 
 from .conftest import check_page, expect, sign_in
-from .test_course import fill_infusion_form
-from .test_questionnaires import (
+from .pages import (
     PHQ9_ANSWERS,
     RESULT_URL,
     check_crisis_resources_come_first,
+    fill_infusion_form,
     open_questionnaire,
     submit,
     tap_answers,

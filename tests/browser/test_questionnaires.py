@@ -3,60 +3,27 @@ screen (also from a form sent incomplete), and repeated submissions that store o
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 import instruments
 from outcomes.models import Alert, Assessment
 
-from .conftest import check_page, expect, goto, sign_in
+from .conftest import check_page, expect, sign_in
+from .pages import (
+    GAD7_ANSWERS,
+    PCL5_ANSWERS,
+    PHQ9_ANSWERS,
+    RESULT_URL,
+    assessment_count,
+    check_crisis_resources_come_first,
+    open_questionnaire,
+    submit,
+    tap_answers,
+)
 
 pytestmark = pytest.mark.browser
-
-PCL5_ANSWERS = [2, 3, 1, 4, 0, 2, 3, 1, 2, 2, 3, 4, 1, 0, 2, 3, 1, 2, 0, 1]
-#: Item 9 ("better off dead or of hurting yourself") answered "Several days"; item 10 is
-#: optional and left blank.
-PHQ9_ANSWERS = [1, 2, 1, 2, 0, 1, 1, 0, 1, None]
-#: Item 8 ("how difficult") is optional and left blank, as PHQ-9's item 10.
-GAD7_ANSWERS = [1, 1, 2, 0, 1, 3, 0, None]
-# A fragment (a link to a question followed before sending) survives the redirect.
-RESULT_URL = re.compile(r"/me/results/(\d+)(#[\w-]*)?$")
-
-
-def tap_answers(page, key: str, answers: Sequence[int | None]) -> None:
-    """Tap each answer's words, as a thumb would; ``None`` leaves that item alone."""
-    for item, value in zip(instruments.get(key).items, answers, strict=True):
-        if value is None:
-            continue
-        words = next(option.label for option in item.options if option.value == value)
-        option = page.locator(f"#item-{item.number} li.option").filter(
-            has=page.locator(f'input[value="{value}"]'))
-        option.get_by_text(words).click()
-
-
-def open_questionnaire(page, base_url: str, key: str) -> None:
-    """Open a questionnaire from the home page's "Start" button, as a patient would."""
-    title = instruments.get(key).title
-    goto(page, f"{base_url}/me/")
-    page.locator(".card-list li").filter(has_text=title).get_by_role("link", name="Start").click()
-    expect(page.get_by_role("heading", level=1, name=title)).to_be_visible()
-
-
-def submit(page, status: int):
-    """Press the send button; return the POST's response after checking its status."""
-    with page.expect_response(lambda response: response.request.method == "POST") as posted:
-        page.get_by_role("button", name="Send my answers").click()
-    assert posted.value.status == status, posted.value.status
-    page.wait_for_load_state()
-    return posted.value
-
-
-def assessment_count(session, patient_id: int) -> int:
-    session.rollback()  # a fresh snapshot: the server commits on its own connections
-    return session.scalar(
-        select(func.count()).select_from(Assessment).where(Assessment.patient_id == patient_id))
 
 
 def test_pcl5_incomplete_then_complete_shows_the_result(
@@ -116,25 +83,6 @@ def test_pcl5_incomplete_then_complete_shows_the_result(
     expect(phone.get_by_role("heading", name="Recently completed")).to_be_visible()
     expect(phone.locator(".chart .main-svg").first).to_be_visible()
     check_page(phone)
-
-
-def check_crisis_resources_come_first(page, crisis_phone: str) -> None:
-    """988 (call and text), 911 and the clinic's own number, before anything else on the page
-    and on the phone's first screen."""
-    crisis = page.locator(".crisis")
-    expect(crisis).to_be_visible()
-    expect(crisis.locator('a[href="tel:988"]')).to_be_visible()
-    expect(crisis.locator('a[href="sms:988"]')).to_be_visible()
-    expect(crisis).to_contain_text("988")
-    expect(crisis).to_contain_text("911")
-    expect(crisis).to_contain_text(crisis_phone)
-    expect(crisis.locator(f'a[href="tel:{crisis_phone.replace(" ", "")}"]')).to_be_visible()
-    assert page.evaluate("""() => {
-      const main = document.querySelector('main');
-      const crisis = main.querySelector('.crisis');
-      const first = [...main.children].find((el) => !el.matches('.flashes'));
-      return first === crisis && crisis.getBoundingClientRect().top < window.innerHeight / 2;
-    }"""), "the crisis resources are not the first thing on the page"
 
 
 def test_phq9_item9_shows_crisis_resources_first_and_opens_an_alert(

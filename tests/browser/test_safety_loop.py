@@ -9,7 +9,7 @@ from sqlalchemy import select
 from outcomes.models import Alert
 
 from .conftest import check_page, expect, sign_in
-from .test_questionnaires import (
+from .pages import (
     assessment_count,
     check_crisis_resources_come_first,
     open_questionnaire,

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from outcomes.models import Alert
 
 from .conftest import check_page, expect, goto, sign_in
-from .test_demo_pages import demo  # noqa: F401  (a fixture)
-from .test_questionnaires import PHQ9_ANSWERS, RESULT_URL, open_questionnaire, submit, tap_answers
+from .pages import PHQ9_ANSWERS, RESULT_URL, open_questionnaire, submit, tap_answers
 
 pytestmark = pytest.mark.browser
 
