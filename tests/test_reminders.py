@@ -5,13 +5,25 @@ off, chose no channel or has no account."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
+
+from outcomes.jobs import QUEUE_PREFIX
 from outcomes.services.deliveries import WORDING
 
-from .channel_servers import Mailbox
+from .channel_servers import Mailbox, smtp_server
+from .conftest import base_config
 from .helpers import T0
 from .notification_world import (  # noqa: F401  (fixtures)
     BASE_URL,
+    SENDER,
     deliveries,
     mailbox,
     pinned,
@@ -19,6 +31,8 @@ from .notification_world import (  # noqa: F401  (fixtures)
     remindable_patient,
     tick,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_due_phq9_gives_one_reminder_email_and_a_second_tick_that_day_none(
@@ -98,3 +112,65 @@ def test_none_in_quiet_hours_then_one_when_they_end(app, session, factory, world
     pinned.set(dt.datetime(2026, 3, 3, 14, 0, tzinfo=dt.timezone.utc))  # 09:00
     tick(app)
     assert len(mailbox.received) == 1
+
+
+def test_two_worker_processes_send_exactly_one_first_reminder_per_due_occurrence(
+        session, factory, world, database_url, tmp_path):
+    """On PostgreSQL, two ``flask worker`` processes (procrastinate), real time, 200 patients
+    with a PHQ-9 due: 200 first reminders reach the SMTP server, no more."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two worker processes share a database on PostgreSQL only")
+    world.clinic.quiet_from = world.clinic.quiet_until  # none, whatever the hour of the run
+    session.commit()
+    patients = [remindable_patient(factory, session, world.clinic, world.clinician)
+                for _ in range(200)]
+    emails = sorted(patient.user.email for patient in patients)
+    empty_the_queue(database_url)
+    box = Mailbox()
+    with smtp_server(box) as port:
+        environment = {**os.environ, "OUTCOMES_ENV": "development",
+                       "DATABASE_URL": database_url, "PUBLIC_BASE_URL": BASE_URL,
+                       "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+                       "SMTP_SECURITY": "none", "SMTP_FROM": SENDER,
+                       "NOTIFICATION_OUTBOX": "no", "JOBS_STALLED_SECONDS": "10",
+                       **{key: str(value) for key, value in base_config(database_url).items()
+                          if key in {"SECRET_KEY", "AUDIT_KEYS"}}}
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT,
+            env=environment, stdout=(tmp_path / f"worker-{n}.log").open("wb"),
+            stderr=subprocess.STDOUT) for n in (1, 2)]
+        try:
+            # The first minute's runs start at once; the sends may wait for the next minute.
+            deadline = time.monotonic() + 150
+            while sent_reminders(session) < 200 and time.monotonic() < deadline:
+                assert all(worker.poll() is None for worker in workers), logs(tmp_path)
+                time.sleep(1)
+            time.sleep(5)  # anything sent twice would have arrived by now
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                worker.wait(timeout=60)
+    assert sent_reminders(session) == 200, logs(tmp_path)
+    assert sorted(recipients(box)) == emails
+    rows = deliveries(session, purpose="reminder")
+    assert len(rows) == 200 and {row.reminder_number for row in rows} == {1}
+
+
+def sent_reminders(session) -> int:
+    session.expire_all()
+    return len(deliveries(session, purpose="reminder", status="sent"))
+
+
+def empty_the_queue(database_url: str) -> None:
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        tables = connection.scalars(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename LIKE :prefix"), {"prefix": QUEUE_PREFIX + "%"}).all()
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def logs(folder: Path) -> str:
+    return "\n".join(path.read_text() for path in sorted(folder.glob("worker-*.log")))
