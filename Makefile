@@ -9,7 +9,10 @@ VENDOR := outcomes/static/vendor
 PLOTLY_JS := $(VENDOR)/plotly.min.js
 # The demo's worker appends audit checkpoints here (instance/ is git-ignored), as production's
 # does to its AUDIT_CHECKPOINT_PATH; `flask audit verify` with the same setting reads them.
-DEMO_ENV := OUTCOMES_ENV=development AUDIT_CHECKPOINT_PATH=instance/audit-checkpoints.jsonl
+# Reminders and alert notifications link to PUBLIC_BASE_URL (their jobs run only where it is
+# set); development's outbox takes them, so nothing leaves the machine.
+DEMO_ENV := OUTCOMES_ENV=development AUDIT_CHECKPOINT_PATH=instance/audit-checkpoints.jsonl \
+	PUBLIC_BASE_URL=http://127.0.0.1:$(PORT)
 
 .PHONY: demo test install install-test assets db clean
 
