@@ -224,8 +224,9 @@ class Outcome:
 
 def send_pending(session: Session, config: Mapping[str, Any],
                  purposes: Collection[str] = DELIVERY_PURPOSES) -> int:
-    """Send every delivery for ``purposes`` that is pending and due, one at a time, each
-    claimed first so that concurrent senders never send one twice; how many were tried.
+    """Send every delivery for ``purposes`` that is pending and due, one message at a time,
+    each claimed first so that concurrent senders never send one twice; how many messages
+    were tried.
     Commits what the session holds first, then after each claim and each outcome."""
     session.commit()
     tried = 0
