@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.util import AliasedClass
 
 import instruments
 
@@ -37,9 +37,10 @@ CHANGE_SORT = "_change"
 def sorts() -> dict[str, str]:
     """The dashboard's sorts by value, with their labels: one by each headline measure's
     change among the fixed ones."""
+    by_change = {f"{measure.key}{CHANGE_SORT}": f"{measure.name} change"
+                 for measure in instruments.headline_measures()}
     return {"priority": "Alerts, then overdue, then name", "name": "Name",
-            "identifier": "Identifier",
-            **{f"{m.key}{CHANGE_SORT}": f"{m.name} change" for m in instruments.headline_measures()},
+            "identifier": "Identifier", **by_change,
             "activity": "Last activity", "next_infusion": "Next infusion"}
 
 
@@ -187,7 +188,8 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _order(sort: str, today: dt.date, headline: dict[instruments.Measure, Any]) -> list:
+def _order(sort: str, today: dt.date,
+           headline: dict[instruments.Measure, AliasedClass[MeasureSummary]]) -> list:
     name = func.lower(Patient.display_name)
     if sort == "name":
         return [name]

@@ -27,6 +27,8 @@ from .baseline import Window, course_windows, measure_records, reference_among
 from .records import current_assessments, current_course_of, patient_assessments, plan_for
 from .schedule import next_due_on, timeline_of
 
+SummaryRow = TypeVar("SummaryRow", PatientSummary, MeasureSummary)
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -130,9 +132,6 @@ def refresh(session: Session, patient_id: int, now: dt.datetime | None = None) -
         session.delete(gone)
     session.flush()
     return summary
-
-
-SummaryRow = TypeVar("SummaryRow", PatientSummary, MeasureSummary)
 
 
 def _upsert(session: Session, row: SummaryRow | None, model: type[SummaryRow],
