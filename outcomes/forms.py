@@ -97,8 +97,10 @@ class QuestionnaireForm(KeyedForm):
         """The answers in item order, None where unanswered or not a valid answer."""
         return [None if field.errors else field.data for field in self.item_fields()]
 
-    def unanswered(self) -> list[RadioField]:
-        return [field for field in self.item_fields() if field.errors]
+    def unanswered(self) -> list[int]:
+        """The numbers of the items sent without a valid answer."""
+        return [item.number for item, field in zip(self.instrument.items, self.item_fields())
+                if field.errors]
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)

@@ -168,3 +168,9 @@ def test_sign_in_attempts_are_rate_limited_per_address(database_url, world):
                 for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     assert b"Please wait a while" in client.post("/login", data={}).data
+
+
+def test_an_invitation_link_that_no_longer_works_states_the_clinics_lifetime(app, client):
+    app.config["INVITATION_VALID_DAYS"] = 3
+    response = client.get("/invite/a-token-once-in-a-path")
+    assert response.status_code == 404 and b"work once and for 3 days" in response.data

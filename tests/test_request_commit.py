@@ -1,6 +1,6 @@
 """One commit decision per request (outcomes/web.py): the request's end commits on success,
 rolls back on an error status, and keeps a refused request's writes only when its view asked
-(keep_writes_despite_refusal), never on a server error. Nothing else a request runs commits
+(keep_writes_despite_refusal), never on a server error. No view or form commits by itself
 (the CLI's commands and the scheduled jobs are no request: they commit their own work)."""
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from outcomes.services import audit
 from outcomes.web import current_actor, keep_writes_despite_refusal
 
 PACKAGE = Path(__file__).resolve().parent.parent / "outcomes"
-#: What a request runs: the blueprints' views, the services, forms and template helpers.
-REQUEST_CODE = ("auth", "patient", "clinician", "exports", "health.py", "services", "forms.py",
+#: The web layer: the blueprints' views, the forms and the template helpers. (Writers flush
+#: and leave the commit to the request too; a job's service commits its own steps.)
+REQUEST_CODE = ("auth", "patient", "clinician", "exports", "health.py", "forms.py",
                 "templating.py")
 
 
@@ -40,12 +41,12 @@ def request_modules() -> list[Path]:
                                else (PACKAGE / name).rglob("*.py")))
 
 
-def test_no_view_service_or_form_commits():
+def test_no_view_or_form_commits():
     offences = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in request_modules()
                 for line in commits(path.read_text())]
     assert len(request_modules()) > len(REQUEST_CODE) and not offences, (
         "a commit outside web.py's end of request (a view calls keep_writes_despite_refusal "
-        "to keep a refused request's writes; a service flushes):\n" + "\n".join(offences))
+        "to keep a refused request's writes):\n" + "\n".join(offences))
 
 
 def test_the_request_hook_holds_the_only_commit_of_web_py():

@@ -53,13 +53,16 @@ def login() -> Response | str | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     form = LoginForm()
+    # A questionnaire sent with no session left (web.py's CSRF handler): whose it was is
+    # unknown, so the page leads with the national crisis lines.
+    help_now = request.args.get("help") == "now"
     if form.validate_on_submit():
         user = authenticate(db.session, form.email.data, form.password.data)
         if user is None:
             audit.record(db.session, current_actor(), "auth.login_failed")
             keep_writes_despite_refusal()  # the failed attempt is kept: the page says 401
             flash(LOGIN_FAILED, "error")
-            return render_template("auth/login.html", form=form), 401
+            return render_template("auth/login.html", form=form, help_now=help_now), 401
         sign_in(user)
         audit.record(db.session, current_actor(), "auth.login", object_type="user",
                      object_id=user.id)
@@ -67,7 +70,7 @@ def login() -> Response | str | tuple[str, int]:
                             or home_for(user))
         throttle.remember_device(response, user.email)
         return response
-    return render_template("auth/login.html", form=form)
+    return render_template("auth/login.html", form=form, help_now=help_now)
 
 
 def sign_in(user) -> None:
@@ -111,7 +114,7 @@ def open_invitation() -> Response | str | tuple[str, int]:
         return render_template("auth/invite.html", form=form), status
     invitation = usable_invitation(db.session, form.token.data.strip())
     if invitation is None:
-        return render_template("auth/invitation_invalid.html"), 404
+        return invitation_invalid()
     accept_form = AcceptInvitationForm(formdata=None, token=form.token.data.strip(),
                                        email=invitation.patient.contact_email)
     return render_template("auth/accept.html", form=accept_form,
@@ -122,7 +125,13 @@ def open_invitation() -> Response | str | tuple[str, int]:
 def old_invitation_link(anything: str) -> tuple[str, int]:
     """Links issued before tokens moved into the fragment put them in the path: what is in a
     path has been logged, so such a link is not honoured (the clinic issues a new one)."""
-    return render_template("auth/invitation_invalid.html"), 404
+    return invitation_invalid()
+
+
+def invitation_invalid() -> tuple[str, int]:
+    """The answer to an invitation link that does not work (any more): a 404 like any other."""
+    return render_template("auth/invitation_invalid.html",
+                           valid_days=current_app.config["INVITATION_VALID_DAYS"]), 404
 
 
 @bp.post("/invite/accept")
@@ -131,7 +140,7 @@ def accept() -> Response | str | tuple[str, int]:
     form = AcceptInvitationForm()
     invitation = usable_invitation(db.session, (form.token.data or "").strip())
     if invitation is None:
-        return render_template("auth/invitation_invalid.html"), 404
+        return invitation_invalid()
     if form.validate_on_submit():
         if current_user.is_authenticated:  # someone else's session on this device ends here
             logout_user()

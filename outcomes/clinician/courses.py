@@ -20,6 +20,7 @@ from ..services.courses import (
     update_course,
     version_values,
 )
+from ..services.record_view import course_line
 from ..services.submissions import RepeatedSubmission
 from ..web import current_actor
 from .forms import CourseForm, CourseUpdateForm, InfusionForm
@@ -85,7 +86,8 @@ def edit_course(patient_id: int, course_id: int) -> Response | tuple[str, int]:
         else:
             flash("Course updated.", "info")
             return redirect(done)
-    return _page("clinician/course_form.html", form, patient=patient, course=course)
+    return _page("clinician/course_form.html", form, patient=patient, course=course,
+                 course_line=course_line(course))
 
 
 @bp.route("/patients/<id:patient_id>/courses/<id:course_id>/infusions/new",
@@ -117,7 +119,7 @@ def new_infusion(patient_id: int, course_id: int) -> Response | tuple[str, int]:
             flash(f"Infusion {infusion.number} recorded.", "info")
             return redirect(done)
     return _page("clinician/infusion_form.html", form, patient=patient, course=course,
-                 infusion=None, side_effects=SIDE_EFFECTS)
+                 course_line=course_line(course), infusion=None, side_effects=SIDE_EFFECTS)
 
 
 @bp.route("/patients/<id:patient_id>/infusions/<id:infusion_id>", methods=["GET", "POST"])

@@ -44,7 +44,6 @@ from ..services.assessments import (
     submit_assessment,
 )
 from ..services.enrolment import EnrolmentError, enrol_patient, issue_invitation
-from ..services.courses import INDICATION_LABELS
 from ..services.dashboard import (
     DashboardQuery,
     dashboard,
@@ -52,6 +51,7 @@ from ..services.dashboard import (
     triage_counts,
 )
 from ..services.outcomes import clinic_outcomes
+from ..services.record_view import courses_of, in_words
 from ..services.patients import clinic_staff
 from ..services.records import (
     current_assessments,
@@ -271,12 +271,12 @@ def patient(patient_id: int) -> str:
     audit.record(db.session, current_actor(), "patient.view", patient=patient,
                  object_type="patient", object_id=patient.id)
     return render_template(
-        "clinician/patient.html", patient=patient, assessments=assessments,
+        "clinician/patient.html", patient=patient,
+        assessments=[in_words(assessment) for assessment in assessments],
         superseded=superseded_ids(assessments),
         alerts=describe(patient_alerts(db.session, patient.id)),
         trend_charts=trend_charts, due=due,
-        instruments=instruments.all(), courses=courses,
-        indications=INDICATION_LABELS,
+        instruments=instruments.all(), courses=courses_of(courses),
     )
 
 
@@ -368,10 +368,10 @@ def assessment(patient_id: int, assessment_id: int) -> str:
     alerts = assessment_alerts(db.session, record.id)
     audit.record(db.session, current_actor(), "assessment.view", patient=patient,
                  object_type="assessment", object_id=record.id)
+    words = in_words(record)
     return render_template("clinician/assessment.html", patient=patient, assessment=record,
                            alerts=describe(alerts), crisis=crisis_flagged(record),
-                           clinic=patient.clinic,
-                           instrument=instruments.get(record.instrument_key))
+                           clinic=patient.clinic, instrument=words.instrument, words=words)
 
 
 @bp.post("/alerts/<id:alert_id>/acknowledge")

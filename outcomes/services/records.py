@@ -74,11 +74,21 @@ def patient_courses(session: Session, patient_id: int) -> list[Course]:
                                 .order_by(Course.start_date.desc(), Course.id.desc())))
 
 
+#: A course is open while planned or active; a patient has one open course at most (an index
+#: of the schema holds them to it).
+OPEN_COURSE_STATUSES = ("planned", "active")
+
+
+def open_course_of(courses: Sequence[Course]) -> Course | None:
+    """The open course among ``courses`` (newest first), if any."""
+    return next((c for c in courses if c.status in OPEN_COURSE_STATUSES), None)
+
+
 def current_course_of(courses: Sequence[Course]) -> Course | None:
-    """The open course (planned or active), else the most recent one."""
-    open_courses = [c for c in courses if c.status in ("planned", "active")]
-    if open_courses:
-        return open_courses[0]
+    """The open course, else the most recent one."""
+    current = open_course_of(courses)
+    if current is not None:
+        return current
     return max(courses, key=lambda c: (c.start_date, c.id)) if courses else None
 
 

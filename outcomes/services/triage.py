@@ -98,6 +98,26 @@ class AlertDescription:
         """One line for the dashboard: "PHQ-9 item 9 · 'Several days' · 2 h ago"."""
         return f"{self.what} · {self.age}"
 
+    @property
+    def label(self) -> str:
+        """What a list calls it: "Crisis" when it came with the crisis resources, else its
+        kind."""
+        return "Crisis" if self.alert.crisis else self.kind
+
+    @property
+    def change(self) -> int | None:
+        """For a change alert: the points from the baseline to the current total."""
+        return _points(self.baseline, self.current)
+
+    @property
+    def latest_change(self) -> int | None:
+        """The points from the baseline to the newest linked record's total."""
+        return _points(self.baseline, self.latest.total if self.latest else None)
+
+
+def _points(baseline: int | None, total: int | None) -> int | None:
+    return None if baseline is None or total is None else total - baseline
+
 
 def describe_alert(alert: Alert, instrument: instruments.Instrument | None,
                    now: dt.datetime) -> AlertDescription:
@@ -116,7 +136,7 @@ def describe_alert(alert: Alert, instrument: instruments.Instrument | None,
     elif instrument is not None:
         given = _evidence_answers(evidence) if evidence else _answers_read_by_rule(
             assessment, instrument, alert.kind)
-        answers = tuple(_item_answer(instrument, number, value) for number, value in given)
+        answers = tuple(item_answer(instrument, number, value) for number, value in given)
     linked = alert.also_seen_in  # oldest first
     latest = _latest(linked[-1], instrument, alert.kind, answers, current, now) \
         if linked else None
@@ -140,7 +160,7 @@ def _latest(record: Assessment, instrument: instruments.Instrument | None, kind:
         stored = {answer.item_number: answer.value for answer in record.answers}
         numbers = [answer.number for answer in first] or [
             number for number, _ in _answers_read_by_rule(record, instrument, kind)]
-        answers = tuple(_item_answer(instrument, number, stored.get(number))
+        answers = tuple(item_answer(instrument, number, stored.get(number))
                         for number in numbers)
     changed = [(a.number, a.value) for a in answers] != [(a.number, a.value) for a in first] \
         if answers else record.total != current
@@ -203,8 +223,10 @@ def _answers_read_by_rule(assessment: Assessment | None, instrument: instruments
     return found
 
 
-def _item_answer(instrument: instruments.Instrument, number: int,
-                 value: int | None) -> ItemAnswer:
+def item_answer(instrument: instruments.Instrument, number: int,
+                value: int | None) -> ItemAnswer:
+    """Item ``number`` of ``instrument`` and the answer ``value`` in the option's words (None
+    when unanswered)."""
     item = next((item for item in instrument.items if item.number == number), None)
     if item is None:
         return ItemAnswer(number, f"Item {number}", value, None if value is None else str(value))
