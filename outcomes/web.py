@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .database import RETRY_AFTER_SECONDS, UNAVAILABLE, abandon_transaction
@@ -88,14 +89,16 @@ def keep_writes_despite_refusal() -> None:
     The request's end commits on success and rolls back on an error status; a view calls this
     for what must stand even so: a failed sign-in attempt in the audit trail (the page says
     401), the audited read of a page shown with its bad filters reset (400), an alert that a
-    refused form's answers opened (422). A server error (5xx) still commits nothing."""
+    refused form's answers opened (422). They stand even if showing the page then fails (a
+    500): one disclosure must never lose its alert to a page that could not be drawn. Only a
+    database failure (503, or an error of the database in the view) keeps nothing."""
     setattr(g, _KEEP_WRITES, True)
 
 
 def _commits(response: Response) -> bool:
     """Whether the request that answers ``response`` commits: the one decision, for all."""
     status = response.status_code
-    return status < 400 or (status < 500 and g.get(_KEEP_WRITES, False))
+    return status < 400 or (status != 503 and g.get(_KEEP_WRITES, False))
 
 
 def install_request_hooks(app: Flask) -> None:
@@ -229,10 +232,16 @@ def install_error_handlers(app: Flask) -> None:
         # errors quote the values of the row (health data) in theirs.
         log.error("unhandled %s (request %s)\n%s", type(error).__name__, g.get("request_id"),
                   "".join(traceback.format_tb(error.__traceback__)))
-        abandon_transaction(db.session)
+        if g.get(_KEEP_WRITES, False) and not isinstance(error, SQLAlchemyError):
+            # What the view asked to keep (an alert its refused form opened) is committed at
+            # the request's end all the same; the rest of the request wrote nothing else.
+            outcome = "The page could not be shown."
+        else:
+            abandon_transaction(db.session)
+            outcome = "The page could not be shown and nothing was changed."
         return render_template(
             "errors/error.html",
             title="Something went wrong",
-            message="The page could not be shown and nothing was changed. Please try again; "
-            f"if it keeps happening, tell the clinic (reference {g.get('request_id', '-')}).",
+            message=f"{outcome} Please try again; if it keeps happening, tell the clinic "
+            f"(reference {g.get('request_id', '-')}).",
         ), 500

@@ -1,6 +1,7 @@
 """One commit decision per request (outcomes/web.py): the request's end commits on success,
 rolls back on an error status, and keeps a refused request's writes only when its view asked
-(keep_writes_despite_refusal), never on a server error. No view or form commits by itself
+(keep_writes_despite_refusal) — then even if the page fails, but never when the database
+failed. No view or form commits by itself
 (the CLI's commands and the scheduled jobs are no request: they commit their own work)."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from flask import abort
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from outcomes.extensions import db
 from outcomes.models import AuditEvent
@@ -60,7 +62,11 @@ def test_the_request_hook_holds_the_only_commit_of_web_py():
     (422, False, False),
     (401, True, True),
     (422, True, True),
-    (500, True, False),  # a server error keeps nothing, whatever the view asked
+    (500, False, False),
+    # What the view asked to keep stands although the page then failed: one disclosure
+    # never loses its alert to a page that could not be drawn.
+    (500, True, True),
+    (503, True, False),  # the database failed: nothing is kept, whatever the view asked
 ])
 def test_a_requests_writes_stand_or_fall_with_its_answer(app, session, status, keep, kept):
     @app.get("/test-write")
@@ -70,6 +76,8 @@ def test_a_requests_writes_stand_or_fall_with_its_answer(app, session, status, k
             keep_writes_despite_refusal()
         if status == 500:
             raise RuntimeError("after the view asked to keep its writes")
+        if status == 503:
+            raise OperationalError("SELECT 1", {}, Exception("the database went away"))
         if status >= 400:
             abort(status)
         return "", status
