@@ -425,7 +425,7 @@ def plan(patient_id: int) -> Response | str | tuple[str, int]:
 @bp.get("/outcomes")
 @staff_required
 def outcomes() -> str:
-    """The clinic's outcomes: mean PCL-5 and PHQ-9 by week since the first infusion, and
+    """The clinic's outcomes: the headline measures' means by week since the first infusion, and
     response and remission rates per completed course, with their definitions."""
     report = clinic_outcomes(db.session, current_user.clinic_id,
                              clock.clinic_zone(current_user.clinic))

@@ -18,7 +18,8 @@ import instruments
 
 from ..clock import day_bounds
 from ..models import COURSE_STATUSES, Alert, MeasureSummary, Patient, PatientSummary, utcnow
-from .schedule import overdue_before
+from .courses import STATUS_LABELS
+from .schedule import GRACE_DAYS, overdue_before
 from .summaries import Signal, change_signals
 from .triage import AlertDescription, describe, open_alerts_statement, patients_open_alerts
 
@@ -67,6 +68,21 @@ class MeasureFigures:
     signals: list[Signal]
 
 
+@dataclass(frozen=True)
+class Chip:
+    """A status chip of a dashboard row: its tone (``due``, ``neutral``, ``good`` or
+    ``alert``: a style), its words and what explains it."""
+
+    tone: str
+    text: str
+    title: str
+
+
+def signal_tone(signals: str) -> str:
+    """A change signal's chip tone: an improvement reads well, a worsening calls for care."""
+    return "good" if signals == "improvement" else "alert"
+
+
 @dataclass
 class DashboardRow:
     patient: Patient
@@ -76,6 +92,31 @@ class DashboardRow:
     overdue: bool = False
     #: The patient's open alerts, most urgent first.
     alerts: list[AlertDescription] = field(default_factory=list)
+
+    @property
+    def chips(self) -> list[Chip]:
+        """Overdue or due, then each headline measure's change signals."""
+        chips = []
+        if self.overdue and self.summary.next_due_on is not None:
+            chips.append(Chip("due", f"overdue since {self.summary.next_due_on:%-d %b}",
+                              f"A questionnaire has been due for more than {GRACE_DAYS} days"))
+        elif self.due:
+            chips.append(Chip("neutral", "questionnaire due", "A questionnaire of the plan is due"))
+        chips.extend(Chip(signal_tone(signal.signals), f"{measure} {signal.label.lower()}",
+                          signal.source)
+                     for measure, figures in self.measures.items() for signal in figures.signals)
+        return chips
+
+    @property
+    def course_status(self) -> str | None:
+        """The current course's status in words ("Active"); None without a course."""
+        status = self.summary.course_status
+        return STATUS_LABELS[status] if status else None
+
+    @property
+    def more_alerts(self) -> int:
+        """Open alerts beyond the most urgent one the row shows."""
+        return max(0, len(self.alerts) - 1)
 
 
 @dataclass
@@ -232,11 +273,11 @@ def _row(summary: PatientSummary, patient: Patient,
 
 
 def signal_legend() -> list[tuple[str, str, str, str]]:
-    """Every status chip the dashboard can show: (measure, label, what it signals, source)."""
+    """Every change chip the dashboard can show: (measure, label, tone, source)."""
     legend = []
     for measure in instruments.headline_measures():
         for threshold in instruments.get(measure.key).change_thresholds:
             if threshold.signals != "status":
-                legend.append((measure.name, threshold.label, threshold.signals,
+                legend.append((measure.name, threshold.label, signal_tone(threshold.signals),
                                threshold.source))
     return legend
