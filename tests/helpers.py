@@ -16,12 +16,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from flask import Flask
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 import instruments
 from outcomes import clock, migrate
 from outcomes.extensions import db
+from outcomes.jobs import QUEUE_PREFIX
 from outcomes.models import Assessment, Clinic, Course, Infusion, Patient, User
 from outcomes.services import accounts, assessments, courses, enrolment
 from outcomes.services.audit import SYSTEM, Actor
@@ -299,3 +300,15 @@ def write_audit_rows_from_before_the_chain(engine, rows: int = 3) -> None:
                 "INSERT INTO audit_event (occurred_at, action, details, clinic_id) "
                 "VALUES (:at, :action, '{}', 1)"),
                 {"at": dt.datetime(2026, 1, 1, 9, n), "action": f"old.{n}"})
+
+
+def empty_the_queue(database_url: str) -> None:
+    """Empty procrastinate's tables in the test run's PostgreSQL schema (the conftest empties
+    the app's own), so a test's workers start with no job of an earlier test."""
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        tables = connection.scalars(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename LIKE :prefix"), {"prefix": QUEUE_PREFIX + "%"}).all()
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()

@@ -13,14 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from outcomes.jobs import QUEUE_PREFIX
 from outcomes.services.deliveries import WORDING
 
 from .channel_servers import Mailbox, smtp_server
 from .conftest import base_config
-from .helpers import T0
+from .helpers import T0, empty_the_queue
 from .notification_world import (  # noqa: F401  (fixtures)
     BASE_URL,
     SENDER,
@@ -160,16 +158,6 @@ def test_two_worker_processes_send_exactly_one_first_reminder_per_due_occurrence
 def sent_reminders(session) -> int:
     session.expire_all()
     return len(deliveries(session, purpose="reminder", status="sent"))
-
-
-def empty_the_queue(database_url: str) -> None:
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        tables = connection.scalars(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-            " AND tablename LIKE :prefix"), {"prefix": QUEUE_PREFIX + "%"}).all()
-        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
 
 
 def logs(folder: Path) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from outcomes.jobs import QUEUE_PREFIX
 from outcomes.models import AuditEvent, JobRun
 
 from .conftest import base_config
+from .helpers import empty_the_queue
 from .worker_jobs import PATIENT_NAME, TICK_ACTION
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +68,7 @@ def workers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]
     """Starts workers on the test's database (an empty queue on PostgreSQL); any still
     running at the end are killed."""
     if database_url.startswith("postgresql"):
-        engine = create_engine(database_url)
-        with engine.begin() as connection:
-            tables = connection.scalars(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-                " AND tablename LIKE :prefix"), {"prefix": QUEUE_PREFIX + "%"}).all()
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        engine.dispose()
+        empty_the_queue(database_url)
     started: list[Worker] = []
     settings = {key: str(value) for key, value in base_config(database_url).items()
                 if key in {"OUTCOMES_ENV", "SECRET_KEY", "AUDIT_KEYS", "DATABASE_URL"}}
