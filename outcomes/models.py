@@ -48,6 +48,8 @@ DEFAULT_QUIET_UNTIL = dt.time(9, 0)
 #: Local policy default: minutes a crisis alert may stay unacknowledged before the clinic's
 #: admins are told.
 DEFAULT_ESCALATION_MINUTES = 30
+#: The name messages are sent under until a clinic sets its own.
+DEFAULT_SENDER_NAME = "Outcomes"
 
 
 def utcnow() -> dt.datetime:
@@ -133,6 +135,9 @@ class Clinic(Base):
     on_call_email: Mapped[str | None] = mapped_column(String(254))
     #: Minutes a crisis alert may stay unacknowledged before the clinic's admins are told.
     escalation_minutes: Mapped[int] = mapped_column(Integer, default=DEFAULT_ESCALATION_MINUTES)
+    #: The name messages are sent under (email From, SMS and push title): a clinic may not want
+    #: its specialty on a patient's lock screen.
+    message_sender_name: Mapped[str] = mapped_column(String(60), default=DEFAULT_SENDER_NAME)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -146,6 +151,8 @@ class Clinic(Base):
                         name="escalation_minutes_in_range"),
         CheckConstraint("on_call_email IS NULL OR on_call_email LIKE '%_@_%'",
                         name="on_call_email_has_at"),
+        CheckConstraint("length(trim(message_sender_name)) > 0",
+                        name="message_sender_name_not_blank"),
     )
 
 
@@ -817,4 +824,26 @@ class PushSubscription(Base):
 
     __table_args__ = (
         CheckConstraint("endpoint LIKE 'https://%'", name="endpoint_is_https"),
+    )
+
+
+class QuestionnaireLink(Base):
+    """A reminder's link: single use, short-lived, stored hashed; it signs the patient in for
+    one questionnaire alone (issue 11 item 4). Everything else still asks for the password."""
+
+    __tablename__ = "questionnaire_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: SHA-256 of the token in the link (the token itself is never stored).
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    instrument_key: Mapped[str] = mapped_column(String(64))
+    #: The delivery whose message carried it.
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
     )
