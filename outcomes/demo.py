@@ -178,6 +178,8 @@ def _seed_batch(session: Session, rng: random.Random, clinic: Clinic, clinicians
                     [{"clinic_id": clinic.id, "identifier": f"MRN-{100001 + h.index}",
                       "display_name": h.name, "contact_email": _patient_email(h.index, domain),
                       "user_id": user_id, "assigned_clinician_id": clinicians[h.index % 2].id,
+                      # Email reminders, so the demo's worker shows them in the outbox.
+                      "reminder_channels": ["email"],
                       "enrolled_at": h.enrolled_at} for h, user_id in zip(histories, user_ids)],
                 ).all())]
     plan_rows = [{"patient_id": patient.id, "instrument_key": d.instrument_key,

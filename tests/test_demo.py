@@ -7,9 +7,11 @@ import zoneinfo
 import pytest
 from sqlalchemy import Date, func, select
 
+from outcomes import clock, demo
 from outcomes.extensions import db
-from outcomes.models import Assessment, Base, UTCDateTime, utcnow
-from outcomes import demo
+from outcomes.jobs.loop import run_due_jobs
+from outcomes.jobs.scheduled import enabled_jobs
+from outcomes.models import Assessment, Base, Delivery, UTCDateTime, utcnow
 
 ZONE = zoneinfo.ZoneInfo("America/New_York")
 #: Bookings lie ahead by nature; every other time is something that has happened.
@@ -81,3 +83,17 @@ def test_a_morning_run_leaves_out_the_rest_of_the_day(app, session, hour):
     assert all(t <= now for t in on_today)
     if hour == 21:
         assert on_today
+
+
+def test_the_demo_worker_reminds_its_patients_through_the_outbox(app, session, monkeypatch):
+    """`make demo` runs the worker beside the server: its patients choose email reminders, so
+    the first tick at a daytime hour queues reminders and the outbox records them sent."""
+    now = dt.datetime(2026, 6, 1, 12, 0, tzinfo=ZONE).astimezone(dt.timezone.utc)
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
+    app.config.update(NOTIFICATION_OUTBOX=True, PUBLIC_BASE_URL="http://127.0.0.1:5000")
+    with app.app_context():
+        demo.seed_demo(db.session, patients=30, weeks=4, seed=5, now=now)
+        db.session.commit()
+        run_due_jobs(app, enabled_jobs(app.config), now, {})
+    reminders = session.scalars(select(Delivery).where(Delivery.purpose == "reminder")).all()
+    assert reminders and {(d.channel, d.status) for d in reminders} == {("email", "sent")}
