@@ -72,6 +72,9 @@ ACCESS: dict[str, Access] = {
         answers={"GET": 404}),
     "auth.accept": Access(EVERYONE, "setting a password from an invitation, with no account yet",
                           answers={"POST": 404}),  # the matrix posts a made-up token
+    "auth.questionnaire_link": Access(
+        EVERYONE, "a reminder's link: its page changes nothing; the token comes in the POST",
+        answers={"POST": 404}),  # the matrix posts no token
     "health.healthz": Access(EVERYONE, "load balancers ask signed out; it tells of no record"),
     "patient.crisis_help": Access(
         EVERYONE, "crisis resources stay one tap away when a session has ended"),

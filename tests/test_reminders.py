@@ -40,7 +40,7 @@ def test_a_due_phq9_gives_one_reminder_email_and_a_second_tick_that_day_none(
     assert recipients(mailbox) == [patient.user.email]
     mail = mailbox.received[0].message
     assert mail["Subject"] == WORDING["reminder"].subject
-    assert f"{BASE_URL}/me/" in mail.get_content()
+    assert f"{BASE_URL}/r#" in mail.get_content()  # its questionnaire link
     [reminder] = deliveries(session, patient_id=patient.id)
     assert (reminder.instrument_key, reminder.schedule, reminder.reminder_number,
             reminder.channel, reminder.status, reminder.attempts) == (

@@ -42,3 +42,11 @@ class AcceptInvitationForm(FlaskForm):
         validators=[DataRequired("Type the password again."),
                     EqualTo("password", "The two passwords do not match.")],
     )
+
+
+class QuestionnaireLinkForm(FlaskForm):
+    """A reminder's link, posted by a tap on its page's button (never by opening the link,
+    which mail scanners do). The token travels in the link's fragment; the page's script
+    puts it here."""
+
+    token = HiddenField(validators=[DataRequired(), Length(max=128)])

@@ -5,7 +5,8 @@ A writer (``reminders``, ``alert_notifications``) calls ``write_delivery`` with 
 names what the message is; the same key written again — a retry, a second worker — is a
 no-op, so a message is queued once whoever queues it. ``send_pending`` then claims each due
 delivery (with the patient's other reminders due on its channel: one message carries them),
-builds its message from fixed wording (no health data), sends it through its channel (or
+builds its message from fixed wording (no health data) under the clinic's sender name, with a
+reminder's single-use questionnaire link (``questionnaire_links``), sends it through its channel (or
 development's outbox) and records what came of it: sent with the server's receipt; a temporary failure
 retried with back-off up to ``MAX_ATTEMPTS``; a permanent one failed; a push subscription the
 service no longer knows removed. Every outcome is audited without health data.
@@ -52,6 +53,7 @@ from ..models import (
 )
 from . import audit
 from .audit import Actor
+from .questionnaire_links import issue_link, link_sent, withdraw_link
 from .reminder_rules import ReminderPolicy, in_quiet_hours
 
 log = logging.getLogger(__name__)
@@ -69,13 +71,12 @@ LONGEST_RETRY_WAIT = dt.timedelta(hours=1)
 CLAIM = dt.timedelta(minutes=5)
 #: Who sends, in the audit trail.
 SENDER = Actor(user=None, request_id="worker")
-#: The sender name every message carries (Outcomes' own: no clinic specialty on a lock screen).
-SENDER_NAME = "Outcomes"
 
 
 @dataclass(frozen=True)
 class Wording:
-    """A purpose's fixed message and the page its link opens (an endpoint of the app)."""
+    """A purpose's fixed message and the page its link opens (an endpoint of the app; a
+    reminder's is the questionnaire link's page, the token after ``#``)."""
 
     subject: str
     body: str
@@ -87,7 +88,7 @@ class Wording:
 WORDING: dict[str, Wording] = {
     "reminder": Wording("A questionnaire is ready for you",
                         "A questionnaire is ready for you — open Outcomes to fill it in.",
-                        "patient.home"),
+                        "auth.questionnaire_link"),
     "alert": Wording("A patient needs attention",
                      "A patient needs attention — open Outcomes.", "clinician.alerts"),
     "escalation": Wording("A patient still needs attention",
@@ -170,12 +171,14 @@ def push_address(subscription: PushSubscription) -> str:
                       separators=(",", ":"))
 
 
-def message_for(purpose: str, config: Mapping[str, Any]) -> Message:
-    """The message of a delivery for ``purpose``: fixed wording and a link into the app at
-    PUBLIC_BASE_URL (needs the app's context, for its URL map)."""
+def message_for(purpose: str, config: Mapping[str, Any], sender_name: str,
+                token: str | None = None) -> Message:
+    """The message of a delivery for ``purpose``: fixed wording under the clinic's
+    ``sender_name`` and a link into the app at PUBLIC_BASE_URL, ending in ``#<token>`` for a
+    reminder's questionnaire link (needs the app's context, for its URL map)."""
     wording = WORDING[purpose]
-    return Message(wording.subject, wording.body, app_link(wording.endpoint, config),
-                   SENDER_NAME)
+    link = app_link(wording.endpoint, config) + (f"#{token}" if token else "")
+    return Message(wording.subject, wording.body, link, sender_name)
 
 
 def app_link(endpoint: str, config: Mapping[str, Any]) -> str:
@@ -199,6 +202,8 @@ class Outgoing:
     carrier: Channel
     message: Message
     addresses: list[Address]
+    #: The reminder's questionnaire link the message carries (questionnaire_links).
+    link_id: int | None = None
 
 
 @dataclass
@@ -301,8 +306,18 @@ def _prepare(session: Session, together: list[Delivery], config: Mapping[str, An
     for delivery in wanted:
         delivery.attempts += 1
         delivery.next_attempt_at = now + CLAIM
-    return Outgoing([(delivery.id, delivery.attempts) for delivery in wanted], channel,
-                    message_for(first.purpose, config), found)
+    claims = [(delivery.id, delivery.attempts) for delivery in wanted]
+    if first.purpose != "reminder":
+        return Outgoing(claims, channel, message_for(first.purpose, config,
+                                                     clinic.message_sender_name), found)
+    # A fresh link for each message, valid only while its claim holds until the message is
+    # known to have left. A message carrying several questionnaires opens the first.
+    link = issue_link(session, patient_id=wanted[0].patient_id,
+                      instrument_key=wanted[0].instrument_key, delivery_id=wanted[0].id,
+                      valid_for=CLAIM)
+    return Outgoing(claims, channel, message_for(first.purpose, config,
+                                                 clinic.message_sender_name, link.token),
+                    found, link.link_id)
 
 
 def _withdrawn(session: Session, delivery: Delivery, patient: Patient | None) -> str | None:
@@ -358,6 +373,13 @@ def _record(session: Session, outgoing: Outgoing, outcome: Outcome) -> None:
     now = clock.utcnow()
     if outcome.gone:
         session.execute(delete(PushSubscription).where(PushSubscription.id.in_(outcome.gone)))
+    if outgoing.link_id is not None:
+        # A link that left lives its full time; one that did not is withdrawn (a retry
+        # carries a new one).
+        if outcome.receipt is not None:
+            link_sent(session, outgoing.link_id, now)
+        else:
+            withdraw_link(session, outgoing.link_id)
     for delivery_id, attempt in outgoing.claims:
         delivery = session.get(Delivery, delivery_id, with_for_update=True,
                                populate_existing=True)
