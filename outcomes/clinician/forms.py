@@ -14,6 +14,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
@@ -238,3 +239,25 @@ class InfusionForm(KeyedForm):
     MEASURES = ("weight_kg", "dose_mg_per_kg", "total_dose_mg", "duration_minutes",
                 *(f"{vital}_{when}" for when in ("before", "peak", "after")
                   for vital in ("systolic", "diastolic", "heart_rate", "spo2")))
+
+
+class NotificationSettingsForm(FlaskForm):
+    """The clinic's notification settings. The form reads the values; the bounds are checked
+    by ``services.clinic_settings``, which says what is wrong with each."""
+
+    reminder_limit = IntegerField(
+        "Reminders per questionnaire", validators=[
+            InputRequired("Give the number of reminders, from 0 to 10 (0 sends none).")],
+        render_kw={"min": 0, "max": 10, "inputmode": "numeric"})
+    quiet_from = TimeField("Quiet hours from", validators=[
+        InputRequired("Give the time quiet hours start, such as 21:00.")])
+    quiet_until = TimeField("Quiet hours until", validators=[
+        InputRequired("Give the time quiet hours end, such as 09:00.")])
+    on_call_email = EmailField("On-call email (optional)", validators=[Optional()],
+                               render_kw={"autocomplete": "off"})
+    escalation_minutes = IntegerField(
+        "Minutes before an unacknowledged crisis alert goes to the admins", validators=[
+            InputRequired("Give a number of minutes from 1 to 1440.")],
+        render_kw={"min": 1, "max": 1440, "inputmode": "numeric"})
+    message_sender_name = StringField("Name messages are sent under", validators=[
+        InputRequired("Give the name messages are sent under.")], render_kw={"maxlength": 60})

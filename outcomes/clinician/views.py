@@ -60,7 +60,13 @@ from ..services.records import (
     plan_for,
     superseded_ids,
 )
-from ..services.triage import InboxQuery, already_acknowledged, describe, open_alerts
+from ..services.triage import (
+    InboxQuery,
+    already_acknowledged,
+    describe,
+    describe_with_notifications,
+    open_alerts,
+)
 from ..services.baseline import BASELINE_WINDOW_DAYS
 from ..services.results import infusion_marks, reference_sentence, trend_series
 from ..services.submissions import RepeatedSubmission
@@ -190,7 +196,8 @@ def alerts() -> tuple[str, int]:
                  details={"patients": sorted({alert.patient_id for alert in found}),
                           "alerts": [alert.id for alert in found]})
     keep_writes_despite_refusal()  # the read is audited even when the answer is a 400
-    return render_template("clinician/alerts.html", form=form, alerts=describe(found),
+    return render_template("clinician/alerts.html", form=form,
+                           alerts=describe_with_notifications(db.session, found),
                            query=query), status
 
 
@@ -274,7 +281,7 @@ def patient(patient_id: int) -> str:
         "clinician/patient.html", patient=patient,
         assessments=[in_words(assessment) for assessment in assessments],
         superseded=superseded_ids(assessments),
-        alerts=describe(patient_alerts(db.session, patient.id)),
+        alerts=describe_with_notifications(db.session, patient_alerts(db.session, patient.id)),
         trend_charts=trend_charts, due=due,
         instruments=instruments.all(), courses=courses_of(courses),
     )

@@ -9,6 +9,7 @@ assessment are read instead, and the definition's own flag rule picks the items.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from ..clock import to_local
 from ..models import Alert, Assessment, Clinic, Patient, utcnow
 from . import audit
 from .audit import Actor
+from .delivery_view import DeliveryLine, alert_delivery_lines
 
 #: The inbox's kind filter: crisis alerts (the patient was shown crisis resources), the rest,
 #: or one alert kind of the definitions (added below from the instruments package).
@@ -86,6 +88,9 @@ class AlertDescription:
     #: with a later, different answer first: "PHQ-9 item 9 · 'Nearly every day' (latest,
     #: 2 h ago) · first left blank".
     what: str
+    #: The notifications sent about it (to its patient's clinician, the on-call address, the
+    #: admins), oldest first; loaded only by ``describe_with_notifications``.
+    notifications: tuple[DeliveryLine, ...] = ()
 
     @property
     def seen(self) -> int:
@@ -281,6 +286,17 @@ def describe(alerts: list[Alert], now: dt.datetime | None = None) -> list[AlertD
     """Describe several alerts at one moment."""
     now = now or utcnow()
     return [describe_alert(alert, alert_instrument(alert), now) for alert in alerts]
+
+
+def describe_with_notifications(session: Session, alerts: list[Alert],
+                                now: dt.datetime | None = None) -> list[AlertDescription]:
+    """Describe alerts with the notifications sent about each, sent, waiting or failed (one
+    more statement for all of them): for the pages that show an alert in full, the patient's
+    record and the inbox."""
+    sent = alert_delivery_lines(session, [alert.id for alert in alerts])
+    return [dataclasses.replace(description,
+                                notifications=tuple(sent.get(description.alert.id, ())))
+            for description in describe(alerts, now)]
 
 
 def already_acknowledged(alert: Alert, zone: dt.tzinfo) -> str:
