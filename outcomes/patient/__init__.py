@@ -1,0 +1,1 @@
+from . import settings  # noqa: F401  (its routes join the blueprint)
