@@ -363,7 +363,7 @@ def csrf_app(app: Flask) -> Flask:
     return app
 
 
-def test_the_forms_need_their_token(csrf_app, world, session):
+def test_each_form_needs_its_token(csrf_app, world, session):
     with_channels(csrf_app, "email", "push")
     client = csrf_app.test_client()
     login = client.get("/login")
@@ -379,3 +379,9 @@ def test_the_forms_need_their_token(csrf_app, world, session):
     assert client.post(SETTINGS, data={"reminders": "off", "csrf_token": csrf_token(page)}) \
         .status_code == 303
     assert len(subscriptions(session)) == 1 and patient_row(session, world.patient)[0] is False
+    removal = {"endpoint": ENDPOINT}
+    assert client.post(UNSUBSCRIBE, data=removal).status_code == 400
+    assert len(subscriptions(session)) == 1
+    assert client.post(UNSUBSCRIBE, data={**removal, "csrf_token": csrf_token(page)}) \
+        .status_code == 200
+    assert subscriptions(session) == []
