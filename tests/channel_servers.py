@@ -5,6 +5,7 @@ authority made for the test run (trustme); the tests make the clients trust it.
 """
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import http.server
@@ -105,6 +106,59 @@ class Mailbox:
         self.received.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message,
                                           login))
         return "250 Message accepted for delivery"
+
+
+@dataclass
+class StallingMailbox(Mailbox):
+    """A ``Mailbox`` that stalls one message, as a slow server does, until the test calls
+    ``release()``: ``hold(address, accepted=False)`` holds the answer to its DATA (the server
+    has not taken the message yet; if the client leaves meanwhile, the message is dropped
+    and its address listed in ``dropped``), ``accepted=True`` the answer
+    to the QUIT after it (the server took it: it is in ``received``). ``holding`` is set
+    while a message is held. Each ``hold`` stalls one message."""
+
+    before_accepting: set[str] = field(default_factory=set)
+    after_accepting: set[str] = field(default_factory=set)
+    dropped: list[str] = field(default_factory=list)
+    holding: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    #: The SMTP sessions whose QUIT is held.
+    quitting_late: list[object] = field(default_factory=list)
+
+    def hold(self, address: str, *, accepted: bool) -> None:
+        self.holding.clear()
+        self.released.clear()
+        (self.after_accepting if accepted else self.before_accepting).add(address)
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def stall(self) -> None:
+        self.holding.set()
+        while not self.released.is_set():
+            await asyncio.sleep(0.02)
+
+    async def handle_DATA(self, server, session, envelope):
+        held = self.before_accepting.intersection(envelope.rcpt_tos)
+        if held:
+            self.before_accepting -= held
+            try:
+                await self.stall()
+            except asyncio.CancelledError:  # aiosmtpd cancels a session whose client left
+                self.dropped.extend(held)
+                raise
+        status = await super().handle_DATA(server, session, envelope)
+        late = self.after_accepting.intersection(envelope.rcpt_tos)
+        if late:
+            self.after_accepting -= late
+            self.quitting_late.append(session)
+        return status
+
+    async def handle_QUIT(self, server, session, envelope):
+        if session in self.quitting_late:
+            self.quitting_late.remove(session)
+            await self.stall()
+        return "221 Bye"
 
 
 def password_check(username: str, password: str):

@@ -72,9 +72,10 @@ class EmailChannel(Channel):
 
     def deliver(self, message: Message, address: str, config: Config) -> Receipt:
         mail = compose(message, address, config)
+        server: smtplib.SMTP | None = None
         try:
-            with connect(config) as server:
-                server.send_message(mail)
+            server = connect(config)
+            server.send_message(mail)
         except smtplib.SMTPRecipientsRefused as error:
             (code, _reply), = error.recipients.values()
             raise _refusal("recipient", code) from None
@@ -92,4 +93,17 @@ class EmailChannel(Channel):
             # Unreachable, timed out, disconnected, or a certificate that did not verify.
             raise TemporaryFailure(
                 f"the mail server could not be reached ({type(error).__name__})") from None
+        finally:
+            if server is not None:
+                hang_up(server)
         return Receipt(self.name, mail["Message-ID"])
+
+
+def hang_up(server: smtplib.SMTP) -> None:
+    """End the session with QUIT. A message the server accepted (its 250 to DATA) is its
+    responsibility from then on (RFC 5321 §4.1.1.4): a QUIT answered late, with another code
+    or not at all changes nothing, and must not become a failure that sends it again."""
+    try:
+        server.quit()
+    except (smtplib.SMTPException, OSError):
+        server.close()
