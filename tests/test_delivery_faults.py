@@ -163,7 +163,7 @@ def test_smtp_hanging_then_down_leaves_the_web_app_serving_and_loses_nothing(
     sent in a request and no lock is held while a message is out. The server then refuses
     connections for a while: every delivery waits with back-off, and once it is back each
     goes, once."""
-    app.config["NOTIFICATION_TIMEOUT"] = 2
+    app.config["NOTIFICATION_TIMEOUT"] = 3  # each reminder waits 3 s on the hung server
     world.clinic.on_call_email = ON_CALL
     session.commit()
     patients = [remindable_patient(factory, session, world.clinic, world.clinician)
