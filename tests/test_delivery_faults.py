@@ -36,7 +36,6 @@ from .channel_servers import (  # noqa: F401  (fixtures)
     StallingMailbox,
     certificates,
     free_port,
-    https_server,
     silent_server,
     smtp_server,
     trusted,
