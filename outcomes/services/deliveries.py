@@ -6,10 +6,10 @@ names what the message is; the same key written again — a retry, a second work
 no-op, so a message is queued once whoever queues it. ``send_pending`` then claims each due
 delivery (with the patient's other reminders due on its channel: one message carries them),
 builds its message from fixed wording (no health data) under the clinic's sender name, with a
-reminder's single-use questionnaire link (``questionnaire_links``), sends it through its channel (or
-development's outbox) and records what came of it: sent with the server's receipt; a temporary failure
-retried with back-off up to ``MAX_ATTEMPTS``; a permanent one failed; a push subscription the
-service no longer knows removed. Every outcome is audited without health data.
+reminder's single-use questionnaire link (``questionnaire_links``), sends it through its
+channel (or development's outbox) and records what came of it: sent with the server's
+receipt; a temporary failure retried with back-off up to ``MAX_ATTEMPTS``; a permanent one
+failed; a push subscription the service no longer knows removed. Every outcome is audited without health data.
 
 Sending commits as it goes, unlike other writers: a claim commits before its message leaves
 (so a second sender skips it and no database lock is held while a server is slow), and the

@@ -104,9 +104,9 @@ def redeem_link(session: Session, actor: Actor, token: str) -> RedeemedLink | No
             or link.instrument_key not in offered_instruments(session, link.patient_id)):
         return None
     link.used_at = now
-    # The one who followed the link is its patient (the request has no session yet).
-    audit.record(session, replace(actor, user=user), "questionnaire_link.redeemed", patient=patient,
-                 object_type="questionnaire_link", object_id=link.id,
+    # The one who followed the link is its patient (the request may have no session yet).
+    audit.record(session, replace(actor, user=user), "questionnaire_link.redeemed",
+                 patient=patient, object_type="questionnaire_link", object_id=link.id,
                  details={"delivery_id": link.delivery_id})
     return RedeemedLink(link.id, user, link.instrument_key)
 
