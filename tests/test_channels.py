@@ -3,6 +3,9 @@ and the channels' settings as checked at start (clear, naming the setting, never
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -205,3 +208,15 @@ def test_the_check_runs_on_the_settings_as_finally_given():
     config = {**settings(), "SMTP_HOST": "smtp.example"}
     with pytest.raises(ConfigurationError, match="SMTP_FROM is not"):
         check_notification_settings(config)
+
+
+def test_a_web_worker_does_not_carry_the_senders_http_clients():
+    """pywebpush and Twilio's client (with requests) load at the first push or text, in the
+    worker that sends: a web worker, which never sends, stays ~40 MB lighter (exports run in
+    web workers under a memory target, bench/exports.py)."""
+    script = ("import sys; from outcomes import create_app; "
+              "create_app({'OUTCOMES_ENV': 'development', 'DATABASE_URL': 'sqlite://'}); "
+              "print(sorted(m for m in ('pywebpush', 'twilio', 'requests') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[1])
+    assert loaded.stdout.strip().splitlines()[-1] == "[]"

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import requests
-from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
-
 from .base import Channel, Config, Message, PermanentFailure, Receipt, TemporaryFailure
 from .contacts import phone_number
 
@@ -37,6 +32,13 @@ class Twilio(SmsProvider):
         return bool(config.get("TWILIO_ACCOUNT_SID"))
 
     def send_text(self, to: str, text: str, config: Config) -> str:
+        # Imported at the first text, not with the app: Twilio's client (~20 MB) is for the
+        # worker that sends, not for every web worker.
+        from twilio.base.exceptions import TwilioRestException
+        from twilio.http.http_client import TwilioHttpClient
+        import requests
+        from twilio.rest import Client
+
         client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
                         http_client=TwilioHttpClient(timeout=config["NOTIFICATION_TIMEOUT"]))
         client.api.base_url = config["TWILIO_API_BASE_URL"]

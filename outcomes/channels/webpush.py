@@ -7,11 +7,9 @@ import json
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
-from pywebpush import WebPusher
 
 from .. import clock
 from .base import (
@@ -92,6 +90,11 @@ class PushChannel(Channel):
         # tap opens.
         payload = json.dumps({"title": message.subject, "body": message.body,
                               "url": message.link, "sender": message.sender_name})
+        # Imported at the first push, not with the app: pywebpush brings an HTTP stack of its
+        # own (~40 MB) that a web worker, which never sends, need not carry.
+        import requests
+        from pywebpush import WebPusher
+
         try:
             response = WebPusher(subscription).send(
                 payload, headers, ttl=TIME_TO_LIVE_SECONDS, content_encoding="aes128gcm",
