@@ -141,6 +141,17 @@ def test_a_bad_or_missing_number_is_refused_with_a_message_and_changes_nothing(
     assert not settings_audit(session, world.patient)
 
 
+def test_without_texts_the_number_is_not_asked_for_and_stays_as_stored(
+        app, patient_client, world, session):
+    with_channels(app, "email", "sms")
+    patient_client.post(SETTINGS, data={"reminders": "on", "channels": ["sms"],
+                                        "phone": MOBILE})
+    with_channels(app, "email")
+    assert 'name="phone"' not in patient_client.get(SETTINGS).get_data(as_text=True)
+    patient_client.post(SETTINGS, data={"reminders": "on", "channels": ["email"]})
+    assert patient_row(session, world.patient) == (True, ["email"], MOBILE_E164)
+
+
 def test_a_channel_the_clinic_has_not_configured_is_refused(app, patient_client, world,
                                                             session):
     with_channels(app, "email")
@@ -235,7 +246,7 @@ def test_the_page_offers_notifications_with_the_clinics_public_key(app, patient_
     assert 'data-worker="/me/sw.js"' in page and 'data-scope="/me/"' in page
     # Without JavaScript, this sentence is what shows.
     assert "Notifications on this phone are not available in this browser." in page
-    assert "Email and text-message reminders still work." in page
+    assert "The other ways of reminding you above still work." in page
 
 
 def test_a_subscription_is_stored_updated_and_removed(app, patient_client, world, session):

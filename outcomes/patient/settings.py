@@ -20,6 +20,7 @@ from ..auth.access import own_patient, patient_required
 from ..extensions import db
 from ..services import audit
 from ..services.patient_settings import (
+    SMS,
     SettingsError,
     offered_channels,
     push_public_key,
@@ -45,6 +46,8 @@ def settings() -> Response | tuple[str, int]:
     config = current_app.config
     offered = offered_channels(config)
     form = ReminderSettingsForm(offered)
+    # The number is asked for only where texts are offered; elsewhere it is kept as stored.
+    texts = any(channel.name == SMS for channel in offered)
     if not form.is_submitted():
         form.reminders.data = REMINDERS_ON if patient.reminders_enabled else REMINDERS_OFF
         form.channels.data = list(patient.reminder_channels)
@@ -55,7 +58,8 @@ def settings() -> Response | tuple[str, int]:
         try:
             update_reminder_settings(db.session, current_actor(), patient, enabled=form.enabled,
                                      channels=form.channels.data or [],
-                                     phone=form.phone.data or "", config=config)
+                                     phone=(form.phone.data or "") if texts else None,
+                                     config=config)
         except SettingsError as error:
             target = getattr(form, error.field, None) if error.field else None
             if target is not None:
@@ -68,7 +72,7 @@ def settings() -> Response | tuple[str, int]:
             return redirect(url_for("patient.settings"), 303)
     page = render_template(
         "patient/settings.html", form=form, patient=patient, offered=offered,
-        push_key=push_public_key(config), subscribe_form=PushSubscriptionForm(),
+        texts=texts, push_key=push_public_key(config), subscribe_form=PushSubscriptionForm(),
         removal_form=PushRemovalForm())
     return page, 422 if form.is_submitted() else 200
 

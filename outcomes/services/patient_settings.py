@@ -92,11 +92,12 @@ def _record_change(session: Session, actor: Actor, patient: Patient,
 
 
 def update_reminder_settings(session: Session, actor: Actor, patient: Patient, *,
-                             enabled: bool, channels: Sequence[str], phone: str,
+                             enabled: bool, channels: Sequence[str], phone: str | None,
                              config: Mapping[str, Any]) -> bool:
     """Set the patient's reminders on or off, the channels they come by and the mobile
     number for texts (typed as dialled in PHONE_REGION, or with + and a country code;
-    blank removes it). True when anything changed (then audited)."""
+    blank removes it, None keeps the stored one). True when anything changed (then
+    audited)."""
     offered = {channel.name: channel for channel in offered_channels(config)}
     for name in channels:
         if name not in offered:
@@ -107,10 +108,12 @@ def update_reminder_settings(session: Session, actor: Actor, patient: Patient, *
     if enabled and not chosen:
         raise SettingsError("Choose at least one way to be reminded, or turn reminders off.",
                             "channels")
-    try:
-        new_phone = phone_number(phone, config["PHONE_REGION"]) if phone.strip() else None
-    except ContactError as error:
-        raise SettingsError(str(error), "phone") from None
+    new_phone = patient.contact_phone if phone is None else None
+    if phone is not None and phone.strip():
+        try:
+            new_phone = phone_number(phone, config["PHONE_REGION"])
+        except ContactError as error:
+            raise SettingsError(str(error), "phone") from None
     if SMS in chosen and new_phone is None:
         raise SettingsError("Text messages need your mobile number: enter it, or untick "
                             "text messages.", "phone")

@@ -1,0 +1,64 @@
+"""A patient sets their reminders on their phone (360 px): turns them off, then on again by
+email, with the keyboard as well as taps; the clinic's server sends email and web push."""
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from outcomes.channels.contacts import base64url_encode
+from outcomes.models import Patient
+
+from .conftest import SERVER_ENVIRONMENT, check_page, expect, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def clinic_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's settings switch on email and web push (nothing is sent in these tests)."""
+    key = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+    for name, value in {"SMTP_HOST": "127.0.0.1", "SMTP_FROM": "clinic@example.org",
+                        "VAPID_PRIVATE_KEY": base64url_encode(key.to_bytes(32, "big")),
+                        "VAPID_SUBJECT": "mailto:it@example.org"}.items():
+        monkeypatch.setitem(SERVER_ENVIRONMENT, name, value)
+
+
+def reminder_settings(session, patient_id: int) -> tuple:
+    session.expire_all()
+    patient = session.get(Patient, patient_id)
+    return patient.reminders_enabled, list(patient.reminder_channels)
+
+
+def test_a_patient_turns_reminders_off_and_on_by_email(
+        clinic_channels, live_server, phone, world, session, screenshot):
+    patient_id = world.patient.id
+    sign_in(phone, live_server, world.patient_user.email)
+    phone.get_by_role("navigation").get_by_role("link", name="Reminders", exact=True).click()
+    expect(phone.get_by_role("heading", level=1, name="Reminders")).to_be_visible()
+    # push.js ran: this browser can show notifications, so the button replaces the sentence.
+    expect(phone.get_by_role("button", name="Turn on notifications on this phone")) \
+        .to_be_visible()
+    expect(phone.get_by_text("not available in this browser")).to_be_hidden()
+    check_page(phone)
+    screenshot(phone, "patient-reminder-settings")
+
+    phone.get_by_text("No reminders").click()
+    phone.get_by_role("button", name="Save my reminder settings").click()
+    expect(phone.get_by_role("status").filter(has_text="Reminders are off.")).to_be_visible()
+    assert reminder_settings(session, patient_id) == (False, [])
+    check_page(phone)
+
+    # On again, by keyboard: the radio group's arrow keys, then Space ticks email.
+    phone.get_by_label("No reminders").focus()
+    phone.keyboard.press("ArrowUp")
+    expect(phone.get_by_label("Yes, remind me")).to_be_checked()
+    email = phone.get_by_role("checkbox", name="Email")
+    email.focus()
+    phone.keyboard.press("Space")
+    expect(email).to_be_checked()
+    phone.get_by_role("button", name="Save my reminder settings").click()
+    expect(phone.get_by_role("status").filter(
+        has_text="Your reminder settings are saved.")).to_be_visible()
+    assert reminder_settings(session, patient_id) == (True, ["email"])
+    expect(phone.get_by_role("checkbox", name="Email")).to_be_checked()
+    check_page(phone)
