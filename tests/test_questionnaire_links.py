@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 
 import pytest
 from flask import Flask
@@ -133,6 +134,28 @@ def test_an_unsent_link_stops_working_when_its_claim_lapses(app, session, world,
         session.commit()
     pinned.advance(seconds=CLAIM.total_seconds() + 1)
     assert follow(app.test_client(), unsent.token).status_code == 404
+
+
+def test_two_taps_at_once_use_a_link_once(app, session, world, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    token = sent_link(app, session, world.patient)
+    statuses: list[int] = []
+    start = threading.Barrier(2)
+
+    def tap() -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.post("/r", data={"token": token}).status_code)
+
+    taps = [threading.Thread(target=tap) for _ in range(2)]
+    for thread in taps:
+        thread.start()
+    for thread in taps:
+        thread.join()
+    assert sorted(statuses) == [303, 404]
+    assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "questionnaire_link.redeemed")) == 1
 
 
 def test_a_patient_without_an_active_account_gets_the_calm_page(app, session, world):
