@@ -50,6 +50,7 @@ from ..services.dashboard import (
     signal_legend,
     triage_counts,
 )
+from ..services.completion import clinic_completion, patient_completion
 from ..services.outcomes import clinic_outcomes
 from ..services.record_view import courses_of, in_words
 from ..services.patients import clinic_staff
@@ -126,10 +127,12 @@ def patients() -> tuple[str, int]:
     search_form = DashboardSearchForm(formdata=None, data={**form.data, "q": query.search})
     links = {"search": form.search.data if search else None, "filter": query.filter,
              "status": query.course_status, "mine": "y" if mine else None, "sort": query.sort}
+    completion = clinic_completion(db.session, current_user.clinic, clock.utcnow(),
+                                   windows=(30,)).clinic[30]
     keep_writes_despite_refusal()  # the read is audited even when the answer is a 400
     return render_template("clinician/dashboard.html", form=search_form, page=page,
                            query=query, links=links, counts=counts, legend=signal_legend(),
-                           grace_days=schedule.GRACE_DAYS), status
+                           grace_days=schedule.GRACE_DAYS, completion=completion), status
 
 
 @bp.post("/patients/search")
@@ -284,6 +287,7 @@ def patient(patient_id: int) -> str:
         alerts=describe_with_notifications(db.session, patient_alerts(db.session, patient.id)),
         trend_charts=trend_charts, due=due,
         instruments=instruments.all(), courses=courses_of(courses),
+        completion=patient_completion(db.session, patient, clock.utcnow())[90],
     )
 
 
@@ -441,4 +445,6 @@ def outcomes() -> str:
     weekly = {m.measure: weekly_mean_chart(m.measure, m.total_max, m.weeks, m.patients)
               for m in report.measures if m.weeks}
     return render_template("clinician/outcomes.html", report=report, weekly=weekly,
-                           baseline_days=BASELINE_WINDOW_DAYS)
+                           baseline_days=BASELINE_WINDOW_DAYS,
+                           completion=clinic_completion(db.session, current_user.clinic,
+                                                        clock.utcnow()))

@@ -7,7 +7,7 @@ clinic's calendar days (``plans`` describes the default plan these rules run).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import instruments
@@ -236,4 +236,186 @@ _OCCURRENCE_RULES = {
     "before_infusion": _before_infusion,
     "after_infusion": _after_infusion,
     "recurring": _recurring,
+}
+
+
+# --- What the plan asked for over a past window (completion, services.completion) -------------
+
+#: What became of an occurrence the plan asked for, by a given moment.
+ON_TIME = "on time"    # done before it was overdue
+LATE = "late"          # done, after it was overdue
+MISSED = "missed"      # not done, and past its grace or no longer asked for
+OPEN = "open"          # not done, still asked for and not yet overdue
+OUTCOMES = (ON_TIME, LATE, MISSED, OPEN)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One occurrence the plan asked for, and what became of it by the moment asked about."""
+
+    occurrence: Occurrence
+    #: When the plan stopped asking for it (the infusion was given, the next one fell due, it
+    #: expired); None while it still may be done.
+    closes_at: dt.datetime | None
+    #: The completion that answered it, as the rules above count one; None when not done.
+    done_at: dt.datetime | None
+    outcome: str
+
+
+def asked_between(entries: Iterable[PlanEntry], timeline: Timeline, start: dt.datetime,
+                  now: dt.datetime) -> list[Asked]:
+    """Every occurrence the plan asked for that fell due from ``start`` up to ``now``, with
+    what became of it by ``now``; earliest first.
+
+    The same rules as ``outstanding``, replayed: an occurrence is asked for from when it falls
+    due until the rule at that moment would stop listing it, and it is done by the first
+    completion the rule counts for it (a completion counts for every occurrence it answers,
+    as the rules count it: one PHQ-9 serves two timings, and one done two days early serves
+    the next check-in). Only completions up to ``now`` count. Each recorded infusion was
+    preceded by its before-infusion window; the booked next infusion's window counts once
+    open. The plan's active entries, the courses and the timeline are taken as they stand."""
+    asked: list[Asked] = []
+    for entry in entries:
+        if entry.active:
+            asked.extend(found for found in _ASKED_RULES[entry.schedule](entry, timeline, start,
+                                                                         now)
+                         if start <= found.occurrence.opens_at <= now)
+    return sorted(asked, key=lambda a: (a.occurrence.opens_at, a.occurrence.instrument_key,
+                                        a.occurrence.schedule))
+
+
+def _asked(occurrence: Occurrence, closes_at: dt.datetime | None, done: Sequence[dt.datetime],
+           counts: Callable[[dt.datetime], bool], now: dt.datetime) -> Asked:
+    """The occurrence with its first counting completion up to ``now`` and its outcome."""
+    done_at = next((moment for moment in done if moment <= now and counts(moment)), None)
+    if done_at is not None:
+        outcome = LATE if occurrence.is_overdue(done_at) else ON_TIME
+    elif occurrence.is_overdue(now) or (closes_at is not None and closes_at <= now):
+        outcome = MISSED
+    else:
+        outcome = OPEN
+    return Asked(occurrence, closes_at, done_at, outcome)
+
+
+def _completions(entry: PlanEntry, timeline: Timeline) -> list[dt.datetime]:
+    return sorted(timeline.completed.get(entry.instrument_key, ()))
+
+
+def _baseline_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
+                    now: dt.datetime) -> list[Asked]:
+    opens_at = local_midnight(timeline.timezone,
+                              local_date(timeline.enrolled_at, timeline.timezone))
+    first_infusion = timeline.infusions[0] if timeline.infusions else None
+    if first_infusion is not None and first_infusion <= opens_at:
+        return []  # the course began before the patient was enrolled: never asked
+    occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at, _grace(opens_at),
+                            "Before your first infusion")
+    return [_asked(occurrence, first_infusion, _completions(entry, timeline),
+                   lambda moment: first_infusion is None or moment <= first_infusion, now)]
+
+
+def _before_infusion_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
+                           now: dt.datetime) -> list[Asked]:
+    booked = timeline.next_infusion_at
+    infusions = [*timeline.infusions, *([booked] if booked is not None and booked > now else [])]
+    done = _completions(entry, timeline)
+    asked = []
+    for infusion_at in infusions:
+        opens_at = infusion_at - BEFORE_INFUSION_WINDOW
+        occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at, infusion_at,
+                                "Before your infusion")
+        asked.append(_asked(occurrence, infusion_at, done,
+                            lambda moment, o=opens_at, i=infusion_at: o <= moment <= i, now))
+    return asked
+
+
+def _after_infusion_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
+                          now: dt.datetime) -> list[Asked]:
+    zone = timeline.timezone
+    done = _completions(entry, timeline)
+    given = list(timeline.infusions)
+    asked = []
+    for given_at, next_given in zip(given, [*given[1:], None]):
+        opens_at = local_midnight(zone, local_date(given_at, zone) + dt.timedelta(days=1))
+        closes_at = opens_at + dt.timedelta(days=AFTER_INFUSION_EXPIRY_DAYS)
+        if next_given is not None:
+            closes_at = min(closes_at, next_given)  # the next infusion's check replaces it
+        if closes_at <= opens_at:
+            continue  # replaced before it fell due: never asked
+        occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at,
+                                _grace(opens_at), "The day after your infusion")
+        asked.append(_asked(occurrence, closes_at, done,
+                            lambda moment, g=given_at, c=closes_at: g < moment < c, now))
+    return asked
+
+
+def _recurring_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
+                     now: dt.datetime) -> list[Asked]:
+    """Before the first infusion the series runs from enrolment, and the first infusion ends
+    it; from then on, from the first infusion (as ``_recurring`` anchors it at each moment)."""
+    zone = timeline.timezone
+    first_infusion = timeline.infusions[0] if timeline.infusions else None
+    phases = [(local_date(timeline.enrolled_at, zone), first_infusion)]
+    if first_infusion is not None:
+        phases.append((local_date(first_infusion, zone), None))
+    done = _completions(entry, timeline)
+    from_day = local_date(start, zone)
+    today = local_date(now, zone)
+    asked = []
+    for anchor, ends_at in phases:
+        days = _series(entry, anchor, timeline.course_ended_on, from_day)
+        day = next(days, None)
+        while day is not None and day <= today:
+            following = next(days, None)
+            opens_at = local_midnight(zone, day)
+            if ends_at is not None and opens_at >= ends_at:
+                break
+            closes_at = local_midnight(zone, following) if following is not None else None
+            if ends_at is not None:
+                closes_at = min(closes_at, ends_at) if closes_at is not None else ends_at
+            occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at,
+                                    _grace(opens_at), "Your regular check-in")
+            earliest = day - dt.timedelta(days=EARLY_DAYS)
+            asked.append(_asked(
+                occurrence, closes_at, done,
+                lambda moment, e=earliest, c=closes_at: (
+                    local_date(moment, zone) >= e and (c is None or moment < c)), now))
+            day = following
+    return asked
+
+
+def _series(entry: PlanEntry, anchor: dt.date, course_ended_on: dt.date | None,
+            from_day: dt.date) -> Iterator[dt.date]:
+    """The due days of a recurring entry anchored at ``anchor``, from ``from_day`` on, in
+    order: every ``every_days`` (until the follow-up after the course ends), then every
+    ``then_every_days`` (``_recurring_days``' series, listed)."""
+    every = dt.timedelta(days=entry.every_days)
+    first = anchor + every
+    if course_ended_on is None:
+        yield from _steps(first, every, None, from_day)
+        return
+    dense_until = course_ended_on + dt.timedelta(weeks=entry.follow_up_weeks or 0)
+    yield from _steps(first, every, dense_until, from_day)
+    if entry.then_every_days:
+        last_dense = _around(first, every, dense_until, dense_until)[0] or dense_until
+        later = dt.timedelta(days=entry.then_every_days)
+        yield from _steps(last_dense + later, later, None, from_day)
+
+
+def _steps(start: dt.date, step: dt.timedelta, stop: dt.date | None,
+           from_day: dt.date) -> Iterator[dt.date]:
+    """start, start + step, ... up to ``stop`` (endless without one), from ``from_day`` on."""
+    skipped = max(0, -(-(from_day - start).days // step.days))
+    day = start + step * skipped
+    while stop is None or day <= stop:
+        yield day
+        day += step
+
+
+_ASKED_RULES: dict[str, Callable[[PlanEntry, Timeline, dt.datetime, dt.datetime],
+                                 list[Asked]]] = {
+    "baseline": _baseline_asked,
+    "before_infusion": _before_infusion_asked,
+    "after_infusion": _after_infusion_asked,
+    "recurring": _recurring_asked,
 }
