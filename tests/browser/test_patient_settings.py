@@ -1,6 +1,10 @@
 """A patient sets their reminders on their phone (360 px): turns them off, then on again by
-email, with the keyboard as well as taps; the clinic's server sends email and web push."""
+email, with the keyboard as well as taps; and the service worker shows a push message. The
+clinic's server sends email and web push."""
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -8,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from outcomes.channels.contacts import base64url_encode
 from outcomes.models import Patient
 
-from .conftest import SERVER_ENVIRONMENT, check_page, expect, sign_in
+from .conftest import SERVER_ENVIRONMENT, check_page, expect, goto, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +25,17 @@ def clinic_channels(monkeypatch: pytest.MonkeyPatch) -> None:
                         "VAPID_PRIVATE_KEY": base64url_encode(key.to_bytes(32, "big")),
                         "VAPID_SUBJECT": "mailto:it@example.org"}.items():
         monkeypatch.setitem(SERVER_ENVIRONMENT, name, value)
+
+
+def until(found: Callable[[], list], page, seconds: float = 5) -> list:
+    """What ``found`` returns once it is not empty (the browser's events and the worker run
+    on their own time), or its last empty answer after ``seconds``."""
+    for _ in range(int(seconds * 10)):
+        answer = found()
+        if answer:
+            return answer
+        page.wait_for_timeout(100)  # lets Playwright take in the browser's events
+    return found()
 
 
 def reminder_settings(session, patient_id: int) -> tuple:
@@ -62,3 +77,37 @@ def test_a_patient_turns_reminders_off_and_on_by_email(
     assert reminder_settings(session, patient_id) == (True, ["email"])
     expect(phone.get_by_role("checkbox", name="Email")).to_be_checked()
     check_page(phone)
+
+
+def test_the_service_worker_shows_a_push_message_as_a_notification(
+        clinic_channels, live_server, phone, world):
+    """The worker push.js registers (served at /me/sw.js, its scope the patient's pages)
+    shows what the push service delivers: the clinic's sender name as the title, the message
+    as the text, its link kept for the tap. Chromium's DevTools protocol delivers the
+    message, as a push service would once the browser has decrypted it."""
+    phone.context.grant_permissions(["notifications"], origin=live_server)
+    sign_in(phone, live_server, world.patient_user.email)
+    goto(phone, f"{live_server}/me/settings")
+    scope = phone.evaluate("""() => navigator.serviceWorker
+        .register('/me/sw.js', {scope: '/me/'})
+        .then(() => navigator.serviceWorker.ready).then((ready) => ready.scope)""")
+    assert scope == f"{live_server}/me/"
+    devtools = phone.context.new_cdp_session(phone)
+    registrations: list[dict] = []
+    devtools.on("ServiceWorker.workerRegistrationUpdated",
+                lambda event: registrations.extend(event["registrations"]))
+    devtools.send("ServiceWorker.enable")
+    ours = until(lambda: [found for found in registrations if found["scopeURL"] == scope],
+                 phone)
+    [registration] = ours
+    link = f"{live_server}/me/"
+    devtools.send("ServiceWorker.deliverPushMessage", {
+        "origin": live_server, "registrationId": registration["registrationId"],
+        "data": json.dumps({"title": "A questionnaire is ready for you",
+                            "body": "A questionnaire is ready for you — open Outcomes "
+                                    "to fill it in.", "url": link, "sender": "Harbour Clinic"})})
+    shown = until(lambda: phone.evaluate("""() => navigator.serviceWorker.ready
+        .then((ready) => ready.getNotifications())
+        .then((all) => all.map((n) => [n.title, n.body, n.data.url]))"""), phone)
+    assert shown == [["Harbour Clinic",
+                      "A questionnaire is ready for you — open Outcomes to fill it in.", link]]
