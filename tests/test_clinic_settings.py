@@ -100,6 +100,7 @@ def test_clearing_the_on_call_address_stores_none(client, session, world, admin)
     ("quiet_until", "", "Give the time quiet hours end, such as 09:00."),
     ("on_call_email", "pager at clinic", "That is not a valid email address."),
     ("on_call_email", "a@b@clinic.example", "That is not a valid email address."),
+    ("on_call_email", "a" * 250 + "@clinic.example", "The email address is too long"),
     ("message_sender_name", "   ", "Give the name messages are sent under."),
     ("message_sender_name", "x" * 61, "The sender name is 61 characters long; keep it to 60."),
     ("message_sender_name", "Harbour\nKetamine", "Keep the sender name to one line."),

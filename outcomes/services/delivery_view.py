@@ -59,8 +59,8 @@ class DeliveryLine:
     tone: str
     #: Why it failed, or what the last try met, in words; None when nothing went wrong.
     reason: str | None
-    #: The moment that goes with the status: sent, failed, next try or queued.
-    when: dt.datetime
+    #: The moment that goes with the status: sent, failed, next try or due.
+    when: dt.datetime | None
     when_label: str
 
 

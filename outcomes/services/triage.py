@@ -93,6 +93,11 @@ class AlertDescription:
     notifications: tuple[DeliveryLine, ...] = ()
 
     @property
+    def notifications_failed(self) -> int:
+        """How many of its notifications failed for good (the alert says so at its top)."""
+        return sum(1 for line in self.notifications if line.delivery.status == "failed")
+
+    @property
     def seen(self) -> int:
         """How many linked records this description shows: the acknowledge form carries it, so
         an answer linked after the page was drawn cannot be acknowledged unseen."""
