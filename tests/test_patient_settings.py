@@ -311,7 +311,8 @@ def test_a_bad_subscription_is_refused_with_a_message_and_nothing_is_stored(
 @pytest.mark.parametrize("endpoint", [
     "https://127.0.0.1:8443/push", "https://localhost/push", "https://[::1]/push",
     "https://10.0.0.5/push", "https://169.254.169.254/latest", "https://push.internal/x",
-    "https://router/push",
+    "https://router/push", "https://[::ffff:10.0.0.1]/x",
+    "https://127.1/push", "https://0x7f.1/push",  # short forms the resolver reads as 127.0.0.1
 ])
 def test_in_production_an_endpoint_on_a_private_host_is_refused(
         app, patient_client, session, endpoint):
@@ -323,6 +324,16 @@ def test_in_production_an_endpoint_on_a_private_host_is_refused(
     assert response.status_code == 400
     assert "not a public push service" in response.json["error"]
     assert subscriptions(session) == []
+
+
+def test_in_production_a_push_services_endpoint_is_accepted(app, patient_client, session):
+    with_channels(app, "push")
+    app.config["OUTCOMES_ENV"] = "production"
+    endpoint = "https://fcm.googleapis.com/fcm/send/dGhpcyBicm93c2Vy"
+    response = patient_client.post(SUBSCRIBE, data={
+        "subscription": json.dumps(subscription(endpoint))})
+    assert response.status_code == 200
+    assert [row[1] for row in subscriptions(session)] == [endpoint]
 
 
 def test_outside_production_a_loopback_endpoint_is_accepted(app, patient_client, session):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,8 +35,6 @@ SMS = "sms"
 #: 8375) and the suffixes of private DNS zones in common use.
 LOCAL_NAMES = ("localhost",)
 LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan", ".intranet")
-
-
 #: The longest endpoint the push_subscription table holds.
 ENDPOINT_MAX_LENGTH = PushSubscription.endpoint.type.length
 
@@ -135,12 +134,25 @@ def update_reminder_settings(session: Session, actor: Actor, patient: Patient, *
 def private_host(hostname: str) -> bool:
     """Whether ``hostname`` names this machine or a private network: a loopback, private,
     link-local or otherwise non-public address, or a name that only resolves locally."""
-    try:
-        address = ipaddress.ip_address(hostname)
-    except ValueError:
+    address = ip_address(hostname)
+    if address is None:
         name = hostname.lower().rstrip(".")
         return "." not in name or name in LOCAL_NAMES or name.endswith(LOCAL_SUFFIXES)
     return not address.is_global
+
+
+def ip_address(hostname: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``hostname`` spells, or None for a name. Besides the usual forms, the
+    short and hexadecimal ones (``127.1``, ``0x7f.1``) that the system's resolver, and so the
+    worker's HTTP client, reads as addresses too."""
+    try:
+        return ipaddress.ip_address(hostname)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(hostname))
+    except OSError:
+        return None
 
 
 def checked_subscription(text: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +179,7 @@ def save_push_subscription(session: Session, actor: Actor, patient: Patient, tex
     reminder channels. The same endpoint again (a browser subscribing anew, or another
     account signing in on it) updates the one row: a browser reaches whoever subscribed it
     last."""
-    if patient.user_id is None or PUSH not in {c.name for c in offered_channels(config)}:
+    if patient.user_id is None or not CHANNELS[PUSH].configured(config):
         raise SettingsError("Your clinic does not send notifications to phones.")
     subscription = checked_subscription(text, config)
     keys = subscription["keys"]
