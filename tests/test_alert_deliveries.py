@@ -68,9 +68,9 @@ def test_the_record_shows_each_notification_failed_waiting_and_sent(
     assert lines == [
         "To the clinician by Email: waiting for retry (attempt 2 of 10 failed) next try "
         "2 Mar 2026, 10:33 — the server could not be reached or could not take it",
-        "To the on-call by Email: failed failed 2 Mar 2026, 10:00 — refused: it can never "
-        "reach this address",
-        "To the admin by Email: sent sent 2 Mar 2026, 10:31",
+        "To the on-call by Email: failed at 2 Mar 2026, 10:00 — refused: it can never reach "
+        "this address",
+        "To the admin by Email: sent at 2 Mar 2026, 10:31",
     ]
     assert '<span class="tag alert">failed</span>' in box
 

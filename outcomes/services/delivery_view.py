@@ -59,7 +59,7 @@ class DeliveryLine:
     tone: str
     #: Why it failed, or what the last try met, in words; None when nothing went wrong.
     reason: str | None
-    #: The moment that goes with the status: sent, failed, next try or due.
+    #: The moment that goes with the status (sent or failed at, next try, due) and its words.
     when: dt.datetime | None
     when_label: str
 
@@ -74,11 +74,10 @@ def delivery_line(delivery: Delivery) -> DeliveryLine:
         if delivery.last_error is not None else None
     line = functools.partial(DeliveryLine, delivery, recipient, channel)
     if delivery.status == "sent":
-        return line("sent", "good", None, delivery.sent_at, "sent")
+        return line("sent", "good", None, delivery.sent_at, "at")
     if delivery.status == "failed":
         tries = f" ({delivery.attempts} tries)" if delivery.attempts > 1 else ""
-        return line("failed", "alert", (reason or "not sent") + tries, delivery.failed_at,
-                    "failed")
+        return line("failed", "alert", (reason or "not sent") + tries, delivery.failed_at, "at")
     if delivery.last_error is not None:
         return line(f"waiting for retry (attempt {delivery.attempts} of {MAX_ATTEMPTS} failed)",
                     "due", reason, delivery.next_attempt_at, "next try")
