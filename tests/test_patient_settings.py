@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from outcomes.channels.contacts import base64url_encode
 from outcomes.channels.webpush import vapid_public_key
-from outcomes.models import AuditEvent, Patient, PushSubscription
+from outcomes.models import AuditEvent, Patient, PushSubscription, QuestionnaireLink
+from outcomes.services.deliveries import CLAIM
+from outcomes.services.questionnaire_links import issue_link, link_sent
 
 from .conftest import PASSWORD, World, csrf_token, sign_in
 
@@ -371,6 +373,21 @@ def test_the_service_worker_is_served_from_the_patients_pages(client):
     assert response.mimetype == "text/javascript"
     assert response.headers["Cache-Control"] == "no-cache"
     assert b"showNotification" in response.data and b"notificationclick" in response.data
+
+
+def test_the_browser_updating_the_worker_keeps_a_reminder_links_session(app, client, world,
+                                                                         session):
+    """A patient who turned notifications on opens a reminder's link: their browser fetches
+    the worker again as they open the questionnaire, and the link's session goes on."""
+    with app.app_context():
+        issued = issue_link(session, patient_id=world.patient.id, instrument_key="phq9",
+                            delivery_id=None, valid_for=CLAIM)
+        link_sent(session, issued.link_id, session.get(QuestionnaireLink,
+                                                       issued.link_id).created_at)
+        session.commit()
+    assert client.post("/r", data={"token": issued.token}).status_code == 303
+    assert client.get("/me/sw.js").status_code == 200
+    assert client.get("/me/questionnaires/phq9").status_code == 200
 
 
 def test_the_patient_home_links_to_the_settings(patient_client):

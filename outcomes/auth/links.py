@@ -24,8 +24,11 @@ from .views import bp, sign_in, sign_in_limit
 
 #: The session key naming the link a session was opened by (absent in a password session).
 OPENED_BY_LINK = "_questionnaire_link"
-#: Pages a link's session reaches whatever it did: the link's own, crisis help, the files.
-ALWAYS_OPEN = {"auth.questionnaire_link", "patient.crisis_help", "static"}
+#: Pages a link's session reaches whatever it did: the link's own, crisis help, the files,
+#: and the service worker (the browser fetches it by itself to update it while the patient
+#: is on the questionnaire, which must not end their session).
+ALWAYS_OPEN = {"auth.questionnaire_link", "patient.crisis_help", "static",
+               "patient.service_worker"}
 ASK_FOR_PASSWORD = "To see the rest of Outcomes, sign in with your password."
 
 
