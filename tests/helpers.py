@@ -312,3 +312,10 @@ def empty_the_queue(database_url: str) -> None:
             " AND tablename LIKE :prefix"), {"prefix": QUEUE_PREFIX + "%"}).all()
         connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+def answers_form(answers, key="k-1"):
+    """A questionnaire form's fields for ``answers`` (None leaves an item blank)."""
+    data = {"submission_key": key}
+    data.update({f"item_{n}": str(v) for n, v in enumerate(answers, start=1) if v is not None})
+    return data

@@ -5,20 +5,25 @@ on 127.0.0.1, a pinned clock, the worker's tick, and the patients and alerts the
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from outcomes import clock
+from outcomes.channels.contacts import base64url_encode
 from outcomes.jobs.loop import run_due_jobs
 from outcomes.jobs.scheduled import enabled_jobs
-from outcomes.models import Alert, Clinic, Delivery, Patient, PlanEntry, User
+from outcomes.models import (Alert, Clinic, Delivery, Patient, PlanEntry, PushSubscription,
+                             User)
 from outcomes.services import summaries
 
-from .channel_servers import Mailbox, smtp_server
+from .channel_servers import Answer, Mailbox, https_server, smtp_server
 from .helpers import T0, Factory
 
 #: The address messages link to.
@@ -101,3 +106,26 @@ def crisis_alert(factory: Factory, patient: Patient) -> Alert:
     alert = factory.session.scalars(select(Alert).where(Alert.assessment_id == assessment.id)).one()
     assert alert.crisis
     return alert
+
+
+def subscription(session, user, endpoint: str) -> PushSubscription:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    row = PushSubscription(user_id=user.id, endpoint=endpoint,
+                           p256dh=base64url_encode(key.public_bytes(
+                               Encoding.X962, PublicFormat.UncompressedPoint)),
+                           auth=base64url_encode(os.urandom(16)))
+    session.add(row)
+    session.commit()
+    return row
+
+
+@pytest.fixture
+def push(app, trusted):
+    """Web push switched on, through a local HTTPS push service."""
+    vapid = ec.generate_private_key(ec.SECP256R1())
+    app.config.update(VAPID_PRIVATE_KEY=base64url_encode(
+        vapid.private_numbers().private_value.to_bytes(32, "big")),
+        VAPID_SUBJECT="mailto:it@clinic.example")
+    with https_server(trusted, Answer(201, headers={"Location": "https://push.example/m/1"})
+                      ) as server:
+        yield server

@@ -7,16 +7,12 @@ its questionnaire is done."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from outcomes.channels import OUTBOX_RECEIPT_PREFIX
-from outcomes.channels.contacts import base64url_encode
 from outcomes.extensions import db
 from outcomes.models import AuditEvent, PushSubscription
 from outcomes.services import deliveries as service
@@ -32,6 +28,8 @@ from .channel_servers import (  # noqa: F401  (fixtures)
     trusted,
 )
 from .notification_world import (  # noqa: F401  (fixtures)
+    push,
+    subscription,
     crisis_alert,
     deliveries,
     mailbox,
@@ -159,29 +157,6 @@ def test_two_senders_at_once_send_each_delivery_once(app, session, world, alert,
     rows = deliveries(session)
     assert {row.status for row in rows} == {"sent"} and {row.attempts for row in rows} == {1}
     assert len({row.receipt for row in rows}) == 40
-
-
-def subscription(session, user, endpoint: str) -> PushSubscription:
-    key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    row = PushSubscription(user_id=user.id, endpoint=endpoint,
-                           p256dh=base64url_encode(key.public_bytes(
-                               Encoding.X962, PublicFormat.UncompressedPoint)),
-                           auth=base64url_encode(os.urandom(16)))
-    session.add(row)
-    session.commit()
-    return row
-
-
-@pytest.fixture
-def push(app, trusted):
-    """Web push switched on, through a local HTTPS push service."""
-    vapid = ec.generate_private_key(ec.SECP256R1())
-    app.config.update(VAPID_PRIVATE_KEY=base64url_encode(
-        vapid.private_numbers().private_value.to_bytes(32, "big")),
-        VAPID_SUBJECT="mailto:it@clinic.example")
-    with https_server(trusted, Answer(201, headers={"Location": "https://push.example/m/1"})
-                      ) as server:
-        yield server
 
 
 def test_a_subscription_the_push_service_forgot_is_removed(app, session, world, alert,

@@ -51,9 +51,9 @@ from .notification_world import (  # noqa: F401  (fixtures)
     remindable_patient,
     tick,
 )
-from .test_deliveries import push, subscription  # noqa: F401  (fixture)
-from .test_questionnaires import answers_form
-from .test_worker import wait_for, workers  # noqa: F401  (fixture)
+from .helpers import answers_form
+from .notification_world import push, subscription  # noqa: F401  (fixture)
+from .worker_processes import wait_for, workers  # noqa: F401  (fixture)
 
 #: How often the test workers' ``deliveries`` job runs, in seconds.
 SEND_EVERY = 2

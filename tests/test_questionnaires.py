@@ -11,14 +11,9 @@ import instruments
 from outcomes.models import Alert, Assessment, AssessmentAnswer, AuditEvent
 
 from .conftest import sign_in
+from .helpers import answers_form
 
 PCL5_EXAMPLE = [2, 0, 0, 0, 0, 2, 0, 2, 2, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0]
-
-
-def answers_form(answers, key="k-1"):
-    data = {"submission_key": key}
-    data.update({f"item_{n}": str(v) for n, v in enumerate(answers, start=1) if v is not None})
-    return data
 
 
 def count(session, model, *where):
