@@ -14,6 +14,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -170,6 +171,12 @@ class User(UserMixin, Base):
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: The authenticator app's shared secret (RFC 6238), encrypted (services.mfa); NULL until
+    #: the user enrols one.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    #: The 30-second step of the last code accepted, so a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    mfa_enrolled_at: Mapped[dt.datetime | None]
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")
     patient: Mapped[Patient | None] = relationship(
@@ -180,6 +187,8 @@ class User(UserMixin, Base):
         CheckConstraint("role IN ('patient', 'clinician', 'admin')", name="role_known"),
         CheckConstraint("email = lower(email)", name="email_lower_case"),
         CheckConstraint("email LIKE '%_@_%'", name="email_has_at"),
+        CheckConstraint("(totp_secret IS NULL) = (mfa_enrolled_at IS NULL)",
+                        name="mfa_enrolment_complete"),
     )
 
     @property
@@ -734,8 +743,12 @@ class JobRun(Base):
 
 
 #: What a delivery is for: a patient's questionnaire reminder, a crisis alert to the
-#: patient's clinician or the clinic's on-call address, or its escalation to the admins.
-DELIVERY_PURPOSES = ("reminder", "alert", "escalation")
+#: patient's clinician or the clinic's on-call address, its escalation to the admins, or a
+#: notice about the recipient's own account.
+DELIVERY_PURPOSES = ("reminder", "alert", "escalation", "account")
+#: What an account delivery says (issue 12): a password-reset link, that the password was
+#: changed, that an admin reset the account's sign-in factors.
+ACCOUNT_NOTICES = ("password_reset", "password_changed", "factors_reset")
 #: pending: written, not yet tried (or waiting for its retry); sent: the channel's server
 #: took it; failed: given up after the last retry, or refused for good. Never deleted.
 DELIVERY_STATUSES = ("pending", "sent", "failed")
@@ -763,6 +776,8 @@ class Delivery(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: The alert an alert or escalation delivery is about.
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id"))
+    #: What an account delivery says (``ACCOUNT_NOTICES``).
+    account_notice: Mapped[str | None] = mapped_column(String(32))
     #: For a reminder: which occurrence of the schedule (services.schedule.Occurrence) and
     #: which reminder of it, counting from 1.
     instrument_key: Mapped[str | None] = mapped_column(String(64))
@@ -788,8 +803,12 @@ class Delivery(Base):
         CheckConstraint(f"purpose IN {DELIVERY_PURPOSES}", name="purpose_known"),
         CheckConstraint(f"status IN {DELIVERY_STATUSES}", name="status_known"),
         CheckConstraint("patient_id IS NULL OR user_id IS NULL", name="one_recipient"),
-        CheckConstraint("purpose = 'reminder' OR alert_id IS NOT NULL",
+        CheckConstraint("purpose NOT IN ('alert', 'escalation') OR alert_id IS NOT NULL",
                         name="alert_delivery_names_alert"),
+        CheckConstraint("(purpose = 'account') = (account_notice IS NOT NULL)"
+                        " AND (account_notice IS NULL OR (account_notice IN "
+                        f"{ACCOUNT_NOTICES} AND user_id IS NOT NULL))",
+                        name="account_delivery_names_notice"),
         CheckConstraint(
             "purpose <> 'reminder' OR (patient_id IS NOT NULL AND instrument_key IS NOT NULL"
             " AND schedule IS NOT NULL AND occurrence_opens_at IS NOT NULL"
@@ -846,4 +865,77 @@ class QuestionnaireLink(Base):
 
     __table_args__ = (
         CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+    )
+
+
+class PasswordReset(Base):
+    """A single-use, short-lived link to choose a new password (issue 12): asked for by email
+    ("Forgot your password?") or issued by the clinic from a patient's page. Only a hash of
+    the token is kept; issuing one revokes any earlier open one of the account."""
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The staff member who issued it from the patient's page; NULL when asked for by email.
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        CheckConstraint("used_at IS NULL OR revoked_at IS NULL", name="used_or_revoked"),
+        Index("uq_password_reset_one_open_per_user", "user_id", unique=True,
+              sqlite_where=text("used_at IS NULL AND revoked_at IS NULL"),
+              postgresql_where=text("used_at IS NULL AND revoked_at IS NULL")),
+    )
+
+
+class RecoveryCode(Base):
+    """One of a staff member's one-time recovery codes for when the authenticator is lost
+    (issue 12), stored hashed; a new set replaces the old."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[dt.datetime | None]
+
+
+class StaffInvitation(Base):
+    """An admin's one-time link inviting a clinician or admin to the clinic (issue 12): the
+    invitee chooses their password (and enrols MFA) through it. Only a hash of the token is
+    kept; one open invitation per address."""
+
+    __tablename__ = "staff_invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    #: The account made when it was used.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        CheckConstraint(f"role IN {STAFF_ROLES}", name="staff_role"),
+        CheckConstraint("email = lower(email)", name="email_lower_case"),
+        CheckConstraint("email LIKE '%_@_%'", name="email_has_at"),
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        CheckConstraint("used_at IS NULL OR revoked_at IS NULL", name="used_or_revoked"),
+        CheckConstraint("(used_at IS NULL) = (user_id IS NULL)", name="used_names_account"),
+        Index("uq_staff_invitation_one_open_per_email", "email", unique=True,
+              sqlite_where=text("used_at IS NULL AND revoked_at IS NULL"),
+              postgresql_where=text("used_at IS NULL AND revoked_at IS NULL")),
     )
