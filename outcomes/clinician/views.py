@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-import segno
 from flask import (
     Blueprint,
     abort,
@@ -18,7 +17,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from markupsafe import Markup
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
@@ -31,6 +29,7 @@ from ..auth.access import (
     clinic_patient_or_404,
     staff_required,
 )
+from ..auth.one_time_links import one_time_link_page
 from ..charts import clinician_charts, weekly_mean_chart
 from ..extensions import db
 from ..forms import questionnaire_form
@@ -254,14 +253,8 @@ def reissue_invitation(patient_id: int) -> Response | str:
 
 
 def _invitation_page(patient: Patient, token: str, expires_at: dt.datetime) -> str:
-    base = current_app.config["PUBLIC_BASE_URL"]
-    # The token goes in the fragment, which browsers never send: it reaches no server log.
-    path = url_for("auth.open_invitation")
-    link = (base + path if base else url_for("auth.open_invitation", _external=True)) + "#" + token
-    qr = segno.make(link, error="m")
-    svg = qr.svg_inline(scale=6, dark="#000000", light="#ffffff", title="QR code of the link")
-    return render_template("clinician/invitation.html", patient=patient, link=link,
-                           qr=Markup(svg), expires_at=expires_at)
+    return one_time_link_page(patient, "auth.open_invitation", token, expires_at,
+                              title="Invitation")
 
 
 @bp.get("/patients/<id:patient_id>")
