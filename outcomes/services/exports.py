@@ -40,6 +40,7 @@ from ..models import (
     AuditEvent,
     Clinic,
     Course,
+    Delivery,
     Infusion,
     InfusionVersion,
     Patient,
@@ -130,6 +131,12 @@ ALERT_COLUMNS = _columns(
     "instrument_key", "kind", "value", "reason", "crisis", ("raised_at", TIME),
     ("acknowledged_at", TIME), "acknowledged_by_role", ("acknowledged_by", USER),
     ("acknowledgement_note", TEXT))
+
+DELIVERY_COLUMNS = _columns(
+    ("delivery_id", RECORD, "D"), "purpose", "channel", "recipient_kind",
+    ("patient_identifier", PATIENT), ("alert_id", RECORD, "L"), "instrument_key", "schedule",
+    ("occurrence_opens_at", TIME), "reminder_number", "status", "attempts", ("created_at", TIME),
+    ("sent_at", TIME), ("failed_at", TIME), "last_error")
 
 AUDIT_COLUMNS = _columns(
     ("event_id", RECORD, "E"), ("occurred_at", TIME), "actor_role", ("actor", USER),
@@ -600,6 +607,36 @@ def _alerts_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
             row.role, acknowledger, row.acknowledgement_note]
 
 
+DELIVERY_FIELDS = ("id", "purpose", "channel", "alert_id", "instrument_key", "schedule",
+                   "occurrence_opens_at", "reminder_number", "status", "attempts", "created_at",
+                   "sent_at", "failed_at", "last_error")
+
+
+def _deliveries_statement(request: ExportRequest) -> Select[Any]:
+    # The patient a message is about: a reminder's recipient, or the patient of the alert.
+    about = func.coalesce(Delivery.patient_id, Alert.patient_id)
+    statement = (
+        select(*_fields(Delivery, *DELIVERY_FIELDS), Delivery.patient_id.label("recipient_id"),
+               Delivery.user_id, about.label("patient_id"), Patient.identifier)
+        .select_from(Delivery)
+        .outerjoin(Alert, Alert.id == Delivery.alert_id)
+        .outerjoin(Patient, Patient.id == about)
+        .where(Delivery.clinic_id == request.clinic_id)
+        .order_by(Delivery.id))
+    statement = _filtered(statement, request, Delivery.created_at, about)
+    return _with_first_infusion(statement, request, about, request.deidentified)
+
+
+def _deliveries_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
+    patient = (row.patient_id, row.identifier) if row.patient_id is not None else None
+    recipient = ("patient" if row.recipient_id is not None
+                 else "staff" if row.user_id is not None else "on_call")
+    return [row.id, row.purpose, row.channel, recipient, patient, row.alert_id,
+            row.instrument_key, row.schedule, row.occurrence_opens_at, row.reminder_number,
+            row.status, row.attempts, row.created_at, row.sent_at, row.failed_at,
+            row.last_error]
+
+
 AUDIT_FIELDS = ("id", "occurred_at", "actor_id", "actor_role", "patient_id", "action",
                 "object_type", "object_id", "object_version", "old_values", "new_values",
                 "reason", "ip_address", "request_id", "details", "prev_hash", "row_hash")
@@ -641,6 +678,9 @@ KINDS: dict[str, Kind] = {
                       cells=_infusions_cells),
     "alerts": Kind("Alerts: raised and acknowledged", ALERT_COLUMNS, has_instrument=True,
                    statement=_alerts_statement, cells=_alerts_cells),
+    "deliveries": Kind("Deliveries: one row per reminder or alert message", DELIVERY_COLUMNS,
+                       has_instrument=False, statement=_deliveries_statement,
+                       cells=_deliveries_cells),
     "audit": Kind("Audit trail (admins only)", AUDIT_COLUMNS, has_instrument=False,
                   statement=_audit_statement, cells=_audit_cells, admin_only=True),
 }
