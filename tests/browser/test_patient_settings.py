@@ -93,13 +93,14 @@ def test_the_service_worker_shows_a_push_message_as_a_notification(
         .then(() => navigator.serviceWorker.ready).then((ready) => ready.scope)""")
     assert scope == f"{live_server}/me/"
     devtools = phone.context.new_cdp_session(phone)
-    registrations: list[dict] = []
-    devtools.on("ServiceWorker.workerRegistrationUpdated",
-                lambda event: registrations.extend(event["registrations"]))
+    # Each event lists registrations as they change; one may be listed more than once.
+    registrations: dict[str, dict] = {}
+    devtools.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.update(
+        {found["registrationId"]: found for found in event["registrations"]}))
     devtools.send("ServiceWorker.enable")
-    ours = until(lambda: [found for found in registrations if found["scopeURL"] == scope],
-                 phone)
-    [registration] = ours
+    [registration] = until(lambda: [found for found in registrations.values()
+                                    if found["scopeURL"] == scope and not found["isDeleted"]],
+                           phone)
     link = f"{live_server}/me/"
     devtools.send("ServiceWorker.deliverPushMessage", {
         "origin": live_server, "registrationId": registration["registrationId"],
