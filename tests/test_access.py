@@ -32,6 +32,7 @@ from werkzeug.routing import Rule
 import instruments
 from outcomes import RecordIdConverter
 from outcomes.models import Alert, Assessment, AuditEvent, Base, Patient, User
+from outcomes.services.deliveries import write_delivery
 from outcomes.services.exports import KINDS
 
 from .conftest import PASSWORD, Factory, World, sign_in
@@ -151,6 +152,12 @@ def records_of(factory: Factory, patient: Patient) -> dict[str, int]:
     alert = factory.session.scalars(
         select(Alert).where(Alert.assessment_id == assessment.id)).first()
     assert alert is not None, "the factory's PHQ-9 discloses risk, so it opens an alert"
+    # Its notification to the clinician, queued: a row of the deliveries export.
+    write_delivery(factory.session,
+                   f"alert:{alert.id}:user:{patient.assigned_clinician_id}:email",
+                   clinic_id=patient.clinic_id, purpose="alert", channel="email",
+                   user_id=patient.assigned_clinician_id, alert_id=alert.id)
+    factory.session.commit()
     return {"patient": patient.id, "course": course.id, "infusion": infusion.id,
             "assessment": assessment.id, "alert": alert.id}
 

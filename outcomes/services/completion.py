@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Select, case, func, or_, select
@@ -67,6 +67,7 @@ class Completion:
 
     @property
     def percents(self) -> dict[str, float | None]:
+        """Each judged outcome's share, in the order the pages show them."""
         return {outcome: self.percent(outcome) for outcome in (ON_TIME, LATE, MISSED)}
 
     def add(self, other: Completion) -> None:
@@ -91,7 +92,7 @@ class CompletionReport:
     windows: tuple[int, ...]
     clinic: ByWindow
     clinicians: list[ClinicianCompletion]
-    patients: dict[int, ByWindow] = field(default_factory=dict)
+    patients: dict[int, ByWindow]
 
     @property
     def definitions(self) -> dict[str, str]:
@@ -140,8 +141,7 @@ def _report(session: Session, clinic: Clinic, now: dt.datetime, windows: tuple[i
 
 
 def _count(counts: Completion, outcome: str) -> None:
-    name = outcome.replace(" ", "_")
-    setattr(counts, name, getattr(counts, name) + 1)
+    setattr(counts, outcome.replace(" ", "_"), counts.count(outcome) + 1)
 
 
 def _total(parts: Iterable[ByWindow], windows: Iterable[int]) -> ByWindow:
