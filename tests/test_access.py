@@ -76,6 +76,12 @@ ACCESS: dict[str, Access] = {
     "auth.questionnaire_link": Access(
         EVERYONE, "a reminder's link: its page changes nothing; the token comes in the POST",
         answers={"POST": 404}),  # the matrix posts no token
+    "auth.forgot_password": Access(EVERYONE, "asking for a reset link; the same answer for any address"),
+    "auth.password_reset": Access(EVERYONE, "a reset link's page; the token comes in the POST",
+                                  answers={"POST": 404}),  # the matrix posts a made-up token
+    "auth.choose_new_password": Access(EVERYONE, "a new password through a reset link",
+                                       answers={"POST": 404}),  # a made-up token
+    "auth.issue_password_reset": Access(STAFF, "a reset link and QR code for a clinic patient"),
     "health.healthz": Access(EVERYONE, "load balancers ask signed out; it tells of no record"),
     "patient.crisis_help": Access(
         EVERYONE, "crisis resources stay one tap away when a session has ended"),
@@ -197,6 +203,10 @@ FORMS: dict[str, Callable[[Estate], dict[str, Any]]] = {
     "auth.open_invitation": lambda e: {"token": "a-made-up-token"},
     "auth.accept": lambda e: {"token": "a-made-up-token", "email": "new@example.org",
                               "password": PASSWORD, "confirm": PASSWORD},
+    "auth.forgot_password": lambda e: {"email": "nobody@example.org"},
+    "auth.password_reset": lambda e: {"token": "a-made-up-token"},
+    "auth.choose_new_password": lambda e: {"token": "a-made-up-token", "password": PASSWORD,
+                                           "confirm": PASSWORD},
     "patient.questionnaire": lambda e: phq9([1] * 9),
     "patient.settings": lambda e: {"reminders": "off", "phone": ""},
     "clinician.search_patients": lambda e: {"q": "Example"},

@@ -1,5 +1,6 @@
-"""Every message the worker produces carries no health data (issue 11): reminders, crisis
-alert notifications and their escalations, through every channel (email to a real SMTP
+"""Every message the worker produces carries no health data (issues 11 and 12): reminders,
+crisis alert notifications and their escalations, account notices (a password reset's link,
+a changed password, reset sign-in factors), through every channel (email to a real SMTP
 server; push and SMS taken by the outbox), are read in full and hold no score, answer,
 questionnaire, condition or drug name, and no patient's name or identifier."""
 from __future__ import annotations
@@ -10,8 +11,8 @@ import pytest
 
 import instruments
 from outcomes.channels import Channel, Message
-from outcomes.models import PushSubscription
-from outcomes.services.deliveries import WORDING
+from outcomes.models import Delivery, PushSubscription
+from outcomes.services.deliveries import WORDING, wording_key
 
 from .channel_servers import Mailbox
 from .notification_world import (  # noqa: F401  (fixtures)
@@ -72,9 +73,22 @@ def test_no_message_holds_a_score_an_answer_a_questionnaire_or_a_name(
     tick(app)  # the alert to the clinician and the on-call address
     pinned.advance(minutes=world.clinic.escalation_minutes)
     tick(app)  # its escalation to the admin
+    app.test_client().post("/forgot-password", data={"email": patient.user.email})
+    pinned.advance(minutes=1)
+    tick(app)  # the reset link
+    token = mailbox.received[-1].message.get_content().split("/reset#")[1].split()[0]
+    app.test_client().post("/reset/new-password", data={
+        "token": token, "password": "a brand new passphrase",
+        "confirm": "a brand new passphrase"})
+    session.add(Delivery(key="account:factors_reset:test", clinic_id=world.clinic.id,
+                         purpose="account", channel="email", user_id=admin.id,
+                         account_notice="factors_reset"))
+    session.commit()
+    pinned.advance(minutes=1)
+    tick(app)  # the password changed, and the factors reset
 
-    purposes = {row.purpose for row in deliveries(session)}
-    assert purposes == set(WORDING)
+    says = {wording_key(row) for row in deliveries(session)}
+    assert says == set(WORDING)
     assert {channel for channel, _ in sent_messages} == {"email", "outbox"}
     assert {message.subject for _, message in sent_messages} == {
         wording.subject for wording in WORDING.values()}
@@ -82,7 +96,8 @@ def test_no_message_holds_a_score_an_answer_a_questionnaire_or_a_name(
 
     words = forbidden_words()
     for _, message in sent_messages:
-        # A reminder's link ends in its random token (after "#"), which says nothing.
+        # A reminder's or a reset's link ends in its random token (after "#"), which says
+        # nothing.
         link = message.link.partition("#")[0]
         text = " ".join([message.subject, message.body, link, message.sender_name])
         assert not any(word in text.lower() for word in words), text

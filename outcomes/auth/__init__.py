@@ -1,6 +1,7 @@
-"""Signing in and out, invitations, and reminders' questionnaire links: one blueprint
-(views.py), whose link routes and link sessions live in links.py."""
-from . import links  # noqa: F401  (its routes join the blueprint)
+"""Signing in and out, invitations, reminders' questionnaire links and password resets: one
+blueprint (views.py), whose link routes and link sessions live in links.py, and whose reset
+routes live in resets.py."""
+from . import links, mfa, resets  # noqa: F401  (their routes join the blueprint)
 from .views import bp
 
 __all__ = ["bp"]

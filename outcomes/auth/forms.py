@@ -50,3 +50,28 @@ class QuestionnaireLinkForm(FlaskForm):
     puts it here."""
 
     token = HiddenField(validators=[DataRequired(), Length(max=128)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    """The address to send a password-reset link to (if an account has it)."""
+
+    email = EmailField("Your email address",
+                       validators=[DataRequired("Enter your email address."),
+                                   Email("Enter a valid email address."), Length(max=254)])
+
+
+class OpenPasswordResetForm(FlaskForm):
+    """A reset link's token, posted by its page's script from the link's fragment (never in a
+    URL the server sees); without script, typed."""
+
+    token = StringField("Reset code (the part of your link after #)",
+                        validators=[DataRequired("Enter the code from your reset link."),
+                                    Length(max=128)])
+
+
+class NewPasswordForm(AcceptInvitationForm):
+    """The new password, chosen through a reset link: the invitation's password rules and
+    fields, without its email (the account has one)."""
+
+    email = None
+

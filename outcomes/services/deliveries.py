@@ -53,6 +53,7 @@ from ..models import (
 )
 from . import audit
 from .audit import Actor
+from .password_resets import issue_reset, reset_sent, withdraw_reset
 from .questionnaire_links import issue_link, link_sent, withdraw_link
 from .reminder_rules import ReminderPolicy, in_quiet_hours
 
@@ -84,7 +85,8 @@ class Wording:
 
 
 #: The only words a message ever holds: never a score, an answer, a questionnaire's,
-#: condition's or drug's name, or a person's name.
+#: condition's or drug's name, or a person's name. Keyed by what the message says: a
+#: delivery's purpose, or an account delivery's notice (``wording_key``).
 WORDING: dict[str, Wording] = {
     "reminder": Wording("A questionnaire is ready for you",
                         "A questionnaire is ready for you — open Outcomes to fill it in.",
@@ -94,7 +96,30 @@ WORDING: dict[str, Wording] = {
     "escalation": Wording("A patient still needs attention",
                           "A patient's alert has not been acknowledged yet — open Outcomes.",
                           "clinician.alerts"),
+    "password_reset": Wording(
+        "Choose a new password",
+        "Someone asked to reset the password of your Outcomes account. If it was you, open "
+        "this link within an hour to choose a new password; it works once. If it was not "
+        "you, ignore this message: your password stays as it is.",
+        "auth.password_reset"),
+    "password_changed": Wording(
+        "Your password was changed",
+        "The password of your Outcomes account was just changed, and every other session "
+        "of it was signed out. If this was not you, ask for a new password now and tell "
+        "your clinic.",
+        "auth.forgot_password"),
+    "factors_reset": Wording(
+        "Your sign-in was reset",
+        "An administrator reset the second sign-in step of your Outcomes account; you will "
+        "set it up again when you next sign in. If you did not expect this, tell your "
+        "clinic.",
+        "auth.login"),
 }
+
+
+def wording_key(delivery: Delivery) -> str:
+    """Which ``WORDING`` a delivery's message takes: its account notice, else its purpose."""
+    return delivery.account_notice or delivery.purpose
 
 #: What ``last_error`` says of a delivery withdrawn before it was sent (it is marked failed:
 #: it will never be sent): the patient turned reminders or the channel off, or lost their
@@ -171,12 +196,13 @@ def push_address(subscription: PushSubscription) -> str:
                       separators=(",", ":"))
 
 
-def message_for(purpose: str, config: Mapping[str, Any], sender_name: str,
+def message_for(says: str, config: Mapping[str, Any], sender_name: str,
                 token: str | None = None) -> Message:
-    """The message of a delivery for ``purpose``: fixed wording under the clinic's
-    ``sender_name`` and a link into the app at PUBLIC_BASE_URL, ending in ``#<token>`` for a
-    reminder's questionnaire link (needs the app's context, for its URL map)."""
-    wording = WORDING[purpose]
+    """The message of a delivery that ``says`` (a ``WORDING`` key): fixed wording under the
+    clinic's ``sender_name`` and a link into the app at PUBLIC_BASE_URL, ending in
+    ``#<token>`` for a reminder's questionnaire link or a password reset's link (needs the
+    app's context, for its URL map)."""
+    wording = WORDING[says]
     link = app_link(wording.endpoint, config) + (f"#{token}" if token else "")
     return Message(wording.subject, wording.body, link, sender_name)
 
@@ -204,6 +230,8 @@ class Outgoing:
     addresses: list[Address]
     #: The reminder's questionnaire link the message carries (questionnaire_links).
     link_id: int | None = None
+    #: The password reset whose link the message carries (password_resets).
+    reset_id: int | None = None
 
 
 @dataclass
@@ -307,8 +335,15 @@ def _prepare(session: Session, together: list[Delivery], config: Mapping[str, An
         delivery.attempts += 1
         delivery.next_attempt_at = now + CLAIM
     claims = [(delivery.id, delivery.attempts) for delivery in wanted]
+    if first.account_notice == "password_reset" and user is not None:
+        # As a reminder's link: issued now, valid only while the claim holds until the
+        # message is known to have left (it revokes the account's earlier open reset).
+        reset = issue_reset(session, user, valid_for=CLAIM)
+        return Outgoing(claims, channel, message_for("password_reset", config,
+                                                     clinic.message_sender_name, reset.token),
+                        found, reset_id=reset.reset_id)
     if first.purpose != "reminder":
-        return Outgoing(claims, channel, message_for(first.purpose, config,
+        return Outgoing(claims, channel, message_for(wording_key(first), config,
                                                      clinic.message_sender_name), found)
     # A fresh link for each message, valid only while its claim holds until the message is
     # known to have left. A message carrying several questionnaires opens the first.
@@ -380,6 +415,11 @@ def _record(session: Session, outgoing: Outgoing, outcome: Outcome) -> None:
             link_sent(session, outgoing.link_id, now)
         else:
             withdraw_link(session, outgoing.link_id)
+    if outgoing.reset_id is not None:
+        if outcome.receipt is not None:
+            reset_sent(session, outgoing.reset_id, now)
+        else:
+            withdraw_reset(session, outgoing.reset_id)
     for delivery_id, attempt in outgoing.claims:
         delivery = session.get(Delivery, delivery_id, with_for_update=True,
                                populate_existing=True)
@@ -422,6 +462,8 @@ def _settle(session: Session, delivery: Delivery, patient: Patient | None, statu
                                "attempts": delivery.attempts}
     if delivery.alert_id is not None:
         details["alert_id"] = delivery.alert_id
+    if delivery.account_notice is not None:
+        details["notice"] = delivery.account_notice
     if error is not None:
         details["error"] = error
     audit.record(session, SENDER, action or f"delivery.{status}", clinic_id=delivery.clinic_id,

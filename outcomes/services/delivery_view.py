@@ -23,11 +23,13 @@ from .deliveries import (
     REMINDERS_OFF,
     WORDING,
     app_link,
+    wording_key,
 )
 
 #: Who a delivery was for, as staff call them (never the patient's name: the outbox links
 #: to the patient's page instead).
-RECIPIENTS = {"reminder": "patient", "alert": "clinician", "escalation": "admin"}
+RECIPIENTS = {"reminder": "patient", "alert": "clinician", "escalation": "admin",
+              "account": "account holder"}
 ON_CALL = "on-call"
 
 #: Why a delivery failed or was withdrawn, in words (``Delivery.last_error`` holds a kind).
@@ -138,10 +140,10 @@ def outbox_page(session: Session, clinic: Clinic, base_url: str, page: int) -> O
         .offset((page - 1) * OUTBOX_PAGE_SIZE).limit(OUTBOX_PAGE_SIZE)))
     linked = set(session.scalars(select(QuestionnaireLink.delivery_id).where(
         QuestionnaireLink.delivery_id.in_([delivery.id for delivery in deliveries]))))
-    messages = {purpose: _message(purpose, clinic, base_url) for purpose in WORDING}
+    messages = {says: _message(says, clinic, base_url) for says in WORDING}
     entries = []
     for delivery in deliveries:
-        message = messages[delivery.purpose]
+        message = messages[wording_key(delivery)]
         entries.append(OutboxEntry(
             delivery_line(delivery), message,
             text_of(message) if delivery.channel == "sms" else None,
@@ -150,8 +152,8 @@ def outbox_page(session: Session, clinic: Clinic, base_url: str, page: int) -> O
     return OutboxPage(entries, page, pages, total)
 
 
-def _message(purpose: str, clinic: Clinic, base_url: str) -> Message:
-    wording = WORDING[purpose]
+def _message(says: str, clinic: Clinic, base_url: str) -> Message:
+    wording = WORDING[says]
     return Message(wording.subject, wording.body,
                    app_link(wording.endpoint, {"PUBLIC_BASE_URL": base_url}),
                    clinic.message_sender_name)
