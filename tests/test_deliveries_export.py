@@ -47,8 +47,9 @@ def reminder(patient, number: int = 1, channel: str = "email") -> dict[str, obje
 def messages(session, world, factory):
     """At Harbour Clinic: a first reminder sent by email, a second by text that failed for
     good, an alert's notification to the clinician (sent) and to the on-call address
-    (pending), and its escalation to an admin (withdrawn once acknowledged). At Hilltop
-    Clinic: a reminder of its own patient."""
+    (pending), its escalation to an admin (withdrawn once acknowledged), and account notices
+    to the patient's login and to the clinician. At Hilltop Clinic: a reminder of its own
+    patient."""
     admin = factory.staff(world.clinic, "admin")
     factory.assessment(world.patient, "phq9", [1] * 9)  # item 9 above 0: an alert
     alert = session.scalars(select(Alert).where(Alert.patient_id == world.patient.id)).one()
@@ -64,6 +65,12 @@ def messages(session, world, factory):
     delivery(session, "e1", clinic, purpose="escalation", channel="push", user_id=admin.id,
              alert_id=alert.id, status="failed", attempts=0, last_error="AlertAcknowledged",
              created_at=QUEUED + 40 * MINUTE)
+    delivery(session, "n1", clinic, purpose="account", channel="email",
+             user_id=world.patient_user.id, account_notice="password_reset",
+             created_at=QUEUED + 50 * MINUTE)
+    delivery(session, "n2", clinic, purpose="account", channel="email",
+             user_id=world.clinician.id, account_notice="factors_reset",
+             created_at=QUEUED + 55 * MINUTE)
     delivery(session, "other", world.other_clinic, **reminder(world.other_patient))
     session.commit()
     return alert, admin
@@ -86,23 +93,27 @@ def test_one_row_per_message_with_who_it_went_to_and_what_became_of_it(
     assert [(r["purpose"], r["channel"], r["recipient_kind"], r["status"]) for r in rows] == [
         ("reminder", "email", "patient", "sent"), ("reminder", "sms", "patient", "failed"),
         ("alert", "email", "staff", "sent"), ("alert", "email", "on_call", "pending"),
-        ("escalation", "push", "staff", "failed")]
+        ("escalation", "push", "staff", "failed"), ("account", "email", "patient", "sent"),
+        ("account", "email", "staff", "sent")]
     first = rows[0]
     assert first == {
         "delivery_id": first["delivery_id"], "purpose": "reminder", "channel": "email",
         "recipient_kind": "patient", "patient_identifier": world.patient.identifier,
-        "alert_id": "", "instrument_key": "phq9", "schedule": "recurring",
+        "alert_id": "", "account_notice": "", "instrument_key": "phq9", "schedule": "recurring",
         "occurrence_opens_at": "2026-03-10T04:00:00Z", "reminder_number": "1",
         "status": "sent", "attempts": "1", "created_at": "2026-03-10T14:00:00Z",
         "sent_at": "2026-03-10T14:01:00Z", "failed_at": "", "last_error": ""}
     assert (rows[1]["reminder_number"], rows[1]["failed_at"], rows[1]["last_error"]) == (
         "2", "2026-03-11T14:05:00Z", "PermanentFailure")
     # An alert's messages name the alert, and the patient it is about.
-    for row in rows[2:]:
+    for row in rows[2:5]:
         assert (row["alert_id"], row["patient_identifier"], row["instrument_key"],
                 row["reminder_number"]) == (str(alert.id), world.patient.identifier, "", "")
     assert (rows[3]["attempts"], rows[3]["last_error"]) == ("3", "TemporaryFailure")
     assert rows[4]["last_error"] == "AlertAcknowledged"
+    # An account notice says which, and about whose account: the patient's, or no patient's.
+    assert [(r["account_notice"], r["patient_identifier"], r["alert_id"]) for r in rows[5:]] == [
+        ("password_reset", world.patient.identifier, ""), ("factors_reset", "", "")]
     # No message text: none of the fixed wording's subjects or bodies.
     text = response.data.decode("utf-8-sig")
     for wording in WORDING.values():
@@ -112,13 +123,15 @@ def test_one_row_per_message_with_who_it_went_to_and_what_became_of_it(
 def test_only_the_clinics_own_messages_and_the_filters_apply(client, world, messages):
     sign_in(client, world.clinician)
     rows = as_dicts(post_export(client, kind="deliveries").data)
-    assert len(rows) == 5
+    assert len(rows) == 7
     assert world.other_patient.identifier not in {row["patient_identifier"] for row in rows}
     later = as_dicts(post_export(client, kind="deliveries", date_from="2026-03-11").data)
-    assert [row["channel"] for row in later] == ["sms"]
+    assert [row["channel"] for row in later] == ["sms"]  # queued on 11 March
+    before = as_dicts(post_export(client, kind="deliveries", date_to="2026-03-09").data)
+    assert before == []
     theirs = as_dicts(post_export(client, kind="deliveries",
                                   patient=world.patient.identifier).data)
-    assert len(theirs) == 5
+    assert len(theirs) == 6  # all but the clinician's own account notice
     refused = post_export(client, kind="deliveries", instrument="phq9")
     assert refused.status_code == 422 and b"cannot be filtered by questionnaire" in refused.data
 
@@ -143,13 +156,13 @@ def test_de_identified_rows_hold_pseudonyms_and_days(client, world, factory, mes
 def test_the_export_is_audited_like_the_others(client, runner, world, messages, session):
     sign_in(client, world.clinician)
     response = post_export(client, kind="deliveries", patient=world.patient.identifier)
-    assert response.status_code == 200 and len(as_dicts(response.data)) == 5
+    assert response.status_code == 200 and len(as_dicts(response.data)) == 6
     result = runner.invoke(args=["export", "deliveries", "--clinic", world.clinic.name])
     assert result.exit_code == 0, result.stderr
-    assert len(as_dicts(result.stdout_bytes)) == 5
+    assert len(as_dicts(result.stdout_bytes)) == 7
     web, command = session.scalars(select(AuditEvent).where(
         AuditEvent.action == "export.csv").order_by(AuditEvent.id)).all()
     assert (web.actor_id, web.patient_id, web.details["kind"], web.details["rows"]) == (
         world.clinician.id, world.patient.id, "deliveries", None)
     assert (command.actor_role, command.details["kind"], command.details["rows"]) == (
-        "system", "deliveries", 5)
+        "system", "deliveries", 7)

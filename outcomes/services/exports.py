@@ -134,7 +134,8 @@ ALERT_COLUMNS = _columns(
 
 DELIVERY_COLUMNS = _columns(
     ("delivery_id", RECORD, "D"), "purpose", "channel", "recipient_kind",
-    ("patient_identifier", PATIENT), ("alert_id", RECORD, "L"), "instrument_key", "schedule",
+    ("patient_identifier", PATIENT), ("alert_id", RECORD, "L"), "account_notice",
+    "instrument_key", "schedule",
     ("occurrence_opens_at", TIME), "reminder_number", "status", "attempts", ("created_at", TIME),
     ("sent_at", TIME), ("failed_at", TIME), "last_error")
 
@@ -607,19 +608,24 @@ def _alerts_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
             row.role, acknowledger, row.acknowledgement_note]
 
 
-DELIVERY_FIELDS = ("id", "purpose", "channel", "alert_id", "instrument_key", "schedule",
+DELIVERY_FIELDS = ("id", "purpose", "channel", "alert_id", "account_notice", "instrument_key",
+                   "schedule",
                    "occurrence_opens_at", "reminder_number", "status", "attempts", "created_at",
                    "sent_at", "failed_at", "last_error")
 
 
 def _deliveries_statement(request: ExportRequest) -> Select[Any]:
-    # The patient a message is about: a reminder's recipient, or the patient of the alert.
-    about = func.coalesce(Delivery.patient_id, Alert.patient_id)
+    # The patient a message is about: a reminder's recipient, the patient of the alert, or
+    # the patient whose own account an account notice is about.
+    owner = aliased(Patient)
+    about = func.coalesce(Delivery.patient_id, Alert.patient_id, owner.id)
     statement = (
         select(*_fields(Delivery, *DELIVERY_FIELDS), Delivery.patient_id.label("recipient_id"),
-               Delivery.user_id, about.label("patient_id"), Patient.identifier)
+               owner.id.label("owner_id"), Delivery.user_id, about.label("patient_id"),
+               Patient.identifier)
         .select_from(Delivery)
         .outerjoin(Alert, Alert.id == Delivery.alert_id)
+        .outerjoin(owner, owner.user_id == Delivery.user_id)
         .outerjoin(Patient, Patient.id == about)
         .where(Delivery.clinic_id == request.clinic_id)
         .order_by(Delivery.id))
@@ -629,10 +635,10 @@ def _deliveries_statement(request: ExportRequest) -> Select[Any]:
 
 def _deliveries_cells(row: Row[Any], request: ExportRequest) -> Sequence[Any]:
     patient = (row.patient_id, row.identifier) if row.patient_id is not None else None
-    recipient = ("patient" if row.recipient_id is not None
+    recipient = ("patient" if row.recipient_id is not None or row.owner_id is not None
                  else "staff" if row.user_id is not None else "on_call")
     return [row.id, row.purpose, row.channel, recipient, patient, row.alert_id,
-            row.instrument_key, row.schedule, row.occurrence_opens_at, row.reminder_number,
+            row.account_notice, row.instrument_key, row.schedule, row.occurrence_opens_at, row.reminder_number,
             row.status, row.attempts, row.created_at, row.sent_at, row.failed_at,
             row.last_error]
 
@@ -678,7 +684,7 @@ KINDS: dict[str, Kind] = {
                       cells=_infusions_cells),
     "alerts": Kind("Alerts: raised and acknowledged", ALERT_COLUMNS, has_instrument=True,
                    statement=_alerts_statement, cells=_alerts_cells),
-    "deliveries": Kind("Deliveries: one row per reminder or alert message", DELIVERY_COLUMNS,
+    "deliveries": Kind("Deliveries: one row per message sent or queued", DELIVERY_COLUMNS,
                        has_instrument=False, statement=_deliveries_statement,
                        cells=_deliveries_cells),
     "audit": Kind("Audit trail (admins only)", AUDIT_COLUMNS, has_instrument=False,
