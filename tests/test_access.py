@@ -73,6 +73,10 @@ ACCESS: dict[str, Access] = {
         answers={"GET": 404}),
     "auth.accept": Access(EVERYONE, "setting a password from an invitation, with no account yet",
                           answers={"POST": 404}),  # the matrix posts a made-up token
+    "auth.open_staff_invitation": Access(EVERYONE, "an invited colleague has no account yet",
+                                         answers={"POST": 404}),  # a made-up token
+    "auth.accept_staff_invitation_link": Access(EVERYONE, "a colleague's password, from the link",
+                                                answers={"POST": 404}),  # a made-up token
     "auth.questionnaire_link": Access(
         EVERYONE, "a reminder's link: its page changes nothing; the token comes in the POST",
         answers={"POST": 404}),  # the matrix posts no token
@@ -99,6 +103,12 @@ ACCESS: dict[str, Access] = {
     "clinician.outcomes": Access(STAFF, "the clinic's outcomes"),
     "clinician.settings": Access(STAFF, "the clinic's notification settings, for staff to read"),
     "clinician.update_settings": Access(frozenset({ADMIN}), "admins change the clinic's settings"),
+    "clinician.staff": Access(frozenset({ADMIN}), "the clinic's staff and open invitations"),
+    "clinician.invite_staff_member": Access(frozenset({ADMIN}), "admins invite colleagues"),
+    "clinician.change_staff_role": Access(frozenset({ADMIN}), "admins change a colleague's role"),
+    "clinician.set_staff_active": Access(frozenset({ADMIN}), "admins deactivate, reactivate"),
+    "clinician.revoke_staff_invitation_link": Access(
+        frozenset({ADMIN}), "admins revoke an invitation", answers={"POST": 404}),  # none named
     "clinician.outbox": Access(STAFF, "development's outbox: 404 where NOTIFICATION_OUTBOX is off, "
                                "as here (test_outbox.py has it on)", answers={"GET": 404}),
     "clinician.enrol": Access(STAFF, "enrolling a patient at the clinic"),
@@ -203,6 +213,16 @@ FORMS: dict[str, Callable[[Estate], dict[str, Any]]] = {
     "auth.open_invitation": lambda e: {"token": "a-made-up-token"},
     "auth.accept": lambda e: {"token": "a-made-up-token", "email": "new@example.org",
                               "password": PASSWORD, "confirm": PASSWORD},
+    "auth.open_staff_invitation": lambda e: {"token": "a-made-up-token"},
+    "auth.accept_staff_invitation_link": lambda e: {"token": "a-made-up-token",
+                                                    "password": PASSWORD, "confirm": PASSWORD},
+    "clinician.invite_staff_member": lambda e: {"email": f"{uuid.uuid4().hex[:8]}@example.org",
+                                                "role": "clinician"},
+    "clinician.change_staff_role": lambda e: {"user_id": str(e.world.clinician.id),
+                                              "role": "admin"},
+    "clinician.set_staff_active": lambda e: {"user_id": str(e.world.clinician.id),
+                                             "active": "off"},
+    "clinician.revoke_staff_invitation_link": lambda e: {"invitation_id": "999999"},
     "auth.forgot_password": lambda e: {"email": "nobody@example.org"},
     "auth.password_reset": lambda e: {"token": "a-made-up-token"},
     "auth.choose_new_password": lambda e: {"token": "a-made-up-token", "password": PASSWORD,

@@ -261,3 +261,36 @@ class NotificationSettingsForm(FlaskForm):
         render_kw={"min": 1, "max": 1440, "inputmode": "numeric"})
     message_sender_name = StringField("Name messages are sent under", validators=[
         InputRequired("Give the name messages are sent under.")], render_kw={"maxlength": 60})
+
+
+STAFF_ROLE_CHOICES = [SelectChoice("clinician", "Clinician"), SelectChoice("admin", "Admin")]
+
+
+class InviteStaffForm(FlaskForm):
+    """An admin invites a colleague by email (``services.staff`` checks the address)."""
+
+    email = EmailField("Their email address", validators=[
+        DataRequired("Give the email address to invite."), Length(max=254)],
+        render_kw={"autocomplete": "off"})
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES, default="clinician")
+
+
+class StaffMemberForm(FlaskForm):
+    """A change to one colleague's account, named by their id (the view loads it from the
+    admin's own clinic, or answers 404)."""
+
+    user_id = IntegerField(widget=HiddenInput(), validators=[InputRequired()])
+
+
+class StaffRoleForm(StaffMemberForm):
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES)
+
+
+class StaffActiveForm(StaffMemberForm):
+    #: What the button asks for: "off" deactivates the account, "on" reactivates it.
+    active = SelectField(choices=[SelectChoice("off", "Deactivate"),
+                                  SelectChoice("on", "Reactivate")])
+
+
+class RevokeStaffInvitationForm(FlaskForm):
+    invitation_id = IntegerField(widget=HiddenInput(), validators=[InputRequired()])

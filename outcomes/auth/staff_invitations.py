@@ -1,0 +1,73 @@
+"""Accepting a staff invitation (services/staff.py): the link is ``/join#<token>``, and the
+token after ``#`` never reaches the server's logs. The page's script (invite.js) posts it; the
+answer is the password form, or one page for a used, revoked, expired or made-up link."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session
+from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response
+
+from ..extensions import db, limiter
+from ..models import Clinic, StaffInvitation
+from ..services.staff import (
+    STAFF_INVITATION_LIFETIME,
+    StaffAdminError,
+    accept_staff_invitation,
+    usable_staff_invitation,
+)
+from ..web import current_actor
+from . import throttle
+from .forms import NewPasswordForm, OpenInvitationForm
+from .views import bp, home_for, sign_in, sign_in_limit
+
+
+@bp.route("/join", methods=["GET", "POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
+def open_staff_invitation() -> str | tuple[str, int]:
+    form = OpenInvitationForm()
+    if not form.validate_on_submit():
+        status = 422 if form.errors and request.method == "POST" else 200
+        return render_template("auth/invite.html", form=form,
+                               action=request.path), status
+    token = form.token.data.strip()
+    invitation = usable_staff_invitation(db.session, token)
+    if invitation is None:
+        return staff_invitation_invalid()
+    return _password_page(NewPasswordForm(formdata=None, token=token), invitation)
+
+
+@bp.post("/join/accept")
+@limiter.limit(sign_in_limit)
+def accept_staff_invitation_link() -> Response | tuple[str, int]:
+    form = NewPasswordForm()
+    token = (form.token.data or "").strip()
+    invitation = usable_staff_invitation(db.session, token)
+    if invitation is None:
+        return staff_invitation_invalid()
+    if form.validate_on_submit():
+        if current_user.is_authenticated:  # someone else's session on this device ends here
+            logout_user()
+            session.clear()
+        try:
+            user = accept_staff_invitation(db.session, current_actor(), token,
+                                           form.password.data)
+        except StaffAdminError as error:
+            form.form_errors.append(str(error))
+        else:
+            sign_in(user)
+            flash("Your account is ready.", "info")
+            response = redirect(home_for(user))
+            throttle.remember_device(response, user.email)
+            return response
+    return _password_page(form, invitation), 422
+
+
+def _password_page(form: NewPasswordForm, invitation: StaffInvitation) -> str:
+    return render_template("auth/staff_accept.html", form=form, invitation=invitation,
+                           clinic=db.session.get(Clinic, invitation.clinic_id))
+
+
+def staff_invitation_invalid() -> tuple[str, int]:
+    """The answer to a staff invitation link that does not work (any more): a 404."""
+    return render_template("auth/invitation_invalid.html",
+                           valid_days=STAFF_INVITATION_LIFETIME.days), 404

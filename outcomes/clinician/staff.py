@@ -1,0 +1,131 @@
+"""The clinic's staff, for its admins, on the clinician blueprint: who works here (role,
+active, second factor), inviting a clinician or admin by a one-time link, changing a role,
+deactivating and reactivating an account, and the open invitations. Clinicians get 404, as
+for every page of another audience."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from ..auth.access import roles_required
+from ..auth.one_time_links import one_time_link
+from ..extensions import db
+from ..models import User, utcnow
+from ..services.patients import clinic_staff
+from ..services.staff import (
+    STAFF_INVITATION_LIFETIME,
+    StaffAdminError,
+    change_role,
+    clinic_staff_invitation,
+    clinic_staff_member,
+    invite_staff,
+    open_staff_invitations,
+    revoke_staff_invitation,
+    set_active,
+)
+from ..web import current_actor
+from .forms import (
+    InviteStaffForm,
+    RevokeStaffInvitationForm,
+    StaffActiveForm,
+    StaffMemberForm,
+    StaffRoleForm,
+)
+from .views import bp
+
+admin_required = roles_required("admin")
+INCOMPLETE = "The form was incomplete. Reload the page and try again; nothing was changed."
+
+
+@bp.get("/staff")
+@admin_required
+def staff() -> str:
+    """The clinic's staff and open invitations, with the invitation form."""
+    return _staff_page(InviteStaffForm(formdata=None))
+
+
+@bp.post("/staff/invite")
+@admin_required
+def invite_staff_member() -> str | tuple[str, int]:
+    form = InviteStaffForm()
+    if form.validate_on_submit():
+        try:
+            issued = invite_staff(db.session, current_actor(), form.email.data, form.role.data)
+        except StaffAdminError as error:
+            form.email.errors = [*form.email.errors, str(error)]
+        else:
+            invitation = issued.invitation
+            link, qr = one_time_link("auth.open_staff_invitation", issued.token)
+            return render_template("clinician/staff_invitation.html", invitation=invitation,
+                                   link=link, qr=qr)
+    return _staff_page(form), 422
+
+
+@bp.post("/staff/role")
+@admin_required
+def change_staff_role() -> Response | tuple[str, int]:
+    form = StaffRoleForm()
+    if not form.validate_on_submit():
+        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
+    member = _member_or_404(form)
+    try:
+        changed = change_role(db.session, current_actor(), member, form.role.data)
+    except StaffAdminError as error:
+        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
+    flash(f"{member.email} is now {'an admin' if member.role == 'admin' else 'a clinician'}."
+          if changed else "Nothing was changed.", "info")
+    return redirect(url_for("clinician.staff"), 303)
+
+
+@bp.post("/staff/active")
+@admin_required
+def set_staff_active() -> Response | tuple[str, int]:
+    form = StaffActiveForm()
+    if not form.validate_on_submit():
+        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
+    member = _member_or_404(form)
+    active = form.active.data == "on"
+    try:
+        changed = set_active(db.session, current_actor(), member, active)
+    except StaffAdminError as error:
+        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
+    if not changed:
+        flash("Nothing was changed.", "info")
+    elif active:
+        flash(f"{member.email} can sign in again.", "info")
+    else:
+        flash(f"{member.email} is deactivated: their open sessions have ended and they cannot "
+              "sign in.", "info")
+    return redirect(url_for("clinician.staff"), 303)
+
+
+@bp.post("/staff/invitations/revoke")
+@admin_required
+def revoke_staff_invitation_link() -> Response | tuple[str, int]:
+    form = RevokeStaffInvitationForm()
+    if not form.validate_on_submit():
+        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
+    invitation = clinic_staff_invitation(db.session, current_user.clinic_id,
+                                         form.invitation_id.data)
+    if invitation is None:
+        abort(404)
+    revoked = revoke_staff_invitation(db.session, current_actor(), invitation)
+    flash(f"The invitation to {invitation.email} no longer works." if revoked
+          else "That invitation was already used or revoked.", "info")
+    return redirect(url_for("clinician.staff"), 303)
+
+
+def _member_or_404(form: StaffMemberForm) -> User:
+    member = clinic_staff_member(db.session, current_user.clinic_id, form.user_id.data)
+    if member is None:
+        abort(404)
+    return member
+
+
+def _staff_page(invite_form: InviteStaffForm, problem: str | None = None) -> str:
+    return render_template(
+        "clinician/staff.html", members=clinic_staff(db.session, current_user.clinic_id),
+        invitations=open_staff_invitations(db.session, current_user.clinic_id),
+        invite_form=invite_form, problem=problem, now=utcnow(),
+        lifetime_days=STAFF_INVITATION_LIFETIME.days)
