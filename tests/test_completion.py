@@ -321,7 +321,7 @@ def test_the_outcomes_page_shows_completion_for_the_clinic_and_each_clinician(
     page = client.get("/clinic/outcomes").get_data(as_text=True)
     section = page.split('id="completion"')[1].split("</section>")[0]
     for days in (30, 90):
-        assert f"<caption>Last {days} days" in section
+        assert f'<caption class="visually-hidden">Last {days} days</caption>' in section
     # The clinic, then Alice, Bob and the world's clinician (the world's patient).
     assert section.count('<th scope="row">') == 2 * 4
     assert 'scope="col"' in section and "alice@example.org" in section

@@ -23,19 +23,19 @@ from ..clock import clinic_today, local_midnight
 from ..models import (Assessment, Clinic, Course, Delivery, Infusion, InfusionVersion, Patient,
                       PlanEntry, User)
 from .records import current_course_of
-from .schedule import EARLY_DAYS, LATE, MISSED, ON_TIME, OPEN, Timeline, asked_between
+from .schedule import EARLY_DAYS, LATE, MISSED, ON_TIME, Timeline, asked_between
 
 #: The windows measured, in clinic days (today included).
 WINDOWS = (30, 90)
-#: What each outcome means, in the words the pages show.
+#: What each outcome means, in the words the pages show, by the name they show it under.
 DEFINITIONS = {
-    ON_TIME: "done before it was overdue (by the end of the grace days after it fell due, or "
-             "before the infusion for the questionnaire asked for before one)",
-    LATE: "done after it was overdue, while it was still asked for",
-    MISSED: "not done, and overdue or no longer asked for (the infusion was given, the next "
-            "check-in fell due, or the after-infusion check expired)",
-    OPEN: "fell due recently, not done yet and not yet overdue: not counted in the "
-          "percentages",
+    "On time": "done before it was overdue (by the end of the grace days after it fell due, or "
+               "before the infusion for the questionnaire asked for before one)",
+    "Late": "done after it was overdue, while it was still asked for",
+    "Missed": "not done, and overdue or no longer asked for (the infusion was given, the next "
+              "check-in fell due, or the after-infusion check expired)",
+    "Still open": "fell due recently, not done yet and not yet overdue: not counted in the "
+                  "percentages",
 }
 
 
