@@ -7,6 +7,7 @@ clinic's calendar days (``plans`` describes the default plan these rules run).
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -284,10 +285,36 @@ def asked_between(entries: Iterable[PlanEntry], timeline: Timeline, start: dt.da
                                         a.occurrence.schedule))
 
 
+@dataclass(frozen=True)
+class _Counting:
+    """Which completions answer an occurrence: those from ``since`` (after it, when not
+    ``since_included``; any, when None) until ``until`` (up to it when ``until_included``;
+    no end, when None)."""
+
+    since: dt.datetime | None
+    until: dt.datetime | None
+    since_included: bool = True
+    until_included: bool = False
+
+    def first(self, done: Sequence[dt.datetime], now: dt.datetime) -> dt.datetime | None:
+        """The earliest of ``done`` (sorted) that counts, up to ``now``."""
+        if self.since is None:
+            start = 0
+        else:
+            start = (bisect_left if self.since_included else bisect_right)(done, self.since)
+        if start == len(done) or done[start] > now:
+            return None
+        moment = done[start]  # the earliest candidate: if it is too late, so are the rest
+        if self.until is not None and (moment > self.until or (
+                moment == self.until and not self.until_included)):
+            return None
+        return moment
+
+
 def _asked(occurrence: Occurrence, closes_at: dt.datetime | None, done: Sequence[dt.datetime],
-           counts: Callable[[dt.datetime], bool], now: dt.datetime) -> Asked:
+           counting: _Counting, now: dt.datetime) -> Asked:
     """The occurrence with its first counting completion up to ``now`` and its outcome."""
-    done_at = next((moment for moment in done if moment <= now and counts(moment)), None)
+    done_at = counting.first(done, now)
     if done_at is not None:
         outcome = LATE if occurrence.is_overdue(done_at) else ON_TIME
     elif occurrence.is_overdue(now) or (closes_at is not None and closes_at <= now):
@@ -311,7 +338,7 @@ def _baseline_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
     occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at, _grace(opens_at),
                             "Before your first infusion")
     return [_asked(occurrence, first_infusion, _completions(entry, timeline),
-                   lambda moment: first_infusion is None or moment <= first_infusion, now)]
+                   _Counting(None, first_infusion, until_included=True), now)]
 
 
 def _before_infusion_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
@@ -322,10 +349,12 @@ def _before_infusion_asked(entry: PlanEntry, timeline: Timeline, start: dt.datet
     asked = []
     for infusion_at in infusions:
         opens_at = infusion_at - BEFORE_INFUSION_WINDOW
+        if opens_at < start:
+            continue
         occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at, infusion_at,
                                 "Before your infusion")
         asked.append(_asked(occurrence, infusion_at, done,
-                            lambda moment, o=opens_at, i=infusion_at: o <= moment <= i, now))
+                            _Counting(opens_at, infusion_at, until_included=True), now))
     return asked
 
 
@@ -337,6 +366,8 @@ def _after_infusion_asked(entry: PlanEntry, timeline: Timeline, start: dt.dateti
     asked = []
     for given_at, next_given in zip(given, [*given[1:], None]):
         opens_at = local_midnight(zone, local_date(given_at, zone) + dt.timedelta(days=1))
+        if opens_at < start:
+            continue
         closes_at = opens_at + dt.timedelta(days=AFTER_INFUSION_EXPIRY_DAYS)
         if next_given is not None:
             closes_at = min(closes_at, next_given)  # the next infusion's check replaces it
@@ -345,7 +376,7 @@ def _after_infusion_asked(entry: PlanEntry, timeline: Timeline, start: dt.dateti
         occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at,
                                 _grace(opens_at), "The day after your infusion")
         asked.append(_asked(occurrence, closes_at, done,
-                            lambda moment, g=given_at, c=closes_at: g < moment < c, now))
+                            _Counting(given_at, closes_at, since_included=False), now))
     return asked
 
 
@@ -375,11 +406,8 @@ def _recurring_asked(entry: PlanEntry, timeline: Timeline, start: dt.datetime,
                 closes_at = min(closes_at, ends_at) if closes_at is not None else ends_at
             occurrence = Occurrence(entry.instrument_key, entry.schedule, opens_at,
                                     _grace(opens_at), "Your regular check-in")
-            earliest = day - dt.timedelta(days=EARLY_DAYS)
-            asked.append(_asked(
-                occurrence, closes_at, done,
-                lambda moment, e=earliest, c=closes_at: (
-                    local_date(moment, zone) >= e and (c is None or moment < c)), now))
+            early = local_midnight(zone, day - dt.timedelta(days=EARLY_DAYS))
+            asked.append(_asked(occurrence, closes_at, done, _Counting(early, closes_at), now))
             day = following
     return asked
 
