@@ -25,7 +25,7 @@ from outcomes.services.password_resets import (
 )
 
 from .channel_servers import Mailbox
-from .conftest import PASSWORD, base_config, sign_in
+from .conftest import PASSWORD, base_config, csrf_token, sign_in
 from .notification_world import (  # noqa: F401  (fixtures)
     BASE_URL,
     deliveries,
@@ -305,4 +305,25 @@ def test_the_outbox_shows_account_notices(app, session, world, factory):
     page = clinician.get("/clinic/outbox")
     assert page.status_code == 200
     assert WORDING["password_reset"].subject.encode() in page.data
-    assert session.scalars(select(Delivery)).one().status == "sent"
+    assert session.scalars(select(Delivery).where(Delivery.purpose == "account")).one().status \
+        == "sent"
+
+
+def test_the_new_password_form_needs_its_csrf_token(app, database_url, world, session):
+    guarded = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True})
+    try:
+        token = issued(guarded, session, world.patient_user, EMAILED_LIFETIME)
+        client = guarded.test_client()
+        opened = client.post("/reset", data={"token": token,
+                                             "csrf_token": csrf_token(client.get("/reset").data)})
+        assert opened.status_code == 200
+        form = {"token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+        refused = client.post("/reset/new-password", data=form)
+        assert refused.status_code != 303
+        assert signs_in(app, world.patient_user, PASSWORD)  # (app: CSRF off)
+        accepted = client.post("/reset/new-password",
+                               data={**form, "csrf_token": csrf_token(opened.data)})
+        assert accepted.status_code == 303
+    finally:
+        with guarded.app_context():
+            db.engine.dispose()
