@@ -175,6 +175,29 @@ def test_a_used_expired_revoked_or_made_up_link_shows_one_clear_page(
     assert len(actions(session, "staff_invitation.revoke")) == 1
 
 
+def test_two_acceptances_at_once_make_one_account(app, admin_client, session, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    token, _ = invite(admin_client)
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def tap() -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(accept(client, token).status_code)
+
+    taps = [threading.Thread(target=tap) for _ in range(2)]
+    for thread in taps:
+        thread.start()
+    for thread in taps:
+        thread.join()
+    assert sorted(statuses) == [302, 404]
+    assert session.scalar(select(func.count()).select_from(User).where(
+        User.email == "new.colleague@example.org")) == 1
+    assert len(actions(session, "staff_invitation.accept")) == 1
+
+
 def test_inviting_an_address_again_stops_the_earlier_link(app, admin_client, session):
     first, _ = invite(admin_client, "twice@example.org", "clinician")
     second, _ = invite(admin_client, "twice@example.org", "admin")

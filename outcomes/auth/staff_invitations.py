@@ -52,6 +52,8 @@ def accept_staff_invitation_link() -> Response | tuple[str, int]:
             user = accept_staff_invitation(db.session, current_actor(), token,
                                            form.password.data)
         except StaffAdminError as error:
+            if usable_staff_invitation(db.session, token) is None:  # used meanwhile
+                return staff_invitation_invalid()
             form.form_errors.append(str(error))
         else:
             sign_in(user)

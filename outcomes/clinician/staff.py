@@ -55,10 +55,9 @@ def invite_staff_member() -> str | tuple[str, int]:
         except StaffAdminError as error:
             form.email.errors = [*form.email.errors, str(error)]
         else:
-            invitation = issued.invitation
             link, qr = one_time_link("auth.open_staff_invitation", issued.token)
-            return render_template("clinician/staff_invitation.html", invitation=invitation,
-                                   link=link, qr=qr)
+            return render_template("clinician/staff_invitation.html",
+                                   invitation=issued.invitation, link=link, qr=qr)
     return _staff_page(form), 422
 
 

@@ -121,12 +121,16 @@ def revoke_staff_invitation(session: Session, actor: Actor, invitation: StaffInv
     return bool(revoked)
 
 
-def usable_staff_invitation(session: Session, token: str) -> StaffInvitation | None:
-    """The invitation this token opens, if it is unused, not revoked and not expired."""
+def usable_staff_invitation(session: Session, token: str,
+                            lock: bool = False) -> StaffInvitation | None:
+    """The invitation this token opens, if it is unused, not revoked and not expired; with
+    ``lock``, its row is held until the transaction ends and read afresh."""
     if not token or len(token) > LONGEST_TOKEN:
         return None
-    invitation = session.scalar(select(StaffInvitation)
-                                .where(StaffInvitation.token_hash == token_hash(token)))
+    found = select(StaffInvitation).where(StaffInvitation.token_hash == token_hash(token))
+    if lock:
+        found = found.with_for_update().execution_options(populate_existing=True)
+    invitation = session.scalar(found)
     if invitation is None or invitation.used_at or invitation.revoked_at:
         return None
     return invitation if invitation.expires_at > utcnow() else None
@@ -135,7 +139,9 @@ def usable_staff_invitation(session: Session, token: str) -> StaffInvitation | N
 def accept_staff_invitation(session: Session, actor: Actor, token: str, password: str) -> User:
     """The invitee's account, of the invitation's role at its clinic, with the password they
     chose (the app's rules: services.accounts). The link then stops working."""
-    invitation = usable_staff_invitation(session, token)
+    # Locked, so that two acceptances at once make one account (PostgreSQL; SQLite's writes
+    # are serial): the second finds the link used.
+    invitation = usable_staff_invitation(session, token, lock=True)
     if invitation is None:
         raise StaffAdminError("This invitation link no longer works. Ask your clinic's admin "
                               "for a new one.")
@@ -147,17 +153,7 @@ def accept_staff_invitation(session: Session, actor: Actor, token: str, password
         raise StaffAdminError(str(error)) from None
     session.add(user)
     session.flush()
-    # Claimed with a conditional update, so two acceptances racing cannot both succeed.
-    claimed = session.execute(
-        update(StaffInvitation)
-        .where(StaffInvitation.id == invitation.id, StaffInvitation.used_at.is_(None),
-               StaffInvitation.revoked_at.is_(None))
-        .values(used_at=utcnow(), user_id=user.id)
-        .execution_options(synchronize_session=False)).rowcount
-    if claimed != 1:
-        raise StaffAdminError("This invitation link no longer works. Ask your clinic's admin "
-                              "for a new one.")
-    session.refresh(invitation)
+    invitation.used_at, invitation.user_id = utcnow(), user.id
     audit.record(session, Actor(user, actor.ip_address, actor.request_id),
                  "staff_invitation.accept", object_type="staff_invitation",
                  object_id=invitation.id, new={"user_id": user.id, "role": user.role})
@@ -186,8 +182,7 @@ def set_active(session: Session, actor: Actor, member: User, active: bool) -> bo
     """Deactivate or reactivate ``member``'s account (False when it is so already).
     Deactivating ends every open session of the account at once: its session token changes,
     and each request checks the token against the database (services.accounts.load_user)."""
-    _refuse_own_account(actor, member, "deactivate your own account" if not active
-                        else "reactivate your own account")
+    _refuse_own_account(actor, member, "deactivate your own account")
     _lock_admins_and(session, member)
     if member.active == active:
         return False
