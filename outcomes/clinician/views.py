@@ -126,12 +126,10 @@ def patients() -> tuple[str, int]:
     search_form = DashboardSearchForm(formdata=None, data={**form.data, "q": query.search})
     links = {"search": form.search.data if search else None, "filter": query.filter,
              "status": query.course_status, "mine": "y" if mine else None, "sort": query.sort}
-    completion = clinic_completion(db.session, current_user.clinic, clock.utcnow(),
-                                   windows=(30,)).clinic[30]
     keep_writes_despite_refusal()  # the read is audited even when the answer is a 400
     return render_template("clinician/dashboard.html", form=search_form, page=page,
                            query=query, links=links, counts=counts, legend=signal_legend(),
-                           grace_days=schedule.GRACE_DAYS, completion=completion), status
+                           grace_days=schedule.GRACE_DAYS), status
 
 
 @bp.post("/patients/search")
