@@ -28,6 +28,7 @@ from outcomes.services import alerts, audit
 from outcomes.services.audit import Actor
 
 # INFUSION_VALUES and statements are not used here: test modules import them from here.
+from .message_audit import PRODUCED, recording_every_message, unsound_messages
 from .helpers import (  # noqa: F401
     INFUSION_VALUES,
     PASSWORD,
@@ -249,8 +250,28 @@ def csrf_token(html: bytes) -> str:
     return match.group(1).decode()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def every_message_recorded() -> Iterator[None]:
+    """Every message the app builds to send in this run, kept for the check at its end."""
+    with recording_every_message():
+        yield
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # No health data in any message: the run fails if one message it produced is unsound.
+    if unsound_messages():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
-    """One line per reason for skipped tests, so a skipped database or browser is visible."""
+    """What the run's messages were found to be (tests/message_audit.py), and one line per
+    reason for skipped tests, so a skipped database or browser is visible."""
+    problems = unsound_messages()
+    if PRODUCED:
+        terminalreporter.write_line(
+            f"messages read: {len(PRODUCED)}, unsound: {len(problems)}", red=bool(problems))
+    for problem in problems:
+        terminalreporter.write_line(f"UNSOUND MESSAGE: {problem}", red=True)
     reasons: dict[str, int] = {}
     for report in terminalreporter.stats.get("skipped", []):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
