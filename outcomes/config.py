@@ -80,6 +80,11 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
     return {
         "OUTCOMES_ENV": environment,
         "SECRET_KEY": secret_key,
+        # Earlier SECRET_KEYs, comma-separated, still honoured after a rotation: sessions they
+        # signed, and authenticator secrets they sealed (re-sealed at each owner's next code).
+        "SECRET_KEY_FALLBACKS": [key.strip() for key in
+                                 environ.get("SECRET_KEY_FALLBACKS", "").split(",")
+                                 if key.strip()],
         "DATABASE_URL": normalise_database_url(
             environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
         ),
@@ -165,6 +170,15 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         #: on an account slows the attacker without locking its owner out.
         "ACCOUNT_SIGN_IN_LIMIT": environ.get("ACCOUNT_SIGN_IN_LIMIT",
                                              "5 per minute; 20 per hour"),
+        # Clinicians and admins sign in with a second factor (an authenticator app's code),
+        # enrolled at their first sign-in. Unset, it is on in production (which refuses it
+        # off) and off in development, so the demo's printed logins work with a password
+        # alone (staff_mfa_required).
+        "STAFF_MFA_REQUIRED": (_flag(environ["STAFF_MFA_REQUIRED"])
+                               if environ.get("STAFF_MFA_REQUIRED", "").strip() else None),
+        #: Wrong second-factor codes allowed per account (each client address also counts
+        #: against SIGN_IN_RATE_LIMIT).
+        "MFA_CODE_LIMIT": environ.get("MFA_CODE_LIMIT", "5 per minute; 20 per hour"),
         # Notification channels (docs/notifications.md): each is off until the setting that
         # names its server or account is set, and then needs the rest of its group.
         "SMTP_HOST": environ.get("SMTP_HOST", "").strip(),
@@ -216,10 +230,20 @@ def check_production_settings(config: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             "PUBLIC_BASE_URL must be set to the https:// address patients use; invitation "
             "links are built from it, never from the request's Host header")
+    if not staff_mfa_required(config):
+        raise ConfigurationError("STAFF_MFA_REQUIRED cannot be turned off in production: "
+                                 "clinicians and admins sign in with a second factor (unset it)")
     if config.get("NOTIFICATION_OUTBOX"):
         raise ConfigurationError("NOTIFICATION_OUTBOX is for development: in production a "
                                  "message taken as sent must have left (unset it)")
     check_audit_keys(config)
+
+
+def staff_mfa_required(config: Mapping[str, Any]) -> bool:
+    """Whether clinicians and admins must sign in with a second factor: as set, or when
+    unset, in production only."""
+    setting = config.get("STAFF_MFA_REQUIRED")
+    return config.get("OUTCOMES_ENV") == "production" if setting is None else bool(setting)
 
 
 def check_audit_keys(config: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from outcomes import clock, migrate
 from outcomes.extensions import db
 from outcomes.jobs import QUEUE_PREFIX
 from outcomes.models import Assessment, Clinic, Course, Infusion, Patient, User
-from outcomes.services import accounts, assessments, courses, enrolment
+from outcomes.services import accounts, assessments, courses, enrolment, mfa
 from outcomes.services.audit import SYSTEM, Actor
 
 #: Every test user's password.
@@ -319,3 +320,35 @@ def answers_form(answers, key="k-1"):
     data = {"submission_key": key}
     data.update({f"item_{n}": str(v) for n, v in enumerate(answers, start=1) if v is not None})
     return data
+
+
+class Authenticator:
+    """A staff member's authenticator app in a test: it knows the secret and gives the code of
+    a step the server has not accepted yet (the one it gave last is refused as a replay)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.last_step: int | None = None
+
+    def code(self) -> str:
+        """Now's code, or the next step's (within the drift the server allows) when now's was
+        given already; waits for the clock when even that one was."""
+        while True:
+            now = mfa.step_at(clock.utcnow())
+            step = now if self.last_step is None else max(now, self.last_step + 1)
+            if step <= now + mfa.DRIFT_STEPS:
+                self.last_step = step
+                return mfa.code_at(self.secret, step)
+            time.sleep(1)
+
+
+def enrol_authenticator(app: Flask, session: Session, user: User) -> Authenticator:
+    """Enrol ``user``'s authenticator app with a new secret, as its first code does on the
+    enrolment page; the app, to sign in with."""
+    authenticator = Authenticator(mfa.new_secret())
+    with app.app_context():
+        account = session.get(User, user.id)
+        assert mfa.enrol(session, SYSTEM, account, app.config, authenticator.secret,
+                         authenticator.code()) is not None
+        session.commit()
+    return authenticator

@@ -65,6 +65,14 @@ ACCESS: dict[str, Access] = {
     "auth.index": Access(EVERYONE, "the front door: sends each person home, or to sign in"),
     "auth.login": Access(EVERYONE, "signing in; a signed-in person is sent home"),
     "auth.logout": Access(SIGNED_IN, "signing out ends one's own sessions", signs_out=True),
+    "auth.second_factor": Access(EVERYONE, "the code after a right password, when nobody is signed in yet"),
+    "auth.enrol_at_sign_in": Access(EVERYONE, "staff's first sign-in sets up the authenticator app"),
+    "auth.security": Access(STAFF, "one's own sign-in factors"),
+    "auth.confirm_identity": Access(STAFF, "the password or a code again, before factors change"),
+    "auth.replace_authenticator": Access(STAFF, "one's own new authenticator, once confirmed"),
+    "auth.new_recovery_codes": Access(STAFF, "one's own new recovery codes, once confirmed"),
+    "auth.staff_factors": Access(frozenset({ADMIN}), "the clinic's staff and their factors"),
+    "auth.reset_staff_factors": Access(frozenset({ADMIN}), "an admin resets a colleague's factors"),
     "auth.open_invitation": Access(
         EVERYONE, "an invited patient has no account yet; the token comes in the POST",
         answers={"POST": 404}),  # the matrix posts a made-up token
@@ -210,6 +218,11 @@ def plan_form() -> dict[str, str]:
 #: not a form error (each call gives a fresh submission key: a repeat cannot hide a write).
 FORMS: dict[str, Callable[[Estate], dict[str, Any]]] = {
     "auth.login": lambda e: {"email": "nobody@example.org", "password": "not the password"},
+    "auth.second_factor": lambda e: {"code": "123456"},
+    "auth.enrol_at_sign_in": lambda e: {"code": "123456"},
+    "auth.confirm_identity": lambda e: {"secret": PASSWORD},
+    "auth.replace_authenticator": lambda e: {"code": "123456"},
+    "auth.reset_staff_factors": lambda e: {"user_id": str(e.world.clinician.id)},
     "auth.open_invitation": lambda e: {"token": "a-made-up-token"},
     "auth.accept": lambda e: {"token": "a-made-up-token", "email": "new@example.org",
                               "password": PASSWORD, "confirm": PASSWORD},

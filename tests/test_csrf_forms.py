@@ -37,6 +37,13 @@ EXEMPT: dict[str, str] = {
     # Their forms show where the clinic has web push (VAPID keys), which this app has not.
     "patient.push_subscribe": "test_patient_settings.py posts it without and with its token",
     "patient.push_unsubscribe": "test_patient_settings.py posts it without and with its token",
+    # Reached between the password and the code, or with an authenticator set up and the
+    # identity confirmed moments before: test_mfa.py posts them without a token, and
+    # browser/test_mfa.py (sign-in) and test_mfa.py's CSRF test with one.
+    "auth.second_factor": "test_mfa.py and browser/test_mfa.py, without and with its token",
+    "auth.enrol_at_sign_in": "test_mfa.py and browser/test_mfa.py, without and with its token",
+    "auth.replace_authenticator": "test_mfa.py posts it without and with its token",
+    "auth.new_recovery_codes": "test_mfa.py posts it without and with its token",
     # The new-password form opens with a reset link's token, which the crawler has not.
     "auth.choose_new_password": "test_password_resets.py posts it without and with its token",
     # A staff invitation's password form opens with a staff token, which the crawler has not;

@@ -23,6 +23,7 @@ from .browser.conftest import (  # noqa: F401  (fixtures: gunicorn with its log)
     tls_certificate,
 )
 from .conftest import PASSWORD, csrf_token
+from .helpers import enrol_authenticator
 
 NAME = "Quinlan Marsh-Okafor"
 MRN = "MRN-58213-QX"
@@ -73,12 +74,18 @@ def read_log_through(path: Path, last: str, seconds: float = 10) -> str:
 
 
 def test_names_mrns_tokens_and_passwords_stay_out_of_the_server_log(
-        live_server: str, server_log: Path, tls_certificate, factory, world) -> None:
+        live_server: str, server_log: Path, tls_certificate, factory, world, app,
+        session) -> None:
     patient = factory.patient(world.clinic, world.clinician, with_login=False,
                               identifier=MRN, name=NAME)
+    # Production asks staff for their authenticator's code after the password.
+    authenticator = enrol_authenticator(app, session, world.clinician)
     staff = Phone(live_server, tls_certificate.ssl_context)
-    signed_in = staff.submit("/login", "/login", {"email": world.clinician.email,
-                                                  "password": PASSWORD})
+    asked = staff.submit("/login", "/login", {"email": world.clinician.email,
+                                              "password": PASSWORD})
+    assert asked.status == 200 and asked.url.endswith("/login/code")
+    code = authenticator.code()
+    signed_in = staff.submit("/login/code", "/login/code", {"code": code})
     assert signed_in.status == 200 and signed_in.url.endswith("/clinic/patients")
 
     found = staff.submit("/clinic/patients", "/clinic/patients/search",
@@ -108,5 +115,5 @@ def test_names_mrns_tokens_and_passwords_stay_out_of_the_server_log(
     for request_line in ("POST /login", "POST /clinic/patients/search", "POST /exports/fhir",
                          "POST /invite/accept", "CONTROL-7731"):
         assert request_line in log, f"{request_line!r} is not in the log: is it logging?"
-    for secret in (*NAME.split(), MRN, token, PASSWORD, NEW_PASSWORD):
+    for secret in (*NAME.split(), MRN, token, PASSWORD, NEW_PASSWORD, code):
         assert secret not in log, f"{secret!r} is in the server's log"

@@ -1,6 +1,7 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms import EmailField, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.widgets import HiddenInput
 
 from ..services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
@@ -75,3 +76,32 @@ class NewPasswordForm(AcceptInvitationForm):
 
     email = None
 
+
+
+class SecondFactorForm(FlaskForm):
+    """The second step of a staff sign-in: the authenticator's code, or a recovery code."""
+
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       validators=[DataRequired("Enter the code."), Length(max=32)])
+
+
+class EnrolAuthenticatorForm(FlaskForm):
+    """The first code of a new authenticator, which shows the app has its secret."""
+
+    code = StringField("The 6-digit code your app shows now",
+                       validators=[DataRequired("Enter the code your app shows."),
+                                   Length(max=32)])
+
+
+class ConfirmIdentityForm(FlaskForm):
+    """Re-authentication before a change of sign-in factors."""
+
+    secret = PasswordField("Your password, or the code your authenticator app shows now",
+                           validators=[DataRequired("Enter your password or a code."),
+                                       Length(max=MAX_PASSWORD_LENGTH)])
+
+
+class ResetFactorsForm(FlaskForm):
+    """An admin resets a colleague's authenticator and recovery codes."""
+
+    user_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])

@@ -15,10 +15,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
+from ..models import utcnow
 from ..services import audit
 from ..services.accounts import authenticate, end_all_sessions
 from ..services.enrolment import EnrolmentError, accept_invitation, usable_invitation
 from ..services.held_answers import forget_expired_answers, held_instrument
+from ..services.mfa import is_enrolled, second_factor_required
 from ..web import current_actor, keep_writes_despite_refusal
 from . import sessions, throttle
 from .access import safe_next_path
@@ -28,6 +30,9 @@ bp = Blueprint("auth", __name__)
 sessions.install(bp)
 
 LOGIN_FAILED = "The email or password is not right. Check them and try again."
+#: The session key of a sign-in whose password was right and whose second factor is awaited:
+#: the user's id and session token, when, and the page asked for. Nobody is signed in.
+AWAITING_SECOND_FACTOR = "_awaiting_second_factor"
 
 
 def home_for(user) -> str:
@@ -63,11 +68,10 @@ def login() -> Response | str | tuple[str, int]:
             keep_writes_despite_refusal()  # the failed attempt is kept: the page says 401
             flash(LOGIN_FAILED, "error")
             return render_template("auth/login.html", form=form, help_now=help_now), 401
-        sign_in(user)
-        audit.record(db.session, current_actor(), "auth.login", object_type="user",
-                     object_id=user.id)
-        response = redirect(_held_form(user) or safe_next_path(request.args.get("next"))
-                            or home_for(user))
+        if second_factor_required(user, current_app.config):
+            return await_second_factor(user, request.args.get("next"))
+        complete_sign_in(user)
+        response = redirect(destination(user, request.args.get("next")))
         throttle.remember_device(response, user.email)
         return response
     return render_template("auth/login.html", form=form, help_now=help_now)
@@ -78,6 +82,30 @@ def sign_in(user) -> None:
     session.clear()
     login_user(user)
     sessions.begin()
+
+
+def complete_sign_in(user, second_factor: str | None = None) -> None:
+    """Sign ``user`` in, audited with the second factor they gave, if any."""
+    sign_in(user)
+    audit.record(db.session, current_actor(), "auth.login", object_type="user",
+                 object_id=user.id,
+                 details={"second_factor": second_factor} if second_factor else None)
+
+
+def destination(user, next_path: str | None) -> str:
+    """Where a sign-in leads: held answers, the page asked for, or the person's home."""
+    return _held_form(user) or safe_next_path(next_path) or home_for(user)
+
+
+def await_second_factor(user, next_path: str | None) -> Response:
+    """The password was right; nothing is signed in until the second factor is given
+    (auth/mfa.py): the code page, or at the first sign-in the authenticator's enrolment."""
+    session.clear()
+    session[AWAITING_SECOND_FACTOR] = {"user": user.id, "token": user.session_token,
+                                       "at": utcnow().timestamp(),
+                                       "next": safe_next_path(next_path)}
+    return redirect(url_for("auth.second_factor" if is_enrolled(user)
+                            else "auth.enrol_at_sign_in"))
 
 
 def _held_form(user) -> str | None:

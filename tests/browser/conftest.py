@@ -36,6 +36,7 @@ from outcomes.demo import demo_logins, seed_demo
 from outcomes.extensions import db
 
 from ..conftest import PASSWORD, base_config
+from ..helpers import Authenticator
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -357,14 +358,53 @@ def goto(page: Page, url: str, status: int = 200) -> Response:
     return response
 
 
+#: The authenticator app of each staff account the tests signed in, by email: production asks
+#: staff for its code after the password.
+AUTHENTICATORS: dict[str, Authenticator] = {}
+ENROLMENT_HEADING = "Set up your authenticator app"
+CODE_HEADING = "Your code"
+
+
 def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
-    """Sign in through the login form, as a person would; the page must pass the checks."""
+    """Sign in through the login form, as a person would; the page must pass the checks.
+    Staff then give their authenticator app's code, setting the app up at their first
+    sign-in as a person does (``enrol_on_page``)."""
     goto(page, f"{base_url}/login")
     check_page(page)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    signed_in = page.get_by_role("button", name="Sign out")
+    expect(signed_in.or_(page.get_by_role("heading", name=ENROLMENT_HEADING))
+           .or_(page.get_by_role("heading", name=CODE_HEADING))).to_be_visible()
+    if page.get_by_role("heading", name=ENROLMENT_HEADING).is_visible():
+        enrol_on_page(page, email)
+    elif page.get_by_role("heading", name=CODE_HEADING).is_visible():
+        give_code(page, AUTHENTICATORS[email].code())
+    expect(signed_in).to_be_visible()
+
+
+def enrol_on_page(page: Page, email: str) -> list[str]:
+    """On the enrolment page: the app takes the secret the page shows as text (as it would
+    scan the QR code), its first code is typed; the recovery codes shown once are kept and
+    returned, and the person continues."""
+    check_page(page)
+    secret = page.locator("code.secret").inner_text().replace(" ", "")
+    AUTHENTICATORS[email] = Authenticator(secret)
+    page.get_by_label("The 6-digit code your app shows now").fill(AUTHENTICATORS[email].code())
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    check_page(page)
+    codes = page.locator(".recovery-codes code").all_inner_texts()
+    page.get_by_role("link", name="I have kept them: continue").click()
+    return codes
+
+
+def give_code(page: Page, code: str) -> None:
+    """On the code page: type ``code`` and send it."""
+    check_page(page)
+    page.get_by_label("Code from your authenticator app, or a recovery code").fill(code)
+    page.get_by_role("button", name="Sign in").click()
 
 
 MIN_TAP_TARGET_PX = 44
