@@ -77,7 +77,6 @@ class NewPasswordForm(AcceptInvitationForm):
     email = None
 
 
-
 class SecondFactorForm(FlaskForm):
     """The second step of a staff sign-in: the authenticator's code, or a recovery code."""
 
