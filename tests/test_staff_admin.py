@@ -430,3 +430,15 @@ def test_revoking_and_accepting_need_their_forms_csrf_token(csrf_app, admin, ses
         assert answer.status_code == status
         assert session.scalar(select(func.count()).select_from(User).where(
             User.email == "accept.me@example.org")) == int(with_token)
+
+
+def test_where_staff_need_a_second_factor_the_invitee_sets_up_theirs_next(
+        app, admin_client, session):
+    token, _ = invite(admin_client)
+    app.config["STAFF_MFA_REQUIRED"] = True
+    invitee = app.test_client()
+    answer = accept(invitee, token)
+    assert answer.status_code == 302 and answer.location.endswith("/login/authenticator")
+    assert session.scalars(select(User.active).where(
+        User.email == "new.colleague@example.org")).one()
+    assert invitee.get("/clinic/patients").status_code == 302, "not signed in before it"

@@ -3,12 +3,13 @@ token after ``#`` never reaches the server's logs. The page's script (invite.js)
 answer is the password form, or one page for a used, revoked, expired or made-up link."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session
+from flask import current_app, flash, redirect, render_template, request, session
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
 from ..models import Clinic, StaffInvitation
+from ..services.mfa import second_factor_required
 from ..services.staff import (
     STAFF_INVITATION_LIFETIME,
     StaffAdminError,
@@ -18,7 +19,7 @@ from ..services.staff import (
 from ..web import current_actor
 from . import throttle
 from .forms import NewPasswordForm, OpenInvitationForm
-from .views import bp, home_for, sign_in, sign_in_limit
+from .views import await_second_factor, bp, home_for, sign_in, sign_in_limit
 
 
 @bp.route("/join", methods=["GET", "POST"])
@@ -56,9 +57,16 @@ def accept_staff_invitation_link() -> Response | tuple[str, int]:
                 return staff_invitation_invalid()
             form.form_errors.append(str(error))
         else:
-            sign_in(user)
-            flash("Your account is ready.", "info")
-            response = redirect(home_for(user))
+            # Staff sign in with a second factor where it is required: the invitee sets up
+            # their authenticator app now, as at any first sign-in (auth/mfa.py).
+            if second_factor_required(user, current_app.config):
+                response = await_second_factor(user, None)
+                flash("Your account is ready. Set up your authenticator app to finish "
+                      "signing in.", "info")
+            else:
+                sign_in(user)
+                flash("Your account is ready.", "info")
+                response = redirect(home_for(user))
             throttle.remember_device(response, user.email)
             return response
     return _password_page(form, invitation), 422
