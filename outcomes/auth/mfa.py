@@ -10,7 +10,6 @@ ends if the account's sessions are ended meanwhile.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -82,11 +81,7 @@ def awaiting_user() -> User | None:
     if utcnow().timestamp() - awaiting.get("at", 0) > AWAITING_LIFETIME.total_seconds():
         session.pop(AWAITING_SECOND_FACTOR)
         return None
-    user = db.session.get(User, awaiting.get("user"))
-    if (user is None or not user.active
-            or not hmac.compare_digest(user.session_token, str(awaiting.get("token")))):
-        return None
-    return user
+    return mfa.account_with_token(db.session, awaiting.get("user"), awaiting.get("token"))
 
 
 def _signed_in_with_second_factor(user: User, factor: str,

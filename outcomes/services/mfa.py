@@ -114,6 +114,16 @@ def provisioning_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
 
 
+def account_with_token(session: Session, user_id: object, token: object) -> User | None:
+    """The active account ``user_id`` while its session token is still ``token`` (signing out
+    everywhere, or a reset, changes it); None otherwise."""
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if (user is None or not user.active or not isinstance(token, str)
+            or not hmac.compare_digest(user.session_token, token)):
+        return None
+    return user
+
+
 def is_enrolled(user: User) -> bool:
     return user.mfa_enrolled_at is not None
 
