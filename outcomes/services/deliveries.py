@@ -108,10 +108,12 @@ WORDING: dict[str, Wording] = {
         "of it was signed out. If this was not you, ask for a new password now and tell "
         "your clinic.",
         "auth.forgot_password"),
+    # Sent both to the account whose factors were reset and to the admin who reset them.
     "factors_reset": Wording(
-        "Your sign-in was reset",
-        "An administrator reset the second sign-in step of your Outcomes account; you will "
-        "set it up again when you next sign in. If you did not expect this, tell your "
+        "A sign-in was reset",
+        "An administrator reset the second sign-in step (authenticator app and recovery "
+        "codes) of an Outcomes account: yours, or a colleague's that you reset. Its owner "
+        "sets it up again at their next sign-in. If you did not expect this, tell your "
         "clinic.",
         "auth.login"),
 }
