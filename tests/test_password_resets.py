@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+
+import pytest
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -183,6 +186,30 @@ def test_a_short_password_is_refused_and_the_link_still_works(app, session, worl
     assert mismatch.status_code == 422 and b"do not match" in mismatch.data
     assert reset_password(client, token).status_code == 303
     assert signs_in(app, world.patient_user, NEW_PASSWORD)
+
+
+def test_two_saves_at_once_use_a_link_once(app, session, world, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    token = issued(app, session, world.patient_user, EMAILED_LIFETIME)
+    statuses: list[int] = []
+    start = threading.Barrier(2)
+
+    def save(password: str) -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.post("/reset/new-password", data={
+            "token": token, "password": password, "confirm": password}).status_code)
+
+    saves = [threading.Thread(target=save, args=(password,))
+             for password in (NEW_PASSWORD, "the other new passphrase")]
+    for thread in saves:
+        thread.start()
+    for thread in saves:
+        thread.join()
+    assert sorted(statuses) == [303, 404]
+    assert len(session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "account.password_reset")).all()) == 1
 
 
 def test_a_closed_account_cannot_be_reset(app, session, world):
