@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
 
 from outcomes import clock, create_app
 from outcomes.config import (
@@ -342,3 +345,39 @@ def test_the_factor_forms_refuse_a_missing_csrf_token(database_url, world, sessi
     assert len(audited(session, "mfa.enrolled", world.clinician)) == 2
     with app.app_context():
         db.engine.dispose()
+
+
+def test_one_code_sent_twice_at_once_is_accepted_once(app, world, session, database_url):
+    """Two requests with the same code at the same moment (PostgreSQL, where they really run
+    together): the second's conditional UPDATE waits for the first's row lock, then finds the
+    step taken."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time")
+    authenticator = enrol_authenticator(app, session, world.clinician)
+    code = authenticator.code()
+    engine = create_engine(database_url)
+    first_updated = threading.Event()
+    results: dict[str, bool] = {}
+
+    def first() -> None:
+        with Session(engine) as own:
+            results["first"] = mfa.accept_totp(own, own.get(User, world.clinician.id),
+                                               app.config, code)
+            first_updated.set()
+            time.sleep(0.5)  # the second request is waiting on the row meanwhile
+            own.commit()
+
+    def second() -> None:
+        first_updated.wait(5)
+        with Session(engine) as own:
+            results["second"] = mfa.accept_totp(own, own.get(User, world.clinician.id),
+                                                app.config, code)
+            own.commit()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    engine.dispose()
+    assert results == {"first": True, "second": False}
