@@ -123,18 +123,12 @@ def _enrolment_page(user: User, form: EnrolAuthenticatorForm, action: str,
     secret = _new_secret()
     return render_template("auth/enrol_authenticator.html", form=form, action=action,
                            qr=_qr(mfa.provisioning_uri(user, secret)),
-                           secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
+                           secret=mfa.grouped(secret, " "),
                            replacing=mfa.is_enrolled(user)), status
 
 
 def _codes_page(codes: list[str], continue_to: str) -> str:
     return render_template("auth/recovery_codes.html", codes=codes, continue_to=continue_to)
-
-
-def _no_store(response: Response) -> Response:
-    """Pages showing a secret or recovery codes are never kept by the browser's cache."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 # --- signing in ------------------------------------------------------------------------------
@@ -187,8 +181,8 @@ def enrol_at_sign_in() -> Response | str | tuple[str, int]:
             keep_writes_despite_refusal()
             form.code.errors.append(WRONG_CODE)
             return _enrolment_page(user, form, action, 401)
-        return _no_store(_signed_in_with_second_factor(
-            user, "enrolment", lambda going_to: _codes_page(codes, going_to)))
+        return _signed_in_with_second_factor(
+            user, "enrolment", lambda going_to: _codes_page(codes, going_to))
     return _enrolment_page(user, form, action)
 
 
@@ -255,7 +249,7 @@ def confirm_identity() -> Response | str | tuple[str, int]:
 @fresh_authentication_required
 @limiter.limit(code_limit, key_func=second_factor_key, methods=["POST"],
                deduct_when=throttle.is_failed_sign_in)
-def replace_authenticator() -> Response | tuple[str, int]:
+def replace_authenticator() -> str | tuple[str, int]:
     """Set up a (new) authenticator app: it replaces the old one, with new recovery codes."""
     user = current_user._get_current_object()
     form = EnrolAuthenticatorForm()
@@ -266,23 +260,23 @@ def replace_authenticator() -> Response | tuple[str, int]:
         if codes is None:
             keep_writes_despite_refusal()
             form.code.errors.append(WRONG_CODE)
-            return _no_store(make_response(_enrolment_page(user, form, action, 401)))
+            return _enrolment_page(user, form, action, 401)
         session.pop(NEW_SECRET)
-        return _no_store(make_response(_codes_page(codes, url_for("auth.security"))))
-    return _no_store(make_response(_enrolment_page(user, form, action)))
+        return _codes_page(codes, url_for("auth.security"))
+    return _enrolment_page(user, form, action)
 
 
 @bp.post("/account/security/recovery-codes")
 @staff_required
 @fresh_authentication_required
-def new_recovery_codes() -> Response:
+def new_recovery_codes() -> Response | str:
     """A new set of recovery codes; the old set stops working."""
     user = current_user._get_current_object()
     if not mfa.is_enrolled(user):
         flash("Set up an authenticator app first: recovery codes come with it.", "info")
         return redirect(url_for("auth.security"))
     codes = mfa.issue_recovery_codes(db.session, current_actor(), user, current_app.config)
-    return _no_store(make_response(_codes_page(codes, url_for("auth.security"))))
+    return _codes_page(codes, url_for("auth.security"))
 
 
 # --- an admin and colleagues' factors --------------------------------------------------------

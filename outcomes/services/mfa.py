@@ -271,8 +271,9 @@ def issue_recovery_codes(session: Session, actor: Actor, user: User,
     return [grouped(code) for code in codes]
 
 
-def grouped(code: str) -> str:
-    return "-".join(code[start:start + 4] for start in range(0, len(code), 4))
+def grouped(code: str, separator: str = "-") -> str:
+    """``code`` in groups of four characters, for reading and typing."""
+    return separator.join(code[start:start + 4] for start in range(0, len(code), 4))
 
 
 def recovery_codes_left(session: Session, user: User) -> int:
