@@ -928,6 +928,8 @@ class StaffInvitation(Base):
     #: The account made when it was used.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
+    clinic: Mapped[Clinic] = relationship()
+
     __table_args__ = (
         CheckConstraint(f"role IN {STAFF_ROLES}", name="staff_role"),
         CheckConstraint("email = lower(email)", name="email_lower_case"),

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from outcomes.models import Invitation, Patient, PlanEntry, User
-from outcomes.services import enrolment
+from outcomes.services import enrolment, tokens
 from outcomes.services.audit import Actor
 
 from .conftest import PASSWORD, sign_in
@@ -58,7 +58,7 @@ def test_clinician_enrols_a_patient_and_gets_a_link_and_qr_code(client, world, s
                     ("phq9", "recurring"): 7}
     invitation = session.scalar(select(Invitation).where(Invitation.patient_id == patient.id))
     token = link
-    assert invitation.token_hash == enrolment.token_hash(token)
+    assert invitation.token_hash == tokens.token_hash(token)
     assert token not in invitation.token_hash  # only the hash is stored
     assert dt.timedelta(days=6, hours=23) < invitation.expires_at - invitation.created_at <= dt.timedelta(days=7)
 

@@ -8,7 +8,7 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
-from ..models import Clinic, StaffInvitation
+from ..models import StaffInvitation
 from ..services.mfa import second_factor_required
 from ..services.staff import (
     STAFF_INVITATION_LIFETIME,
@@ -74,7 +74,7 @@ def accept_staff_invitation_link() -> Response | tuple[str, int]:
 
 def _password_page(form: NewPasswordForm, invitation: StaffInvitation) -> str:
     return render_template("auth/staff_accept.html", form=form, invitation=invitation,
-                           clinic=db.session.get(Clinic, invitation.clinic_id))
+                           clinic=invitation.clinic)
 
 
 def staff_invitation_invalid() -> tuple[str, int]:

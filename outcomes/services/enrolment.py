@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -14,6 +12,7 @@ from ..models import Clinic, Invitation, Patient, User, utcnow
 from . import audit, plans, submissions, summaries
 from .accounts import AccountError, checked_new_email, hash_password
 from .audit import Actor
+from .tokens import could_be_token, new_token, token_hash
 
 
 class EnrolmentError(ValueError):
@@ -30,10 +29,6 @@ class IssuedInvitation:
 def _readable(text: str) -> bool:
     # Refuses blanks and invisible-only text (zero-width characters and the like).
     return any(character.isalnum() for character in text)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def enrol_patient(
@@ -99,7 +94,7 @@ def issue_invitation(
                Invitation.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     invitation = Invitation(
         patient_id=patient.id,
         token_hash=token_hash(token),
@@ -121,7 +116,7 @@ def issue_invitation(
 
 def usable_invitation(session: Session, token: str) -> Invitation | None:
     """The invitation this token opens, if it is unused, not revoked and not expired."""
-    if not token or len(token) > 128:
+    if not could_be_token(token):
         return None
     invitation = session.scalar(select(Invitation).where(Invitation.token_hash == token_hash(token)))
     if invitation is None or invitation.used_at or invitation.revoked_at:

@@ -23,7 +23,7 @@ from ..models import Delivery, PasswordReset, Patient, User, utcnow
 from . import audit
 from .accounts import end_all_sessions, hash_password, normalise_email
 from .audit import Actor
-from .enrolment import token_hash
+from .tokens import could_be_token, new_token, token_hash
 
 #: How long an emailed link works from its sending. Local policy, not a standard: an email
 #: is read within the hour by someone waiting for it, and a mailbox is a place links are
@@ -32,8 +32,6 @@ EMAILED_LIFETIME = dt.timedelta(minutes=60)
 #: How long a clinic-issued link works: the patient may be handed the QR code at the clinic
 #: and use it at home over the next days (as with invitations, which last 7 days).
 CLINIC_ISSUED_LIFETIME = dt.timedelta(hours=72)
-#: The longest token accepted for a lookup (``secrets.token_urlsafe(32)`` gives 43).
-LONGEST_TOKEN = 128
 
 
 class ResetError(ValueError):
@@ -60,7 +58,7 @@ def issue_reset(session: Session, user: User, *, valid_for: dt.timedelta,
                            PasswordReset.revoked_at.is_(None))
                     .values(revoked_at=now)
                     .execution_options(synchronize_session=False))
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     reset = PasswordReset(user_id=user.id, token_hash=token_hash(token),
                           issued_by_id=issued_by.id if issued_by is not None else None,
                           created_at=now, expires_at=now + valid_for)
@@ -116,7 +114,7 @@ def withdraw_reset(session: Session, reset_id: int) -> None:
 def usable_reset(session: Session, token: str, *, lock: bool = False) -> PasswordReset | None:
     """The open, unexpired reset ``token`` names, of an active account; None otherwise
     (unknown, used, revoked, expired: the caller says the same for each)."""
-    if not token or len(token) > LONGEST_TOKEN:
+    if not could_be_token(token):
         return None
     statement = select(PasswordReset).where(PasswordReset.token_hash == token_hash(token))
     reset = session.scalar(statement.with_for_update() if lock else statement)

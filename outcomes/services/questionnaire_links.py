@@ -11,7 +11,6 @@ one). Redeeming it marks it used, whatever happens next.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, select
@@ -20,15 +19,13 @@ from sqlalchemy.orm import Session
 from ..models import Assessment, Patient, QuestionnaireLink, User, utcnow
 from . import audit
 from .audit import Actor
-from .enrolment import token_hash
+from .tokens import could_be_token, new_token, token_hash
 from .records import offered_instruments
 
 #: How long a sent reminder's link works. Local policy, not a standard: long enough for a
 #: reminder read the next evening, short enough that an old message found on a lost phone
 #: opens nothing (a reminder goes at most once a clinic day, each with a fresh link).
 LINK_LIFETIME = dt.timedelta(hours=72)
-#: The longest token accepted for a lookup (``secrets.token_urlsafe(32)`` gives 43).
-LONGEST_TOKEN = 128
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def issue_link(session: Session, *, patient_id: int, instrument_key: str,
                delivery_id: int | None, valid_for: dt.timedelta) -> IssuedLink:
     """A new link to ``instrument_key`` for the patient, carried by the message of
     ``delivery_id``, valid for ``valid_for`` until ``link_sent`` gives it its full life."""
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     now = utcnow()
     link = QuestionnaireLink(token_hash=token_hash(token), patient_id=patient_id,
                              instrument_key=instrument_key, delivery_id=delivery_id,
@@ -88,7 +85,7 @@ def redeem_link(session: Session, actor: Actor, token: str) -> RedeemedLink | No
     """Use the link ``token`` opens, if it is unused and unexpired, its patient's account is
     active and their plan still offers its questionnaire; None otherwise (unknown, used,
     expired: the caller says the same for each). Audited, with no health data."""
-    if not token or len(token) > LONGEST_TOKEN:
+    if not could_be_token(token):
         return None
     # Locked, so that two requests sending one link at once use it once (PostgreSQL;
     # SQLite's writes are serial).

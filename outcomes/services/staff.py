@@ -8,8 +8,6 @@ Only a SHA-256 hash of an invitation's token is stored; the link carries the tok
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, update
@@ -20,13 +18,12 @@ from ..models import STAFF_ROLES, StaffInvitation, User, utcnow
 from . import audit
 from .accounts import AccountError, checked_new_email, end_all_sessions, hash_password
 from .audit import Actor
+from .tokens import could_be_token, new_token, token_hash
 
 #: How long a staff invitation link works. Local policy, shorter than a patient's (7 days):
 #: the link makes an account that reads every patient of the clinic, and an admin sends it to
 #: a colleague who can ask for another at once.
 STAFF_INVITATION_LIFETIME = dt.timedelta(days=3)
-#: The longest token accepted (``secrets.token_urlsafe(32)`` gives 43 characters).
-LONGEST_TOKEN = 128
 
 
 class StaffAdminError(ValueError):
@@ -38,10 +35,6 @@ class IssuedStaffInvitation:
     invitation: StaffInvitation
     #: The secret part of the link. Shown once; only its hash is stored.
     token: str
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def clinic_staff_member(session: Session, clinic_id: int, user_id: int) -> User | None:
@@ -90,7 +83,7 @@ def invite_staff(session: Session, actor: Actor, email: str, role: str,
                or_(StaffInvitation.clinic_id == clinic_id, StaffInvitation.expires_at <= now))
         .values(revoked_at=now).returning(StaffInvitation.id)
         .execution_options(synchronize_session=False)))
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     invitation = StaffInvitation(clinic_id=clinic_id, email=email, role=role,
                                  token_hash=token_hash(token), created_by_id=actor.user.id,
                                  created_at=now, expires_at=now + lifetime)
@@ -125,7 +118,7 @@ def usable_staff_invitation(session: Session, token: str,
                             lock: bool = False) -> StaffInvitation | None:
     """The invitation this token opens, if it is unused, not revoked and not expired; with
     ``lock``, its row is held until the transaction ends and read afresh."""
-    if not token or len(token) > LONGEST_TOKEN:
+    if not could_be_token(token):
         return None
     found = select(StaffInvitation).where(StaffInvitation.token_hash == token_hash(token))
     if lock:
