@@ -101,8 +101,6 @@ def test_the_link_works_once_then_stops(app, client, world, session):
                        confirm=PASSWORD).status_code == 404
     user = session.scalar(select(User).where(User.email == "robin@example.org"))
     assert user.role == "patient" and user.patient.identifier == "MRN-42"
-    # Reminders go by email until the patient chooses otherwise on their settings page.
-    assert (user.patient.reminders_enabled, user.patient.reminder_channels) == (True, ["email"])
 
 
 def test_mismatched_passwords_store_nothing(app, client, world, session):

@@ -162,10 +162,6 @@ def accept_invitation(
                              "new one.")
     session.refresh(invitation)
     session.refresh(patient)
-    if not patient.reminder_channels:
-        # Reminders by email from the start: the account's address is the one channel every
-        # patient has. They change it, or turn reminders off, on their settings page.
-        patient.reminder_channels = ["email"]
     audit.record(session, Actor(user, actor.ip_address, actor.request_id), "invitation.accept",
                  patient=patient, object_type="invitation", object_id=invitation.id)
     return user
