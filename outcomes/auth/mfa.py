@@ -133,19 +133,30 @@ def _codes_page(codes: list[str], continue_to: str) -> str:
 
 # --- signing in ------------------------------------------------------------------------------
 
-@bp.route("/login/code", methods=["GET", "POST"])
-@limiter.limit(sign_in_limit, methods=["POST"])
-@limiter.limit(code_limit, key_func=second_factor_key, methods=["POST"],
-               deduct_when=throttle.is_failed_sign_in)
-def second_factor() -> Response | str | tuple[str, int]:
+def _awaiting_second_step(enrolled: bool) -> User | Response:
+    """The account whose password was right and whose second step this page is (the code page
+    for an ``enrolled`` account, the authenticator's set-up otherwise); else where to go: home
+    when signed in already, the sign-in page when nothing awaits, the other page of the two."""
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     user = awaiting_user()
     if user is None:
         flash(START_AGAIN, "info")
         return redirect(url_for("auth.login"))
-    if not mfa.is_enrolled(user):
-        return redirect(url_for("auth.enrol_at_sign_in"))
+    if mfa.is_enrolled(user) != enrolled:
+        return redirect(url_for("auth.second_factor" if not enrolled else
+                                "auth.enrol_at_sign_in"))
+    return user
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
+@limiter.limit(code_limit, key_func=second_factor_key, methods=["POST"],
+               deduct_when=throttle.is_failed_sign_in)
+def second_factor() -> Response | str | tuple[str, int]:
+    user = _awaiting_second_step(enrolled=True)
+    if isinstance(user, Response):
+        return user
     form = SecondFactorForm()
     if form.validate_on_submit():
         factor = mfa.check_second_factor(db.session, current_actor(), user, current_app.config,
@@ -164,14 +175,9 @@ def second_factor() -> Response | str | tuple[str, int]:
                deduct_when=throttle.is_failed_sign_in)
 def enrol_at_sign_in() -> Response | str | tuple[str, int]:
     """The first sign-in of staff: set up the authenticator app, then signed in."""
-    if current_user.is_authenticated:
-        return redirect(home_for(current_user))
-    user = awaiting_user()
-    if user is None:
-        flash(START_AGAIN, "info")
-        return redirect(url_for("auth.login"))
-    if mfa.is_enrolled(user):
-        return redirect(url_for("auth.second_factor"))
+    user = _awaiting_second_step(enrolled=False)
+    if isinstance(user, Response):
+        return user
     form = EnrolAuthenticatorForm()
     action = url_for("auth.enrol_at_sign_in")
     if form.validate_on_submit():
