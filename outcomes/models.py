@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -51,6 +52,11 @@ DEFAULT_QUIET_UNTIL = dt.time(9, 0)
 DEFAULT_ESCALATION_MINUTES = 30
 #: The name messages are sent under until a clinic sets its own.
 DEFAULT_SENDER_NAME = "Outcomes"
+#: Bounds of a clinic's idle timeouts, in minutes. The upper bound is NIST SP 800-63B's for
+#: AAL2 (re-authentication after 30 minutes of inactivity, section 4.2.3); the lower one is
+#: local policy (shorter would end sessions while a questionnaire is being read).
+IDLE_MINUTES_MIN = 5
+IDLE_MINUTES_MAX = 30
 
 
 def utcnow() -> dt.datetime:
@@ -139,6 +145,13 @@ class Clinic(Base):
     #: The name messages are sent under (email From, SMS and push title): a clinic may not want
     #: its specialty on a patient's lock screen.
     message_sender_name: Mapped[str] = mapped_column(String(60), default=DEFAULT_SENDER_NAME)
+    #: Minutes without activity before a staff or a patient session ends; NULL: the server's
+    #: STAFF_IDLE_MINUTES / PATIENT_IDLE_MINUTES.
+    staff_idle_minutes: Mapped[int | None] = mapped_column(Integer)
+    patient_idle_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: The clinic requires a second factor of its staff even where the server does not
+    #: (production always does: services.mfa.second_factor_required).
+    staff_mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -154,6 +167,11 @@ class Clinic(Base):
                         name="on_call_email_has_at"),
         CheckConstraint("length(trim(message_sender_name)) > 0",
                         name="message_sender_name_not_blank"),
+        CheckConstraint(f"staff_idle_minutes IS NULL OR staff_idle_minutes BETWEEN "
+                        f"{IDLE_MINUTES_MIN} AND {IDLE_MINUTES_MAX}", name="staff_idle_in_range"),
+        CheckConstraint(f"patient_idle_minutes IS NULL OR patient_idle_minutes BETWEEN "
+                        f"{IDLE_MINUTES_MIN} AND {IDLE_MINUTES_MAX}",
+                        name="patient_idle_in_range"),
     )
 
 
@@ -224,6 +242,9 @@ class Patient(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     assigned_clinician_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: When the clinic discharged the patient (no reminders, nothing due; the history is kept
+    #: and exported); NULL while under the clinic's care. Re-admission clears it.
+    discharged_at: Mapped[dt.datetime | None]
 
     clinic: Mapped[Clinic] = relationship()
     user: Mapped[User | None] = relationship(back_populates="patient", foreign_keys=[user_id])
@@ -747,8 +768,10 @@ class JobRun(Base):
 #: notice about the recipient's own account.
 DELIVERY_PURPOSES = ("reminder", "alert", "escalation", "account")
 #: What an account delivery says (issue 12): a password-reset link, that the password was
-#: changed, that an admin reset the account's sign-in factors.
-ACCOUNT_NOTICES = ("password_reset", "password_changed", "factors_reset")
+#: changed, that an admin reset the account's sign-in factors, a link confirming a new
+#: contact address, that a sign-in factor was added.
+ACCOUNT_NOTICES = ("password_reset", "password_changed", "factors_reset", "confirm_contact",
+                   "factor_added")
 #: pending: written, not yet tried (or waiting for its retry); sent: the channel's server
 #: took it; failed: given up after the last retry, or refused for good. Never deleted.
 DELIVERY_STATUSES = ("pending", "sent", "failed")
@@ -940,4 +963,122 @@ class StaffInvitation(Base):
         Index("uq_staff_invitation_one_open_per_email", "email", unique=True,
               sqlite_where=text("used_at IS NULL AND revoked_at IS NULL"),
               postgresql_where=text("used_at IS NULL AND revoked_at IS NULL")),
+    )
+
+
+#: Why a session ended (UserSession.ended_reason).
+SESSION_END_REASONS = ("signed_out", "ended_by_user", "ended_by_admin", "signed_out_everywhere",
+                       "password_changed", "password_reset", "factors_reset", "deactivated",
+                       "timed_out")
+
+
+class UserSession(Base):
+    """One signed-in session of an account (issue 12 item 3), checked on every request, so
+    ending it here ends it on every worker and host at once. The session cookie holds a random
+    secret; only its SHA-256 is kept."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: A short description of the browser for the session list ("Chrome on Android"), from its
+    #: User-Agent; and the address it signed in from.
+    device: Mapped[str] = mapped_column(String(80))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    ended_at: Mapped[dt.datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (
+        CheckConstraint("(ended_at IS NULL) = (ended_reason IS NULL)", name="ended_has_reason"),
+        CheckConstraint(f"ended_reason IS NULL OR ended_reason IN {SESSION_END_REASONS}",
+                        name="ended_reason_known"),
+    )
+
+
+class PatientRevision(Base):
+    """One version of a patient's administrative details (issue 12 item 4): version 1 as
+    enrolled, then one row per change with who made it and why. The patient row holds the
+    latest; these rows are never edited."""
+
+    __tablename__ = "patient_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    display_name: Mapped[str] = mapped_column(String(200))
+    identifier: Mapped[str] = mapped_column(String(64))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(16))
+    assigned_clinician_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    discharged: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(500))
+    #: NULL only for the version 1 rows made from existing patients by migration 0015.
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "version", name="uq_patient_revision_patient_version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("length(trim(reason)) > 0", name="reason_not_blank"),
+    )
+
+
+#: How a patient may be reached (ContactConfirmation.channel).
+CONTACT_KINDS = ("email", "phone")
+
+
+class ContactConfirmation(Base):
+    """A new contact address a patient gave, waiting for them to follow the link sent to it
+    (issue 12 item 5): only then does it replace the one in use. Single use, short-lived,
+    stored hashed; a newer one of the same kind revokes it."""
+
+    __tablename__ = "contact_confirmation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    #: The address (lower-case email, or E.164 phone number).
+    value: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {CONTACT_KINDS}", name="kind_known"),
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        CheckConstraint("used_at IS NULL OR revoked_at IS NULL", name="used_or_revoked"),
+        Index("uq_contact_confirmation_one_open_per_kind", "patient_id", "kind", unique=True,
+              sqlite_where=text("used_at IS NULL AND revoked_at IS NULL"),
+              postgresql_where=text("used_at IS NULL AND revoked_at IS NULL")),
+    )
+
+
+class PasskeyCredential(Base):
+    """A passkey (WebAuthn public-key credential) an account registered as a second factor
+    (issue 12 item 2). Only the public key is kept; the sign count guards against a cloned
+    authenticator."""
+
+    __tablename__ = "passkey_credential"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    #: The credential's id, base64url (at most 1,023 bytes raw).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[list[Any]] = mapped_column(default=list)
+    #: The name its owner gave it ("Work laptop").
+    name: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        CheckConstraint("sign_count >= 0", name="sign_count_not_negative"),
     )

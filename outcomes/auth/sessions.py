@@ -49,10 +49,14 @@ def begin() -> None:
     session[SEEN] = now
 
 
-def idle_limit(app: Flask, role: str) -> dt.timedelta:
-    """How long a session of this role may go without a request."""
-    key = "PATIENT_IDLE_MINUTES" if role == "patient" else "STAFF_IDLE_MINUTES"
-    return dt.timedelta(minutes=app.config[key])
+def idle_limit(app: Flask, user: User) -> dt.timedelta:
+    """How long a session of this user may go without a request: the clinic's setting for
+    their role, else the server's."""
+    if user.role == "patient":
+        minutes = user.clinic.patient_idle_minutes or app.config["PATIENT_IDLE_MINUTES"]
+    else:
+        minutes = user.clinic.staff_idle_minutes or app.config["STAFF_IDLE_MINUTES"]
+    return dt.timedelta(minutes=minutes)
 
 
 def has_ended(app: Flask, user: User, now: dt.datetime) -> bool:
@@ -62,7 +66,7 @@ def has_ended(app: Flask, user: User, now: dt.datetime) -> bool:
         return True  # a session from before these clocks, or one not begun here
     stamp = now.timestamp()
     cap = dt.timedelta(hours=app.config["SESSION_MAX_HOURS"])
-    return (stamp - seen > idle_limit(app, user.role).total_seconds()
+    return (stamp - seen > idle_limit(app, user).total_seconds()
             or stamp - started > cap.total_seconds())
 
 

@@ -130,8 +130,10 @@ def is_enrolled(user: User) -> bool:
 
 def second_factor_required(user: User, config: Mapping[str, Any]) -> bool:
     """Whether signing in as ``user`` takes a second factor: always once one is enrolled, and
-    for staff when ``STAFF_MFA_REQUIRED`` is on (always in production)."""
-    return is_enrolled(user) or (user.role in STAFF_ROLES and staff_mfa_required(config))
+    for staff when ``STAFF_MFA_REQUIRED`` is on (always in production) or their clinic
+    requires it."""
+    return is_enrolled(user) or (user.role in STAFF_ROLES and (
+        staff_mfa_required(config) or user.clinic.staff_mfa_required))
 
 
 def step_at(moment: dt.datetime) -> int:
