@@ -83,9 +83,12 @@ def test_no_message_holds_a_score_an_answer_a_questionnaire_or_a_name(
     session.add(Delivery(key="account:factors_reset:test", clinic_id=world.clinic.id,
                          purpose="account", channel="email", user_id=admin.id,
                          account_notice="factors_reset"))
+    session.add(Delivery(key="account:factor_added:test", clinic_id=world.clinic.id,
+                         purpose="account", channel="email", user_id=admin.id,
+                         account_notice="factor_added"))
     session.commit()
     pinned.advance(minutes=1)
-    tick(app)  # the password changed, and the factors reset
+    tick(app)  # the password changed, the factors reset, a factor added
 
     says = {wording_key(row) for row in deliveries(session)}
     assert says == set(WORDING)

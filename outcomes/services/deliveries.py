@@ -116,6 +116,11 @@ WORDING: dict[str, Wording] = {
         "sets it up again at their next sign-in. If you did not expect this, tell your "
         "clinic.",
         "auth.login"),
+    "factor_added": Wording(
+        "A sign-in step was added",
+        "A new second sign-in step (an authenticator app or a passkey) was just added to "
+        "your Outcomes account. If this was not you, tell your clinic now.",
+        "auth.security"),
 }
 
 
