@@ -37,7 +37,14 @@ class Catalog:
 
 
 def _catalog() -> Catalog:
-    return load_catalog(definitions_dir())
+    # Looked up on every score, change and label (thousands per dashboard page): key the cache
+    # by the variable's text so a lookup costs one dict read, not a Path built each time.
+    return _catalog_named(os.environ.get(DEFINITIONS_ENV) or "")
+
+
+@functools.cache
+def _catalog_named(setting: str) -> Catalog:
+    return load_catalog(Path(setting) if setting else DEFINITIONS_DIR)
 
 
 @functools.cache

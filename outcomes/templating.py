@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask
+from flask import Flask, g
 from flask_login import current_user
 
 import instruments
@@ -13,9 +13,11 @@ from .services.assessments import flag_texts
 
 
 def _zone() -> dt.tzinfo:
-    if current_user and current_user.is_authenticated:
-        return clock.clinic_zone(current_user.clinic)
-    return clock.UTC
+    # Once per request: a dashboard page formats a few hundred dates.
+    if "template_zone" not in g:
+        g.template_zone = (clock.clinic_zone(current_user.clinic)
+                           if current_user and current_user.is_authenticated else clock.UTC)
+    return g.template_zone
 
 
 def local_date(value: dt.datetime | None) -> str:
