@@ -1,6 +1,6 @@
 """Every message the worker produces carries no health data (issues 11 and 12): reminders,
 crisis alert notifications and their escalations, account notices (a password reset's link,
-a changed password, reset sign-in factors), through every channel (email to a real SMTP
+a changed password, reset sign-in factors, a new contact address's link), through every channel (email to a real SMTP
 server; push and SMS taken by the outbox), are read in full and hold no score, answer,
 questionnaire, condition or drug name, and no patient's name or identifier."""
 from __future__ import annotations
@@ -12,6 +12,8 @@ import pytest
 import instruments
 from outcomes.channels import Channel, Message
 from outcomes.models import Delivery, PushSubscription
+from outcomes.services.audit import Actor
+from outcomes.services.contact_changes import request_change
 from outcomes.services.deliveries import WORDING, wording_key
 
 from .channel_servers import Mailbox
@@ -21,6 +23,7 @@ from .notification_world import (  # noqa: F401  (fixtures)
     deliveries,
     mailbox,
     pinned,
+    recipients,
     remindable_patient,
     tick,
 )
@@ -86,9 +89,12 @@ def test_no_message_holds_a_score_an_answer_a_questionnaire_or_a_name(
     session.add(Delivery(key="account:factor_added:test", clinic_id=world.clinic.id,
                          purpose="account", channel="email", user_id=admin.id,
                          account_notice="factor_added"))
+    with app.app_context():
+        for kind, address in (("email", "new-address@example.org"), ("phone", "+12025550199")):
+            request_change(session, Actor(user=patient.user), patient, kind, address)
     session.commit()
     pinned.advance(minutes=1)
-    tick(app)  # the password changed, the factors reset, a factor added
+    tick(app)  # the password changed, the factors reset, a factor added, the contact links
 
     says = {wording_key(row) for row in deliveries(session)}
     assert says == set(WORDING)
@@ -96,10 +102,11 @@ def test_no_message_holds_a_score_an_answer_a_questionnaire_or_a_name(
     assert {message.subject for _, message in sent_messages} == {
         wording.subject for wording in WORDING.values()}
     assert admin.email in {address for mail in mailbox.received for address in mail.recipients}
+    assert "new-address@example.org" in recipients(mailbox)
 
     words = forbidden_words()
     for _, message in sent_messages:
-        # A reminder's or a reset's link ends in its random token (after "#"), which says
+        # A reminder's, a reset's or a contact change's link ends in its random token (after "#"), which says
         # nothing.
         link = message.link.partition("#")[0]
         text = " ".join([message.subject, message.body, link, message.sender_name])

@@ -1,15 +1,23 @@
 """The patient's own forms besides the questionnaires (outcomes/forms.py builds those): their
-reminder settings, and a browser's push subscription."""
+reminder settings, their contact details, and a browser's push subscription."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, RadioField, SelectChoice, SelectMultipleField, TelField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms import (
+    EmailField,
+    HiddenField,
+    RadioField,
+    SelectChoice,
+    SelectMultipleField,
+    TelField,
+)
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..channels import Channel
+from ..models import CONTACT_KINDS
 
 #: The channels as patients read them (the channels' own labels are the staff's words).
 CHANNEL_WORDS = {"email": "Email", "sms": "Text message", "push": "Notification on my phone"}
@@ -25,8 +33,6 @@ class ReminderSettingsForm(FlaskForm):
     # offer (WTForms' own message would only say it is "not a valid choice").
     channels = SelectMultipleField("How to remind me", widget=ListWidget(prefix_label=False),
                                    option_widget=CheckboxInput(), validate_choice=False)
-    phone = TelField("Mobile number for text messages", validators=[
-        Optional(), Length(max=32, message="That is too long for a phone number.")])
 
     def __init__(self, offered: Sequence[Channel], **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -37,6 +43,23 @@ class ReminderSettingsForm(FlaskForm):
     @property
     def enabled(self) -> bool:
         return self.reminders.data == REMINDERS_ON
+
+
+class ContactDetailsForm(FlaskForm):
+    """The addresses reminders go to. The service checks each (``contact_changes``): a new
+    one is used once the patient follows the link sent to it; a blank removes it."""
+
+    email = EmailField("Email address for reminders", validators=[
+        Optional(), Length(max=254, message="That is too long for an email address.")])
+    phone = TelField("Mobile number for text messages", validators=[
+        Optional(), Length(max=32, message="That is too long for a phone number.")])
+
+
+class WaitingChangeForm(FlaskForm):
+    """Which waiting change to resend or cancel (a hidden field of its button)."""
+
+    kind = HiddenField(validators=[AnyOf(CONTACT_KINDS, message=(
+        "That change is not known: reload the page and try again."))])
 
 
 class PushSubscriptionForm(FlaskForm):

@@ -51,7 +51,7 @@ from ..models import (
     PushSubscription,
     User,
 )
-from . import audit
+from . import audit, contact_changes
 from .audit import Actor
 from .password_resets import issue_reset, reset_sent, withdraw_reset
 from .questionnaire_links import issue_link, link_sent, withdraw_link
@@ -121,6 +121,13 @@ WORDING: dict[str, Wording] = {
         "A new second sign-in step (an authenticator app or a passkey) was just added to "
         "your Outcomes account. If this was not you, tell your clinic now.",
         "auth.security"),
+    # Sent to the new address itself, never to the one in use.
+    "confirm_contact": Wording(
+        "Confirm your new contact address",
+        "Someone asked to use this address for the reminders of an Outcomes account. If it "
+        "was you, open this link within a day to confirm it; it works once. If it was not "
+        "you, ignore this message: nothing changes.",
+        "auth.confirm_contact"),
 }
 
 
@@ -130,10 +137,13 @@ def wording_key(delivery: Delivery) -> str:
 
 #: What ``last_error`` says of a delivery withdrawn before it was sent (it is marked failed:
 #: it will never be sent): the patient turned reminders or the channel off, or lost their
-#: account; the questionnaire was done meanwhile; the alert was acknowledged.
+#: account; the clinic discharged the patient; the questionnaire was done meanwhile; the
+#: alert was acknowledged; the contact change it confirms was cancelled or confirmed.
 REMINDERS_OFF = "RemindersOff"
+DISCHARGED = "PatientDischarged"
 QUESTIONNAIRE_DONE = "QuestionnaireDone"
 ALERT_ACKNOWLEDGED = "AlertAcknowledged"
+CONTACT_CHANGE_CLOSED = "ContactChangeClosed"
 #: ``last_error`` of a delivery with nowhere to go: no address, or no channel to carry it.
 NO_ADDRESS = "NoAddress"
 CHANNEL_OFF = "ChannelNotConfigured"
@@ -171,9 +181,10 @@ class Address:
 
 def addresses(session: Session, channel: str, *, patient: Patient | None = None,
               user: User | None = None, clinic: Clinic | None = None) -> list[Address]:
-    """Where ``channel`` reaches a patient (their sign-in email or else their contact email;
-    their phone; their account's push subscriptions), a staff account (its email, its push
-    subscriptions) or, with neither, the clinic's on-call address (email only)."""
+    """Where ``channel`` reaches a patient (the contact email they confirmed, else their
+    sign-in email; their phone; their account's push subscriptions), a staff account (its
+    email, its push subscriptions) or, with neither, the clinic's on-call address (email
+    only)."""
     account = patient.user if patient is not None else user
     if channel == "push":
         if account is None:
@@ -187,7 +198,7 @@ def addresses(session: Session, channel: str, *, patient: Patient | None = None,
         return [Address(phone)] if phone else []
     if channel == "email":
         if patient is not None:
-            email = patient.user.email if patient.user is not None else patient.contact_email
+            email = contact_changes.in_use(patient, contact_changes.EMAIL)
         elif user is not None:
             email = user.email
         else:
@@ -207,8 +218,8 @@ def message_for(says: str, config: Mapping[str, Any], sender_name: str,
                 token: str | None = None) -> Message:
     """The message of a delivery that ``says`` (a ``WORDING`` key): fixed wording under the
     clinic's ``sender_name`` and a link into the app at PUBLIC_BASE_URL, ending in
-    ``#<token>`` for a reminder's questionnaire link or a password reset's link (needs the
-    app's context, for its URL map)."""
+    ``#<token>`` for a reminder's questionnaire link, a password reset's or a contact
+    change's link (needs the app's context, for its URL map)."""
     wording = WORDING[says]
     link = app_link(wording.endpoint, config) + (f"#{token}" if token else "")
     return Message(wording.subject, wording.body, link, sender_name)
@@ -239,6 +250,8 @@ class Outgoing:
     link_id: int | None = None
     #: The password reset whose link the message carries (password_resets).
     reset_id: int | None = None
+    #: The contact change whose link the message carries (contact_changes).
+    confirmation_id: int | None = None
 
 
 @dataclass
@@ -332,7 +345,11 @@ def _prepare(session: Session, together: list[Delivery], config: Mapping[str, An
             return None
     channel = carrier(first.channel, config)
     user = session.get(User, first.user_id) if first.user_id else None
-    found = addresses(session, first.channel, patient=patient, user=user, clinic=clinic)
+    change = (contact_changes.change_awaiting_message(session, first.user_id, first.channel)
+              if first.account_notice == contact_changes.CONFIRM_CONTACT else None)
+    # A contact change's link goes to the new address, which is not in use yet.
+    found = ([Address(change.value)] if change is not None
+             else addresses(session, first.channel, patient=patient, user=user, clinic=clinic))
     if channel is None or not found:
         for delivery in wanted:
             _settle(session, delivery, patient, "failed", now,
@@ -349,6 +366,13 @@ def _prepare(session: Session, together: list[Delivery], config: Mapping[str, An
         return Outgoing(claims, channel, message_for("password_reset", config,
                                                      clinic.message_sender_name, reset.token),
                         found, reset_id=reset.reset_id)
+    if change is not None:
+        # Issued the same way: its token works while the claim holds, a day once sent.
+        link = contact_changes.issue_link(session, change, valid_for=CLAIM)
+        return Outgoing(claims, channel,
+                        message_for(contact_changes.CONFIRM_CONTACT, config,
+                                    clinic.message_sender_name, link.token),
+                        found, confirmation_id=link.confirmation_id)
     if first.purpose != "reminder":
         return Outgoing(claims, channel, message_for(wording_key(first), config,
                                                      clinic.message_sender_name), found)
@@ -367,8 +391,14 @@ def _withdrawn(session: Session, delivery: Delivery, patient: Patient | None) ->
     if delivery.purpose == "escalation":
         alert = session.get(Alert, delivery.alert_id)
         return ALERT_ACKNOWLEDGED if alert is not None and not alert.is_open else None
+    if delivery.account_notice == contact_changes.CONFIRM_CONTACT:
+        waiting = contact_changes.change_awaiting_message(session, delivery.user_id,
+                                                          delivery.channel)
+        return None if waiting is not None else CONTACT_CHANGE_CLOSED
     if delivery.purpose != "reminder" or patient is None:
         return None
+    if patient.discharged_at is not None:
+        return DISCHARGED
     if (not patient.reminders_enabled or delivery.channel not in patient.reminder_channels
             or patient.user is None or not patient.user.active):
         return REMINDERS_OFF
@@ -427,6 +457,11 @@ def _record(session: Session, outgoing: Outgoing, outcome: Outcome) -> None:
             reset_sent(session, outgoing.reset_id, now)
         else:
             withdraw_reset(session, outgoing.reset_id)
+    if outgoing.confirmation_id is not None:
+        if outcome.receipt is not None:
+            contact_changes.link_sent(session, outgoing.confirmation_id, now)
+        else:
+            contact_changes.withdraw_link(session, outgoing.confirmation_id)
     for delivery_id, attempt in outgoing.claims:
         delivery = session.get(Delivery, delivery_id, with_for_update=True,
                                populate_existing=True)

@@ -1,6 +1,6 @@
 """A patient's own reminder settings (issue 11 item 3): reminders on or off, the channels
-they come by, the mobile number texts go to, and the browsers that show web-push
-notifications.
+they come by, and the browsers that show web-push notifications. The addresses reminders go
+to (email, mobile number) change through a confirmed link (``contact_changes``).
 
 The channels offered are those the settings carry (``deliveries.carrier``: the channel's own
 server, or development's outbox standing in for it), web push only where the clinic has its
@@ -22,11 +22,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..channels import CHANNELS, Channel, ContactError
-from ..channels.contacts import phone_number, push_subscription
+from ..channels.contacts import push_subscription
 from ..channels.webpush import vapid_public_key
 from ..models import Patient, PushSubscription
 from . import audit
 from .audit import Actor
+from .contact_changes import mask_phone
 from .deliveries import carrier
 
 PUSH = "push"
@@ -65,11 +66,6 @@ def push_public_key(config: Mapping[str, Any]) -> str | None:
     return config.get("VAPID_PUBLIC_KEY") or vapid_public_key(config)
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """A stored number as the audit trail keeps it: its last two digits only."""
-    return None if not phone else "…" + phone[-2:]
-
-
 def _subscription_count(session: Session, patient: Patient) -> int:
     if patient.user_id is None:
         return 0
@@ -91,12 +87,10 @@ def _record_change(session: Session, actor: Actor, patient: Patient,
 
 
 def update_reminder_settings(session: Session, actor: Actor, patient: Patient, *,
-                             enabled: bool, channels: Sequence[str], phone: str | None,
+                             enabled: bool, channels: Sequence[str],
                              config: Mapping[str, Any]) -> bool:
-    """Set the patient's reminders on or off, the channels they come by and the mobile
-    number for texts (typed as dialled in PHONE_REGION, or with + and a country code;
-    blank removes it, None keeps the stored one). True when anything changed (then
-    audited)."""
+    """Set the patient's reminders on or off and the channels they come by (text messages
+    only to a mobile number they confirmed). True when anything changed (then audited)."""
     offered = {channel.name: channel for channel in offered_channels(config)}
     for name in channels:
         if name not in offered:
@@ -107,25 +101,18 @@ def update_reminder_settings(session: Session, actor: Actor, patient: Patient, *
     if enabled and not chosen:
         raise SettingsError("Choose at least one way to be reminded, or turn reminders off.",
                             "channels")
-    new_phone = patient.contact_phone if phone is None else None
-    if phone is not None and phone.strip():
-        try:
-            new_phone = phone_number(phone, config["PHONE_REGION"])
-        except ContactError as error:
-            raise SettingsError(str(error), "phone") from None
-    if SMS in chosen and new_phone is None:
-        raise SettingsError("Text messages need your mobile number: enter it, or untick "
-                            "text messages.", "phone")
+    if SMS in chosen and patient.contact_phone is None:
+        raise SettingsError("Text messages need your mobile number: add it under Contact "
+                            "details and follow the link we text to it, or untick text "
+                            "messages.", "channels")
     if PUSH in chosen and not _subscription_count(session, patient):
         raise SettingsError("Turn on notifications on this phone first (below); then they "
                             "can remind you.", "channels")
     old = _settings_of(patient)
-    if (patient.reminders_enabled, list(patient.reminder_channels), patient.contact_phone) \
-            == (enabled, chosen, new_phone):
+    if (patient.reminders_enabled, list(patient.reminder_channels)) == (enabled, chosen):
         return False
     patient.reminders_enabled = enabled
     patient.reminder_channels = chosen
-    patient.contact_phone = new_phone
     session.flush()
     _record_change(session, actor, patient, old)
     return True

@@ -1,0 +1,307 @@
+"""A patient's new contact address, used only once they follow the link sent to it (issue 12
+item 5): a new email is confirmed by an email to it, a new mobile number by a text to it.
+
+Asking for a change keeps the address (``ContactConfirmation``) and queues an account
+delivery (``confirm_contact``) that the worker sends to the NEW address. As with a password
+reset, the link's token is issued as the message is claimed (``issue_link``) and works only
+while the claim holds, then ``LIFETIME`` from its sending (``link_sent``); a message that did
+not leave takes its token with it (``withdraw_link``). The token travels after ``#`` and
+only its SHA-256 is stored. A patient has at most one change waiting per kind: a newer one
+revokes it, as does cancelling. Confirming (signed in as that patient) sets the address in
+use; the sign-in email of the patient's account is a separate thing and stays as it is.
+
+Audit rows name the kind of address and, for a phone, its last two digits
+(``mask_phone``), as the reminder settings' rows do; never an email address.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from ..channels import ContactError
+from ..channels.contacts import email_address, phone_number
+from ..models import CONTACT_KINDS, ContactConfirmation, Delivery, Patient, utcnow
+from . import audit
+from .audit import Actor
+from .tokens import could_be_token, new_token, token_hash
+
+EMAIL, PHONE = CONTACT_KINDS
+#: How long a link works from its sending. Local policy, not a standard: a day lets a patient
+#: who asked in the evening confirm the next morning, and no longer than that leaves a
+#: working link lying in a mailbox or a phone's messages.
+LIFETIME = dt.timedelta(hours=24)
+#: The channel that carries each kind's link, and the kind a channel confirms.
+CHANNEL_OF_KIND = {EMAIL: "email", PHONE: "sms"}
+KIND_OF_CHANNEL = {channel: kind for kind, channel in CHANNEL_OF_KIND.items()}
+CONFIRM_CONTACT = "confirm_contact"
+#: The kinds as the patient reads them.
+KIND_WORDS = {EMAIL: "email address", PHONE: "mobile number"}
+
+
+class ContactChangeError(ValueError):
+    """A change that cannot be made, with a message for the patient and the field (the
+    kind) it is about."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    confirmation_id: int
+    #: The secret part of the link, put in one message; only its hash is kept.
+    token: str
+    #: Where the message goes: the new address.
+    address: str
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """A number as the audit trail keeps it: its last two digits only."""
+    return None if not phone else "…" + phone[-2:]
+
+
+def in_use(patient: Patient, kind: str) -> str | None:
+    """The address of ``kind`` that messages to the patient go to now: their contact email,
+    else their account's sign-in email; their mobile number."""
+    if kind == PHONE:
+        return patient.contact_phone
+    return patient.contact_email or (patient.user.email if patient.user is not None else None)
+
+
+def normalised(kind: str, text: str, config: Mapping[str, Any]) -> str:
+    """``text`` as an address of ``kind`` is stored (a lower-case email, an E.164 number),
+    refused with ``ContactChangeError`` when it cannot be used."""
+    try:
+        if kind == EMAIL:
+            return email_address(text).lower()
+        return phone_number(text, config["PHONE_REGION"])
+    except ContactError as error:
+        raise ContactChangeError(str(error), kind) from None
+
+
+def waiting_change(session: Session, patient_id: int, kind: str) -> ContactConfirmation | None:
+    """The patient's change of ``kind`` waiting for its link to be followed (its link may
+    have expired: the patient then resends or cancels it)."""
+    return session.scalar(select(ContactConfirmation).where(
+        ContactConfirmation.patient_id == patient_id, ContactConfirmation.kind == kind,
+        ContactConfirmation.used_at.is_(None), ContactConfirmation.revoked_at.is_(None)))
+
+
+@dataclass(frozen=True)
+class WaitingChange:
+    """A change as the patient's settings page shows it."""
+
+    kind: str
+    #: The new address (the patient's own, shown to them only).
+    value: str
+    #: Whether its link no longer works (or its message could not leave): resend or cancel.
+    link_expired: bool
+
+
+def waiting_changes(session: Session, patient: Patient) -> list[WaitingChange]:
+    """The patient's waiting changes, email first."""
+    now = utcnow()
+    return [WaitingChange(change.kind, change.value, change.expires_at <= now)
+            for kind in CONTACT_KINDS
+            if (change := waiting_change(session, patient.id, kind)) is not None]
+
+
+def _details(kind: str, value: str | None) -> dict[str, Any]:
+    """What an audit row says of an address: its kind, and a phone's last two digits."""
+    return {"kind": kind, **({"phone": mask_phone(value)} if kind == PHONE else {})}
+
+
+def _revoke_waiting(session: Session, patient: Patient, kind: str, now: dt.datetime) -> None:
+    # A statement, flushed before any insert, so the one-open-per-kind index never sees two.
+    session.execute(update(ContactConfirmation)
+                    .where(ContactConfirmation.patient_id == patient.id,
+                           ContactConfirmation.kind == kind,
+                           ContactConfirmation.used_at.is_(None),
+                           ContactConfirmation.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                    .execution_options(synchronize_session="fetch"))
+
+
+def update_contact(session: Session, actor: Actor, patient: Patient, kind: str, text: str,
+                   config: Mapping[str, Any]) -> str:
+    """What the patient typed for ``kind``: a new address starts a change confirmed by the
+    link sent to it ("requested"; an earlier waiting one is revoked); the address in use, or
+    the one already waiting, changes nothing ("unchanged"); a blank removes the address at
+    once ("removed": no link is needed to stop using one). Raises ``ContactChangeError``
+    (nothing changed) for an address that cannot be used, or a number that text reminders
+    still need."""
+    if kind not in CONTACT_KINDS:
+        raise ContactChangeError("That is not a kind of contact address.")
+    if not text.strip():
+        return "removed" if remove_contact(session, actor, patient, kind) else "unchanged"
+    value = normalised(kind, text, config)
+    waiting = waiting_change(session, patient.id, kind)
+    if value == in_use(patient, kind):
+        return "unchanged"
+    if waiting is not None and waiting.value == value:
+        return "unchanged"
+    request_change(session, actor, patient, kind, value)
+    return "requested"
+
+
+def request_change(session: Session, actor: Actor, patient: Patient, kind: str,
+                   value: str) -> ContactConfirmation:
+    """Keep ``value`` (normalised) as the patient's new address of ``kind`` until confirmed,
+    revoking any change of that kind waiting, and queue the message with its link. Audited."""
+    if patient.user_id is None:
+        raise ContactChangeError("Your contact details can be changed once your account is "
+                                 "set up.", kind)
+    now = utcnow()
+    _revoke_waiting(session, patient, kind, now)
+    # The token of a link nobody has: the real one is issued as the message is claimed.
+    change = ContactConfirmation(patient_id=patient.id, kind=kind, value=value,
+                                 token_hash=token_hash(new_token()), created_at=now,
+                                 expires_at=now + LIFETIME)
+    session.add(change)
+    session.flush()
+    _queue_message(session, patient, kind)
+    audit.record(session, actor, "patient.contact_change_requested", patient=patient,
+                 object_type="contact_confirmation", object_id=change.id,
+                 details=_details(kind, value))
+    return change
+
+
+def resend(session: Session, actor: Actor, patient: Patient, kind: str) -> bool:
+    """Send the waiting change's link again (a new token: the earlier link stops working).
+    False when no change of ``kind`` is waiting. A message already on its way is not
+    doubled: it will carry a fresh link."""
+    change = waiting_change(session, patient.id, kind)
+    if change is None:
+        return False
+    on_its_way = session.scalar(select(exists().where(
+        Delivery.user_id == patient.user_id, Delivery.account_notice == CONFIRM_CONTACT,
+        Delivery.channel == CHANNEL_OF_KIND[kind], Delivery.status == "pending")))
+    if not on_its_way:
+        _queue_message(session, patient, kind)
+    audit.record(session, actor, "patient.contact_change_resent", patient=patient,
+                 object_type="contact_confirmation", object_id=change.id,
+                 details=_details(kind, change.value))
+    return True
+
+
+def cancel(session: Session, actor: Actor, patient: Patient, kind: str) -> bool:
+    """Withdraw the waiting change of ``kind`` (its link stops working; a message not yet
+    sent is withdrawn by the worker). False when none was waiting."""
+    change = waiting_change(session, patient.id, kind)
+    if change is None:
+        return False
+    change.revoked_at = utcnow()
+    session.flush()
+    audit.record(session, actor, "patient.contact_change_cancelled", patient=patient,
+                 object_type="contact_confirmation", object_id=change.id,
+                 details=_details(kind, change.value))
+    return True
+
+
+def remove_contact(session: Session, actor: Actor, patient: Patient, kind: str) -> bool:
+    """Stop using the patient's contact address of ``kind`` (email reminders then go to the
+    sign-in email); any change of that kind waiting is withdrawn too. False when there was
+    none. A number is kept while text reminders are chosen."""
+    old = patient.contact_phone if kind == PHONE else patient.contact_email
+    if old is not None and kind == PHONE and CHANNEL_OF_KIND[PHONE] in patient.reminder_channels:
+        raise ContactChangeError("Text-message reminders need your mobile number: untick "
+                                 "text messages under Reminders first.", kind)
+    cancelled = cancel(session, actor, patient, kind)
+    if old is None:
+        return cancelled
+    if kind == PHONE:
+        patient.contact_phone = None
+    else:
+        patient.contact_email = None
+    session.flush()
+    audit.record(session, actor, "patient.contact_removed", patient=patient,
+                 object_type="patient", object_id=patient.id, old=_details(kind, old),
+                 new=_details(kind, None))
+    return True
+
+
+def _queue_message(session: Session, patient: Patient, kind: str) -> None:
+    """The account delivery carrying the link, sent by the worker (services.deliveries) to
+    the change's address. Each is a message of its own, so its key is new each time."""
+    session.add(Delivery(
+        key=f"account:{CONFIRM_CONTACT}:{patient.user_id}:{secrets.token_hex(8)}",
+        clinic_id=patient.clinic_id, purpose="account", channel=CHANNEL_OF_KIND[kind],
+        user_id=patient.user_id, account_notice=CONFIRM_CONTACT))
+    session.flush()
+
+
+# --- the link, as its message is sent (services.deliveries) ---------------------------------
+
+def change_awaiting_message(session: Session, user_id: int | None,
+                            channel: str) -> ContactConfirmation | None:
+    """The waiting change a ``confirm_contact`` delivery to account ``user_id`` on
+    ``channel`` carries the link of (None: cancelled, replaced by none, or confirmed)."""
+    patient_id = session.scalar(select(Patient.id).where(Patient.user_id == user_id))
+    if patient_id is None or channel not in KIND_OF_CHANNEL:
+        return None
+    return waiting_change(session, patient_id, KIND_OF_CHANNEL[channel])
+
+
+def issue_link(session: Session, change: ContactConfirmation, *,
+               valid_for: dt.timedelta) -> IssuedLink:
+    """A new token for ``change``'s link, valid for ``valid_for``: the one any earlier
+    message carried stops working."""
+    token = new_token()
+    now = utcnow()
+    change.token_hash = token_hash(token)
+    change.expires_at = max(now, change.created_at) + valid_for
+    session.flush()
+    return IssuedLink(change.id, token, change.value)
+
+
+def link_sent(session: Session, confirmation_id: int, sent_at: dt.datetime) -> None:
+    """The link has left: it works for ``LIFETIME`` from ``sent_at``."""
+    change = session.get(ContactConfirmation, confirmation_id)
+    if change is not None and change.used_at is None and change.revoked_at is None:
+        change.expires_at = max(sent_at, change.created_at) + LIFETIME
+
+
+def withdraw_link(session: Session, confirmation_id: int) -> None:
+    """The link's message did not leave: its token is replaced by one nobody has (the change
+    stays waiting; a retry or a resend carries a new link)."""
+    change = session.get(ContactConfirmation, confirmation_id)
+    if change is not None and change.used_at is None:
+        change.token_hash = token_hash(new_token())
+
+
+# --- confirming ------------------------------------------------------------------------------
+
+def confirm(session: Session, actor: Actor, patient: Patient,
+            token: str) -> ContactConfirmation | None:
+    """Put the address the link ``token`` confirms into use for ``patient`` (the signed-in
+    patient): the link is used and the change audited. None, changing nothing, when the link
+    is unknown, used, replaced, cancelled, expired or another patient's (the caller says the
+    same for each). The account's sign-in email is not changed."""
+    if not could_be_token(token):
+        return None
+    # Locked, so that two requests sending one link at once use it once (PostgreSQL;
+    # SQLite's writes are serial).
+    change = session.scalar(select(ContactConfirmation)
+                            .where(ContactConfirmation.token_hash == token_hash(token))
+                            .with_for_update())
+    if (change is None or change.patient_id != patient.id or change.used_at is not None
+            or change.revoked_at is not None or change.expires_at <= utcnow()):
+        return None
+    change.used_at = utcnow()
+    if change.kind == PHONE:
+        old, patient.contact_phone = patient.contact_phone, change.value
+    else:
+        old, patient.contact_email = patient.contact_email, change.value
+    session.flush()
+    audit.record(session, actor, "patient.contact_changed", patient=patient,
+                 object_type="patient", object_id=patient.id, old=_details(change.kind, old),
+                 new=_details(change.kind, change.value),
+                 details={"contact_confirmation_id": change.id})
+    return change
