@@ -13,12 +13,13 @@ it and asks for the password (the sign-in page, which then leads on to that page
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
 from ..services.questionnaire_links import LINK_LIFETIME, link_scope, redeem_link
 from ..web import current_actor
+from . import sessions
 from .forms import QuestionnaireLinkForm
 from .views import bp, sign_in, sign_in_limit
 
@@ -64,8 +65,7 @@ def keep_to_the_linked_questionnaire() -> Response | None:
     link_id = session.get(OPENED_BY_LINK)
     if link_id is None or not current_user.is_authenticated or _within_link(link_id):
         return None
-    logout_user()
-    session.clear()
+    sessions.end()
     if request.endpoint == "auth.login":
         return None  # the sign-in page itself, now for a password session
     flash(ASK_FOR_PASSWORD, "info")

@@ -1,8 +1,11 @@
-"""How long a signed-in session lasts: a sliding idle timeout (staff sooner than patients) and
-an absolute cap from sign-in, both checked here on every request.
+"""A signed-in session: its row in the database (services.user_sessions), begun at sign-in and
+checked on every request, and how long it lasts: a sliding idle timeout (staff sooner than
+patients) and an absolute cap from sign-in, both checked here on every request.
 
-The times live in the signed session cookie, so nobody can move them, and the check is the
-server's: an old copy of the cookie is refused like the original. The cookie itself lasts the
+The cookie holds the session's secret, whose row a request must find open: a session ended
+anywhere (signed out, from the owner's sessions page, by an admin) is refused at once by
+every worker and host. The times live in the signed session cookie, so nobody can move them,
+and the check is the server's: an old copy of the cookie is refused like the original. The cookie itself lasts the
 absolute cap, longer than the idle timeout, so a form sent after an idle timeout still says
 whose session it was, and a questionnaire's answers can be held for that user.
 """
@@ -29,7 +32,8 @@ import instruments
 
 from ..extensions import db
 from ..forms import QuestionnaireForm, questionnaire_form
-from ..models import User, utcnow
+from ..models import User, UserSession, utcnow
+from ..services import user_sessions
 from ..services.assessments import raise_unsaved_risk_alerts
 from ..services.audit import Actor
 from ..services.records import offered_instruments
@@ -41,12 +45,34 @@ SEEN = "_seen"
 SIGNED_OUT = "For your privacy you were signed out after a time without activity."
 
 
-def begin() -> None:
-    """Start the clocks of a session that has just signed someone in."""
+def begin(user: User) -> None:
+    """Begin a session for ``user``, just signed in: its row, its secret in the cookie, and
+    its clocks."""
+    secret = user_sessions.begin_session(db.session, user, request.user_agent.string,
+                                         request.remote_addr)
     now = utcnow().timestamp()
     session.permanent = True
+    session[user_sessions.COOKIE_KEY] = secret
     session[STARTED] = now
     session[SEEN] = now
+
+
+def this_session() -> UserSession | None:
+    """The open session of this request's signed-in user (found by the user loader)."""
+    return g.get("user_session") if current_user.is_authenticated else None
+
+
+def end(reason: str = "signed_out") -> None:
+    """End this request's session, if one is signed in: its row, and the cookie's hold."""
+    user_session = this_session()
+    if user_session is not None:
+        user_sessions.end_session(user_session, reason)
+    logout_user()
+    session.clear()
+
+
+def session_cap(app: Flask) -> dt.timedelta:
+    return dt.timedelta(hours=app.config["SESSION_MAX_HOURS"])
 
 
 def idle_limit(app: Flask, user: User) -> dt.timedelta:
@@ -65,9 +91,8 @@ def has_ended(app: Flask, user: User, now: dt.datetime) -> bool:
     if not isinstance(started, (int, float)) or not isinstance(seen, (int, float)):
         return True  # a session from before these clocks, or one not begun here
     stamp = now.timestamp()
-    cap = dt.timedelta(hours=app.config["SESSION_MAX_HOURS"])
     return (stamp - seen > idle_limit(app, user).total_seconds()
-            or stamp - started > cap.total_seconds())
+            or stamp - started > session_cap(app).total_seconds())
 
 
 def install(bp: Blueprint) -> None:
@@ -79,7 +104,7 @@ def install(bp: Blueprint) -> None:
     alerts the clinic at once, and the patient is sent to sign in again.
     """
     bp.record_once(lambda state: state.app.config.update(
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=state.app.config["SESSION_MAX_HOURS"])))
+        PERMANENT_SESSION_LIFETIME=session_cap(state.app)))
     bp.before_app_request(end_or_extend_session)
 
 
@@ -87,14 +112,22 @@ def end_or_extend_session() -> Response | str | None:
     """End the session if its time is up (answering a form it sent), else note its activity."""
     if "_user_id" not in session:
         return None
-    if not current_user.is_authenticated:  # signed out elsewhere, or no longer active
+    if not current_user.is_authenticated:  # ended elsewhere, or the account deactivated
         session.clear()
         return None
     now = utcnow()
-    if not has_ended(current_app, current_user, now):
-        session[SEEN] = now.timestamp()
-        return None
     user = current_user._get_current_object()
+    user_session = g.user_session
+    timed_out = user_session.ended_at is not None  # the loader finds no other ended session
+    if not timed_out and not has_ended(current_app, user, now):
+        session[SEEN] = now.timestamp()
+        user_sessions.note_activity(user_session, now)
+        return None
+    # The row ends too when it agrees: an old copy of the cookie, whose own clock has run out
+    # while the session went on elsewhere, is refused without ending the session.
+    if not timed_out and user_sessions.has_lapsed(user_session, idle_limit(current_app, user),
+                                                  session_cap(current_app), now):
+        user_sessions.end_session(user_session, user_sessions.TIMED_OUT)
     logout_user()
     session.clear()
     form = _sent_questionnaire(user)

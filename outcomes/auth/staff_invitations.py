@@ -3,8 +3,7 @@ token after ``#`` never reaches the server's logs. The page's script (invite.js)
 answer is the password form, or one page for a used, revoked, expired or made-up link."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session
-from flask_login import current_user, logout_user
+from flask import current_app, flash, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
@@ -17,7 +16,7 @@ from ..services.staff import (
     usable_staff_invitation,
 )
 from ..web import current_actor
-from . import throttle
+from . import sessions, throttle
 from .forms import NewPasswordForm, OpenInvitationForm
 from .views import await_second_factor, bp, home_for, sign_in, sign_in_limit
 
@@ -46,9 +45,7 @@ def accept_staff_invitation_link() -> Response | tuple[str, int]:
     if invitation is None:
         return staff_invitation_invalid()
     if form.validate_on_submit():
-        if current_user.is_authenticated:  # someone else's session on this device ends here
-            logout_user()
-            session.clear()
+        sessions.end()  # someone else's session on this device ends here
         try:
             user = accept_staff_invitation(db.session, current_actor(), token,
                                            form.password.data)

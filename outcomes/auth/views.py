@@ -11,13 +11,13 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
 from ..models import utcnow
 from ..services import audit
-from ..services.accounts import authenticate, end_all_sessions
+from ..services.accounts import authenticate
 from ..services.enrolment import EnrolmentError, accept_invitation, usable_invitation
 from ..services.held_answers import forget_expired_answers, held_instrument
 from ..services.mfa import is_enrolled, second_factor_required
@@ -78,10 +78,10 @@ def login() -> Response | str | tuple[str, int]:
 
 
 def sign_in(user) -> None:
-    """A fresh session for ``user``, whatever this device held before."""
-    session.clear()
+    """A fresh session for ``user``, whatever this device held before (which ends)."""
+    sessions.end()
     login_user(user)
-    sessions.begin()
+    sessions.begin(user)
 
 
 def complete_sign_in(user, second_factor: str | None = None) -> None:
@@ -124,9 +124,7 @@ def _held_form(user) -> str | None:
 def logout() -> Response:
     audit.record(db.session, current_actor(), "auth.logout", object_type="user",
                  object_id=current_user.id)
-    end_all_sessions(current_user)
-    logout_user()
-    session.clear()
+    sessions.end("signed_out")
     flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -170,9 +168,7 @@ def accept() -> Response | str | tuple[str, int]:
     if invitation is None:
         return invitation_invalid()
     if form.validate_on_submit():
-        if current_user.is_authenticated:  # someone else's session on this device ends here
-            logout_user()
-            session.clear()
+        sessions.end()  # someone else's session on this device ends here
         try:
             user = accept_invitation(db.session, current_actor(), form.token.data.strip(),
                                      form.email.data, form.password.data)

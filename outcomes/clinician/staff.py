@@ -1,6 +1,7 @@
 """The clinic's staff, for its admins, on the clinician blueprint: who works here (role,
 active, second factor), inviting a clinician or admin by a one-time link, changing a role,
-deactivating and reactivating an account, and the open invitations. Clinicians get 404, as
+deactivating and reactivating an account, signing a colleague out everywhere, and the open
+invitations. Clinicians get 404, as
 for every page of another audience."""
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..services.staff import (
     change_role,
     clinic_staff_invitation,
     clinic_staff_member,
+    end_colleague_sessions,
     invite_staff,
     open_staff_invitations,
     revoke_staff_invitation,
@@ -96,6 +98,22 @@ def set_staff_active() -> Response | tuple[str, int]:
     else:
         flash(f"{member.email} is deactivated: their open sessions have ended and they cannot "
               "sign in.", "info")
+    return redirect(url_for("clinician.staff"), 303)
+
+
+@bp.post("/staff/end-sessions")
+@admin_required
+def end_staff_sessions() -> Response | tuple[str, int]:
+    form = StaffMemberForm()
+    if not form.validate_on_submit():
+        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
+    member = _member_or_404(form)
+    try:
+        end_colleague_sessions(db.session, current_actor(), member)
+    except StaffAdminError as error:
+        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
+    flash(f"{member.email} is signed out everywhere: their next page asks them to sign in.",
+          "info")
     return redirect(url_for("clinician.staff"), 303)
 
 

@@ -1,21 +1,22 @@
 """Clinics, staff accounts, passwords and sign-in."""
 from __future__ import annotations
 
-import hmac
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import current_app, g
+from flask import session as cookie
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..clock import is_zone_name
 from ..extensions import db
-from ..models import STAFF_ROLES, Clinic, User, new_session_token
+from ..models import STAFF_ROLES, Clinic, User
 from . import audit
 from .audit import Actor
+from .user_sessions import COOKIE_KEY, end_sessions, open_session
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -80,25 +81,38 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
+def password_matches(user: User, password: str) -> bool:
+    """Whether ``password`` is ``user``'s (for a change of password, which asks for it)."""
+    try:
+        return password_hasher().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def normalise_email(email: str) -> str:
     """Emails are compared case-insensitively; they are stored lower-cased and trimmed."""
     return email.strip().lower()
 
 
 def load_user(session_id: str) -> User | None:
-    """Flask-Login's user loader: the id and the user's current session token must match."""
-    user_id, _, token = session_id.partition(":")
-    if not user_id.isdigit() or not token:
+    """Flask-Login's user loader: the active user whose open session (services.user_sessions)
+    this request's cookie holds the secret of, else None. The session found is kept on ``g``
+    for the request (auth.sessions notes its activity, or ends it)."""
+    user_id = session_id.partition(":")[0]
+    if not user_id.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not hmac.compare_digest(user.session_token, token):
+    user_session = open_session(db.session, int(user_id), cookie.get(COOKIE_KEY))
+    user = db.session.get(User, int(user_id)) if user_session is not None else None
+    if user is None or not user.active:
         return None
+    g.user_session = user_session
     return user
 
 
 def end_all_sessions(user: User) -> None:
-    """Invalidate every session of the user, including copies of their cookie."""
-    user.session_token = new_session_token()
+    """Every session of the user ends, as an admin's reset of their sign-in factors requires:
+    for services.mfa.reset_factors, until it calls ``user_sessions.end_sessions`` itself."""
+    end_sessions(db.session, user, "factors_reset")
 
 
 def create_clinic(

@@ -9,6 +9,9 @@ revokes the earlier. An emailed link is issued as its message is claimed and wor
 minutes only (``valid_for``) until the message is known to have left; a clinic-issued one is
 shown on the clinician's screen at once. Redeeming one sets the new password, marks the link
 used, ends every session of the account, and tells its owner by email.
+
+A signed-in person changes their password here too (``change_password``): with their current
+one, ending their other sessions, and told by the same email.
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ from dataclasses import dataclass, replace
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, PasswordReset, Patient, User, utcnow
+from ..models import Delivery, PasswordReset, Patient, User, UserSession, utcnow
 from . import audit
-from .accounts import end_all_sessions, hash_password, normalise_email
+from .accounts import hash_password, normalise_email, password_matches
 from .audit import Actor
 from .tokens import could_be_token, new_token, token_hash
+from .user_sessions import end_sessions
 
 #: How long an emailed link works from its sending. Local policy, not a standard: an email
 #: is read within the hour by someone waiting for it, and a mailbox is a place links are
@@ -143,7 +147,7 @@ def redeem_reset(session: Session, actor: Actor, token: str, new_password: str) 
     assert user is not None  # usable_reset found it
     user.password_hash = password_hash
     reset.used_at = utcnow()
-    end_all_sessions(user)
+    end_sessions(session, user, "password_reset")
     _notify(session, user, "password_changed")
     # The one who followed the link is the account's owner (the request has no session).
     audit.record(session, replace(actor, user=user), "account.password_reset",
@@ -151,6 +155,29 @@ def redeem_reset(session: Session, actor: Actor, token: str, new_password: str) 
                  details={"password_reset_id": reset.id,
                           "issued_by_clinic": reset.issued_by_id is not None})
     return user
+
+
+def change_password(session: Session, actor: Actor, current_password: str, new_password: str,
+                    *, keep: UserSession) -> bool:
+    """The signed-in owner (``actor``) replaces their password, giving their current one: every
+    other session of the account ends (``keep``: the one they are in), the change is audited
+    and the owner is told by email. False (a failed attempt, audited) when ``current_password``
+    is not theirs; raises ``ResetError`` (nothing changed) for a password the rules refuse."""
+    user = actor.user
+    assert user is not None and keep.user_id == user.id
+    if not password_matches(user, current_password):
+        audit.record(session, actor, "account.password_change_failed", object_type="user",
+                     object_id=user.id)
+        return False
+    try:
+        user.password_hash = hash_password(new_password)
+    except ValueError as error:
+        raise ResetError(str(error)) from None
+    ended = end_sessions(session, user, "password_changed", keep=keep)
+    _notify(session, user, "password_changed")
+    audit.record(session, actor, "account.password_change", object_type="user",
+                 object_id=user.id, details={"other_sessions_ended": ended})
+    return True
 
 
 def _notify(session: Session, user: User, notice: str) -> None:

@@ -1,6 +1,6 @@
 """A clinic's staff, run by its admins: inviting a clinician or admin by a one-time link,
-accepting it, changing a role, deactivating and reactivating an account, with the rule that a
-clinic always keeps one active admin. Every change is audited (who, what, old and new).
+accepting it, changing a role, deactivating and reactivating an account, ending a colleague's
+sessions, with the rule that a clinic always keeps one active admin. Every change is audited (who, what, old and new).
 
 Only a SHA-256 hash of an invitation's token is stored; the link carries the token after
 ``#`` (``/join#<token>``), so it reaches no server log.
@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from ..models import STAFF_ROLES, StaffInvitation, User, utcnow
 from . import audit
-from .accounts import AccountError, checked_new_email, end_all_sessions, hash_password
+from .accounts import AccountError, checked_new_email, hash_password
 from .audit import Actor
 from .tokens import could_be_token, new_token, token_hash
+from .user_sessions import end_sessions
 
 #: How long a staff invitation link works. Local policy, shorter than a patient's (7 days):
 #: the link makes an account that reads every patient of the clinic, and an admin sends it to
@@ -173,20 +174,30 @@ def change_role(session: Session, actor: Actor, member: User, role: str) -> bool
 
 def set_active(session: Session, actor: Actor, member: User, active: bool) -> bool:
     """Deactivate or reactivate ``member``'s account (False when it is so already).
-    Deactivating ends every open session of the account at once: its session token changes,
-    and each request checks the token against the database (services.accounts.load_user)."""
+    Deactivating ends every open session of the account at once: each request checks its
+    session against the database (services.user_sessions)."""
     _refuse_own_account(actor, member, "deactivate your own account")
     _lock_admins_and(session, member)
     if member.active == active:
         return False
     if not active:
         _keep_an_active_admin(session, member, "deactivated")
-        end_all_sessions(member)
+        end_sessions(session, member, "deactivated")
     member.active = active
     audit.record(session, actor, "staff.reactivate" if active else "staff.deactivate",
                  object_type="user", object_id=member.id,
                  old={"active": not active}, new={"active": active})
     return True
+
+
+def end_colleague_sessions(session: Session, actor: Actor, member: User) -> int:
+    """An admin (``actor``) signs ``member`` out everywhere (a lost phone, a shared computer);
+    audited with how many sessions ended. They can sign in again."""
+    _refuse_own_account(actor, member, "end your own sessions here: your sessions page can")
+    ended = end_sessions(session, member, "ended_by_admin")
+    audit.record(session, actor, "staff.end_sessions", object_type="user", object_id=member.id,
+                 details={"sessions_ended": ended})
+    return ended
 
 
 def _refuse_own_account(actor: Actor, member: User, what: str) -> None:
