@@ -243,10 +243,15 @@ def test_an_admin_resets_a_colleagues_factors(app, world, session, factory):
     page = client.get("/account/staff-factors")
     assert world.clinician.email.encode() in page.data
     assert world.other_clinician.email.encode() not in page.data
+    enrolment_notices = sorted(session.execute(
+        select(Delivery.user_id, Delivery.account_notice)).all())
+    # Each enrolment told its account that a factor was added.
+    assert enrolment_notices == sorted([(admin.id, "factor_added"),
+                                        (world.clinician.id, "factor_added")])
     for someone_else in (world.other_clinician.id, world.patient_user.id, 999_999):
         refused = client.post("/account/staff-factors/reset", data={"user_id": someone_else})
         assert refused.status_code == 404
-    assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+    assert session.scalar(select(func.count()).select_from(Delivery)) == 2
 
     reset = client.post("/account/staff-factors/reset", data={"user_id": world.clinician.id})
     assert reset.status_code == 302
@@ -256,9 +261,10 @@ def test_an_admin_resets_a_colleagues_factors(app, world, session, factory):
     assert session.scalar(select(func.count()).select_from(RecoveryCode).where(
         RecoveryCode.user_id == user.id)) == 0
     event = audited(session, "mfa.factors_reset", world.clinician)[0]
-    assert (event.actor_id, event.details) == (admin.id, {"had_authenticator": True})
+    assert (event.actor_id, event.details) == \
+        (admin.id, {"had_authenticator": True, "passkeys_removed": 0})
     notices = session.execute(select(Delivery.user_id, Delivery.account_notice)).all()
-    assert sorted(notices) == sorted([(admin.id, "factors_reset"),
+    assert sorted(notices) == sorted([*enrolment_notices, (admin.id, "factors_reset"),
                                       (world.clinician.id, "factors_reset")])
     # Their next sign-in enrols a new authenticator.
     assert give_password(app.test_client(), world.clinician) == "/login/authenticator"
@@ -271,10 +277,14 @@ def test_an_admin_resets_a_colleagues_factors(app, world, session, factory):
                           data={"user_id": admin.id}).status_code == 404
 
 
-def test_patients_sign_in_with_their_password_alone(client, world):
+def test_patients_sign_in_with_their_password_alone_until_they_add_a_factor(app, client, world,
+                                                                           session):
     response = client.post("/login", data={"email": world.patient_user.email,
                                            "password": PASSWORD})
     assert response.location == "/me/"
+    client.post("/logout")
+    authenticator = enrol_authenticator(app, session, world.patient_user)
+    assert sign_in_with_code(client, world.patient_user, authenticator.code()).location == "/me/"
 
 
 def test_the_code_page_lasts_ten_minutes_after_the_password(app, client, world, session,

@@ -4,6 +4,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length
 from wtforms.widgets import HiddenInput
 
 from ..services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from ..services.passkeys import MAX_NAME_LENGTH as MAX_PASSKEY_NAME_LENGTH
 
 
 class LoginForm(FlaskForm):
@@ -104,3 +105,40 @@ class ResetFactorsForm(FlaskForm):
     """An admin resets a colleague's authenticator and recovery codes."""
 
     user_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+
+
+#: An authenticator's answer as the browser gives it (JSON): a few hundred bytes, a few
+#: thousand with an attestation certificate chain.
+MAX_CREDENTIAL_LENGTH = 20_000
+
+
+class NewPasskeyForm(FlaskForm):
+    """A new passkey's name, given before the authenticator makes it (the page's script then
+    asks the browser for it: static/js/passkeys.js)."""
+
+    name = StringField("A name for this passkey, such as “Work laptop” or “Phone”",
+                       validators=[DataRequired("Give the passkey a name."),
+                                   Length(max=MAX_PASSKEY_NAME_LENGTH,
+                                          message=f"Use at most {MAX_PASSKEY_NAME_LENGTH} "
+                                                  "characters.")])
+
+
+class RenamePasskeyForm(FlaskForm):
+    """A new name for one of one's passkeys."""
+
+    passkey_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+    name = NewPasskeyForm.name
+
+
+class RemovePasskeyForm(FlaskForm):
+    """One of one's passkeys, to remove."""
+
+    passkey_id = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+
+
+class PasskeyAnswerForm(FlaskForm):
+    """The browser's answer (JSON) from an authenticator: a new passkey, or a passkey's
+    signature at the second step of signing in."""
+
+    credential = HiddenField(validators=[DataRequired("The passkey did not answer: try again."),
+                                         Length(max=MAX_CREDENTIAL_LENGTH)])

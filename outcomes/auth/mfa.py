@@ -1,7 +1,8 @@
-"""The second factor of staff sign-in (services/mfa.py, docs/accounts-and-sessions.md): the
-code page and the authenticator's enrolment after a right password, a staff member's own
-security page (a new authenticator, new recovery codes: each after confirming it is them),
-and an admin's reset of a colleague's factors.
+"""The second factor of signing in (services/mfa.py, docs/accounts-and-sessions.md): the
+code page and the authenticator's enrolment after a right password, one's own security page
+(a new authenticator, new recovery codes, passkeys: each after confirming it is them), and an
+admin's reset of a colleague's factors. Staff must have a second factor; patients may add
+one, and once they have, their sign-in asks for it. Passkeys' own routes are passkeys.py.
 
 After the password, the session holds only ``AWAITING_SECOND_FACTOR`` (views.py): nobody is
 signed in, so every other page still asks to sign in. It lasts ``AWAITING_LIFETIME`` and
@@ -26,18 +27,23 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user
+from flask_login import current_user, login_required
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..extensions import db, limiter
 from ..models import User, utcnow
-from ..services import mfa
+from ..services import mfa, passkeys
 from ..services.accounts import authenticate
 from ..web import current_actor, keep_writes_despite_refusal
 from . import throttle
-from .access import roles_required, safe_next_path, staff_required
-from .forms import ConfirmIdentityForm, EnrolAuthenticatorForm, ResetFactorsForm, SecondFactorForm
+from .access import roles_required, safe_next_path
+from .forms import (
+    ConfirmIdentityForm,
+    EnrolAuthenticatorForm,
+    ResetFactorsForm,
+    SecondFactorForm,
+)
 from .views import (
     AWAITING_SECOND_FACTOR,
     bp,
@@ -84,10 +90,11 @@ def awaiting_user() -> User | None:
     return mfa.account_with_token(db.session, awaiting.get("user"), awaiting.get("token"))
 
 
-def _signed_in_with_second_factor(user: User, factor: str,
-                                  page: Callable[[str], str] | None = None) -> Response:
-    """Sign ``user`` in after their second factor, on to where they were going; or show
-    ``page``, given that destination, on the way."""
+def signed_in_with_second_factor(user: User, factor: str,
+                                 page: Callable[[str], str | dict[str, str]] | None = None
+                                 ) -> Response:
+    """Sign ``user`` in after their second factor, on to where they were going; or answer
+    ``page``, given that destination, on the way (a page, or JSON for a script)."""
     next_path = session[AWAITING_SECOND_FACTOR].get("next")
     complete_sign_in(user, factor)
     session[AUTHENTICATED_AT] = utcnow().timestamp()
@@ -133,7 +140,7 @@ def _codes_page(codes: list[str], continue_to: str) -> str:
 
 # --- signing in ------------------------------------------------------------------------------
 
-def _awaiting_second_step(enrolled: bool) -> User | Response:
+def awaiting_second_step(enrolled: bool) -> User | Response:
     """The account whose password was right and whose second step this page is (the code page
     for an ``enrolled`` account, the authenticator's set-up otherwise); else where to go: home
     when signed in already, the sign-in page when nothing awaits, the other page of the two."""
@@ -154,19 +161,21 @@ def _awaiting_second_step(enrolled: bool) -> User | Response:
 @limiter.limit(code_limit, key_func=second_factor_key, methods=["POST"],
                deduct_when=throttle.is_failed_sign_in)
 def second_factor() -> Response | str | tuple[str, int]:
-    user = _awaiting_second_step(enrolled=True)
+    user = awaiting_second_step(enrolled=True)
     if isinstance(user, Response):
         return user
     form = SecondFactorForm()
+    has_passkeys = bool(passkeys.passkeys_of(db.session, user))
     if form.validate_on_submit():
         factor = mfa.check_second_factor(db.session, current_actor(), user, current_app.config,
                                          form.code.data)
         if factor is None:
             keep_writes_despite_refusal()  # the failure stays in the audit trail
             form.code.errors.append(WRONG_CODE)
-            return render_template("auth/second_factor.html", form=form), 401
-        return _signed_in_with_second_factor(user, factor)
-    return render_template("auth/second_factor.html", form=form)
+            return render_template("auth/second_factor.html", form=form,
+                                   has_passkeys=has_passkeys), 401
+        return signed_in_with_second_factor(user, factor)
+    return render_template("auth/second_factor.html", form=form, has_passkeys=has_passkeys)
 
 
 @bp.route("/login/authenticator", methods=["GET", "POST"])
@@ -175,7 +184,7 @@ def second_factor() -> Response | str | tuple[str, int]:
                deduct_when=throttle.is_failed_sign_in)
 def enrol_at_sign_in() -> Response | str | tuple[str, int]:
     """The first sign-in of staff: set up the authenticator app, then signed in."""
-    user = _awaiting_second_step(enrolled=False)
+    user = awaiting_second_step(enrolled=False)
     if isinstance(user, Response):
         return user
     form = EnrolAuthenticatorForm()
@@ -187,7 +196,7 @@ def enrol_at_sign_in() -> Response | str | tuple[str, int]:
             keep_writes_despite_refusal()
             form.code.errors.append(WRONG_CODE)
             return _enrolment_page(user, form, action, 401)
-        return _signed_in_with_second_factor(
+        return signed_in_with_second_factor(
             user, "enrolment", lambda going_to: _codes_page(codes, going_to))
     return _enrolment_page(user, form, action)
 
@@ -217,14 +226,16 @@ def _path_of(url: str | None) -> str | None:
 
 
 @bp.get("/account/security")
-@staff_required
+@login_required
 def security() -> str:
     return render_template("auth/security.html", enrolled=mfa.is_enrolled(current_user),
-                           codes_left=mfa.recovery_codes_left(db.session, current_user))
+                           codes_left=mfa.recovery_codes_left(db.session, current_user),
+                           passkeys=passkeys.passkeys_of(db.session, current_user),
+                           name_length=passkeys.MAX_NAME_LENGTH)
 
 
 @bp.route("/account/security/confirm", methods=["GET", "POST"])
-@staff_required
+@login_required
 @limiter.limit(sign_in_limit, methods=["POST"])
 @limiter.limit(code_limit, key_func=second_factor_key, methods=["POST"],
                deduct_when=throttle.is_failed_sign_in)
@@ -251,7 +262,7 @@ def confirm_identity() -> Response | str | tuple[str, int]:
 
 
 @bp.route("/account/security/authenticator", methods=["GET", "POST"])
-@staff_required
+@login_required
 @fresh_authentication_required
 @limiter.limit(code_limit, key_func=second_factor_key, methods=["POST"],
                deduct_when=throttle.is_failed_sign_in)
@@ -273,7 +284,7 @@ def replace_authenticator() -> str | tuple[str, int]:
 
 
 @bp.post("/account/security/recovery-codes")
-@staff_required
+@login_required
 @fresh_authentication_required
 def new_recovery_codes() -> Response | str:
     """A new set of recovery codes; the old set stops working."""
@@ -309,6 +320,7 @@ def reset_staff_factors() -> Response:
         flash("To change your own factors, use your security page.", "info")
         return redirect(url_for("auth.staff_factors"))
     mfa.reset_factors(db.session, current_actor(), colleague)
-    flash(f"{colleague.email}'s authenticator and recovery codes are reset: they set up a new "
-          "authenticator at their next sign-in. You and they are told by email.", "info")
+    flash(f"{colleague.email}'s authenticator, recovery codes and passkeys are reset: they set "
+          "up a new authenticator at their next sign-in. You and they are told by email.",
+          "info")
     return redirect(url_for("auth.staff_factors"))

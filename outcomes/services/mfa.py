@@ -1,5 +1,6 @@
-"""Staff multi-factor authentication (issue 12, docs/accounts-and-sessions.md): an
-authenticator app's codes (TOTP, RFC 6238) and one-time recovery codes.
+"""Multi-factor authentication (issue 12, docs/accounts-and-sessions.md): an authenticator
+app's codes (TOTP, RFC 6238) and one-time recovery codes; required of staff, open to patients.
+Passkeys, a second kind of factor added to an enrolled account, are services/passkeys.py.
 
 The shared secret is stored encrypted (Fernet: AES-128-CBC with HMAC-SHA256) under a key
 derived from ``SECRET_KEY`` with HKDF, so a copy of the database alone (a backup, a replica)
@@ -38,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from .. import clock
 from ..config import staff_mfa_required
-from ..models import STAFF_ROLES, Delivery, RecoveryCode, User
+from ..models import STAFF_ROLES, Delivery, PasskeyCredential, RecoveryCode, User
 from . import audit
 from .accounts import end_all_sessions
 from .audit import Actor
@@ -175,6 +176,7 @@ def enrol(session: Session, actor: Actor, user: User, config: Mapping[str, Any],
     user.mfa_enrolled_at = now
     audit.record(session, actor, "mfa.enrolled", clinic_id=user.clinic_id, object_type="user",
                  object_id=user.id, details={"replaced": replaced})
+    notify_account(session, user, "factor_added")
     return issue_recovery_codes(session, actor, user, config)
 
 
@@ -286,8 +288,8 @@ def recovery_codes_left(session: Session, user: User) -> int:
 # --- an admin's reset ------------------------------------------------------------------------
 
 def reset_factors(session: Session, actor: Actor, colleague: User) -> None:
-    """An admin (``actor``) removes ``colleague``'s authenticator and recovery codes: their
-    sessions end, they enrol again at their next sign-in, and both are told by email."""
+    """An admin (``actor``) removes ``colleague``'s authenticator, recovery codes and passkeys:
+    their sessions end, they enrol again at their next sign-in, and both are told by email."""
     admin = actor.user
     assert admin is not None and admin.clinic_id == colleague.clinic_id
     had_authenticator = is_enrolled(colleague)
@@ -295,20 +297,26 @@ def reset_factors(session: Session, actor: Actor, colleague: User) -> None:
     colleague.totp_last_step = None
     colleague.mfa_enrolled_at = None
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == colleague.id))
+    # A passkey is a second factor beside the authenticator (services.passkeys): one left
+    # behind would let a lost or stolen device still sign in after the reset.
+    passkeys = session.execute(delete(PasskeyCredential).where(
+        PasskeyCredential.user_id == colleague.id).execution_options(synchronize_session=False))
     end_all_sessions(colleague)
     for recipient in {admin.id: admin, colleague.id: colleague}.values():
-        _notify_factors_reset(session, recipient)
+        notify_account(session, recipient, "factors_reset")
     audit.record(session, actor, "mfa.factors_reset", clinic_id=colleague.clinic_id,
                  object_type="user", object_id=colleague.id,
-                 details={"had_authenticator": had_authenticator})
+                 details={"had_authenticator": had_authenticator,
+                          "passkeys_removed": passkeys.rowcount})
 
 
-def _notify_factors_reset(session: Session, user: User) -> None:
-    """An account delivery (``factors_reset``, wording in services.deliveries) to ``user``'s
-    email; each reset is a message of its own, so its key is new each time."""
-    session.add(Delivery(key=f"account:factors_reset:{user.id}:{secrets.token_hex(8)}",
+def notify_account(session: Session, user: User, notice: str) -> None:
+    """An account delivery (``notice``: ``factors_reset``, ``factor_added``; wording in
+    services.deliveries) to ``user``'s email; each is a message of its own, so its key is new
+    each time."""
+    session.add(Delivery(key=f"account:{notice}:{user.id}:{secrets.token_hex(8)}",
                          clinic_id=user.clinic_id, purpose="account", channel="email",
-                         user_id=user.id, account_notice="factors_reset"))
+                         user_id=user.id, account_notice=notice))
 
 
 def clinic_staff(session: Session, clinic_id: int) -> Sequence[User]:
