@@ -220,3 +220,19 @@ def test_a_reminder_whose_questionnaire_was_done_meanwhile_is_withdrawn(
     assert (reminder.status, reminder.last_error) == ("failed", service.QUESTIONNAIRE_DONE)
     assert session.scalars(select(AuditEvent.action).where(
         AuditEvent.object_type == "delivery")).all() == ["delivery.withdrawn"]
+
+
+def test_a_reminder_of_a_patient_discharged_meanwhile_is_withdrawn(
+        app, session, factory, world, mailbox, pinned):
+    """A discharged patient gets no more reminders, even one written before the discharge."""
+    patient = remindable_patient(factory, session, world.clinic, world.clinician)
+    app.config["SMTP_PORT"], live_port = free_port(), app.config["SMTP_PORT"]
+    tick(app)
+    app.config["SMTP_PORT"] = live_port
+    patient.discharged_at = pinned.now
+    session.commit()
+    pinned.advance(minutes=5)
+    send(app)
+    assert mailbox.received == []
+    [reminder] = deliveries(session, patient_id=patient.id)
+    assert (reminder.status, reminder.last_error) == ("failed", service.DISCHARGED)
