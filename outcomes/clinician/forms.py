@@ -13,6 +13,7 @@ from wtforms import (
     SelectField,
     SelectMultipleField,
     StringField,
+    TelField,
     TextAreaField,
     TimeField,
 )
@@ -22,7 +23,8 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 import instruments
 
 from ..forms import ClinicDate, KeyedForm
-from ..models import PlanEntry
+from ..models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, PlanEntry
+from ..services.clinic_settings import NAME_MAX, RESPONSE_WORDING_MAX, SENDER_NAME_MAX
 from ..services.courses import INDICATION_LABELS, SIDE_EFFECTS, STATUS_LABELS
 from ..services.dashboard import FILTERS, sorts
 from ..services.triage import inbox_kinds
@@ -241,9 +243,45 @@ class InfusionForm(KeyedForm):
                   for vital in ("systolic", "diastolic", "heart_rate", "spo2")))
 
 
+# The settings forms read the values; ``services.clinic_settings`` checks them and says what
+# is wrong with each. Their fields are named as the clinic's columns.
+
+class ClinicDetailsForm(FlaskForm):
+    """Who the clinic is to its patients."""
+
+    name = StringField("Clinic name", validators=[InputRequired("Give the clinic's name.")],
+                       render_kw={"maxlength": NAME_MAX, "autocomplete": "organization"})
+    crisis_phone = TelField("Crisis phone shown to patients", validators=[
+        InputRequired("Give the number patients in crisis can call.")],
+        render_kw={"autocomplete": "off", "inputmode": "tel"})
+    #: Typed, with the list of zones offered as suggestions (the page's datalist).
+    timezone = StringField("Time zone", validators=[
+        InputRequired("Give the clinic's time zone, such as America/New_York.")],
+        render_kw={"list": "time-zones", "autocomplete": "off", "autocapitalize": "off",
+                   "spellcheck": "false"})
+    alert_response_wording = TextAreaField(
+        "What patients are told about when the care team responds (optional)",
+        render_kw={"maxlength": RESPONSE_WORDING_MAX, "rows": 3})
+
+
+class SignInPolicyForm(FlaskForm):
+    """How long sessions last without activity, and the clinic's staff MFA rule."""
+
+    staff_idle_minutes = IntegerField(
+        "Staff: minutes without activity before signing out (optional)",
+        validators=[Optional()], render_kw={"min": IDLE_MINUTES_MIN, "max": IDLE_MINUTES_MAX,
+                                            "inputmode": "numeric"})
+    patient_idle_minutes = IntegerField(
+        "Patients: minutes without activity before signing out (optional)",
+        validators=[Optional()], render_kw={"min": IDLE_MINUTES_MIN, "max": IDLE_MINUTES_MAX,
+                                            "inputmode": "numeric"})
+    staff_mfa_required = BooleanField(
+        "Clinicians and admins sign in with a second factor (an authenticator app's code or "
+        "a passkey)")
+
+
 class NotificationSettingsForm(FlaskForm):
-    """The clinic's notification settings. The form reads the values; the bounds are checked
-    by ``services.clinic_settings``, which says what is wrong with each."""
+    """The clinic's notification settings."""
 
     reminder_limit = IntegerField(
         "Reminders per questionnaire", validators=[
@@ -260,7 +298,8 @@ class NotificationSettingsForm(FlaskForm):
             InputRequired("Give a number of minutes from 1 to 1440.")],
         render_kw={"min": 1, "max": 1440, "inputmode": "numeric"})
     message_sender_name = StringField("Name messages are sent under", validators=[
-        InputRequired("Give the name messages are sent under.")], render_kw={"maxlength": 60})
+        InputRequired("Give the name messages are sent under.")],
+        render_kw={"maxlength": SENDER_NAME_MAX})
 
 
 STAFF_ROLE_CHOICES = [SelectChoice("clinician", "Clinician"), SelectChoice("admin", "Admin")]
