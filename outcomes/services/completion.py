@@ -169,6 +169,7 @@ class _PatientRow:
     id: int
     enrolled_at: dt.datetime
     clinician_email: str | None
+    discharged_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,8 @@ class _Records:
     def read(cls, session: Session, scope: _Scope,
              starts: Mapping[int, dt.datetime]) -> _Records:
         clinician = aliased(User)
-        patients = [_PatientRow(row.id, row.enrolled_at, row.email) for row in session.execute(
-            scope(select(Patient.id, Patient.enrolled_at, clinician.email)
+        patients = [_PatientRow(*row) for row in session.execute(
+            scope(select(Patient.id, Patient.enrolled_at, clinician.email, Patient.discharged_at)
                   .outerjoin(clinician, clinician.id == Patient.assigned_clinician_id),
                   Patient.id).order_by(Patient.id))]
         plans: dict[int, list[PlanEntry]] = defaultdict(list)
@@ -225,7 +226,8 @@ class _Records:
             infusions=self.infusions.get(patient.id, []),
             next_infusion_at=course.next_infusion_at if course else None,
             course_ended_on=course.ended_on if course else None,
-            completed=self.completed.get(patient.id, {}))
+            completed=self.completed.get(patient.id, {}),
+            discharged_at=patient.discharged_at)
 
 
 def _infusions(session: Session, scope: _Scope) -> dict[int, list[dt.datetime]]:

@@ -30,6 +30,7 @@ FILTERS = {
     "infusion_today": "Infusion booked for today",
     "improving": "Improving",
     "not_improving": "Not improving",
+    "discharged": "Discharged patients",
 }
 #: The sort by a headline measure's change: ``pcl5_change`` for PCL-5 (its key, then this).
 CHANGE_SORT = "_change"
@@ -95,8 +96,11 @@ class DashboardRow:
 
     @property
     def chips(self) -> list[Chip]:
-        """Overdue or due, then each headline measure's change signals."""
+        """Discharged, overdue or due, then each headline measure's change signals."""
         chips = []
+        if self.patient.discharged_at is not None:
+            chips.append(Chip("neutral", "discharged",
+                              "Discharged by the clinic: nothing is due and no reminders go"))
         if self.overdue and self.summary.next_due_on is not None:
             chips.append(Chip("due", f"overdue since {self.summary.next_due_on:%-d %b}",
                               f"A questionnaire has been due for more than {GRACE_DAYS} days"))
@@ -167,13 +171,15 @@ class TriageCounts:
     other_alerts: int
     overdue: int
     infusions_today: int
+    #: Discharged patients (the dashboard hides them unless asked, or an alert is open).
+    discharged: int
 
 
 def triage_counts(session: Session, clinic_id: int, today: dt.date, zone: dt.tzinfo,
                   clinician_id: int | None = None) -> TriageCounts:
     """The counts at the top of the dashboard, in one statement: open crisis alerts, other
-    open alerts, and the patients the "overdue" and "infusion today" filters show (so a count
-    and the list it links to always agree)."""
+    open alerts, and the patients the "overdue", "infusion today" and "discharged" filters
+    show (so a count and the list it links to always agree)."""
     def alerts(crisis: bool):
         return (open_alerts_statement(clinic_id, clinician_id).where(Alert.crisis.is_(crisis))
                 .with_only_columns(func.count(Alert.id)).scalar_subquery())
@@ -185,13 +191,18 @@ def triage_counts(session: Session, clinic_id: int, today: dt.date, zone: dt.tzi
                 .where(*_conditions(clinic_id, query, today, zone)).scalar_subquery())
 
     row = session.execute(select(alerts(True), alerts(False), patients("overdue"),
-                                 patients("infusion_today"))).one()
+                                 patients("infusion_today"), patients("discharged"))).one()
     return TriageCounts(*row)
 
 
 def _conditions(clinic_id: int, query: DashboardQuery, today: dt.date,
                 zone: dt.tzinfo) -> list:
     conditions = [PatientSummary.clinic_id == clinic_id]
+    if query.filter == "discharged":
+        conditions.append(Patient.discharged_at.is_not(None))
+    else:
+        # Discharged patients only when asked for, but never while an alert of theirs is open.
+        conditions.append(or_(Patient.discharged_at.is_(None), PatientSummary.open_alerts > 0))
     if query.clinician_id is not None:
         conditions.append(Patient.assigned_clinician_id == query.clinician_id)
     if query.search.strip():

@@ -12,6 +12,7 @@ from ..models import Clinic, Invitation, Patient, User, utcnow
 from . import audit, plans, submissions, summaries
 from .accounts import AccountError, checked_new_email, hash_password
 from .audit import Actor
+from .patient_admin import AS_ENROLLED, readable, record_version
 from .tokens import could_be_token, new_token, token_hash
 
 
@@ -26,11 +27,6 @@ class IssuedInvitation:
     token: str
 
 
-def _readable(text: str) -> bool:
-    # Refuses blanks and invisible-only text (zero-width characters and the like).
-    return any(character.isalnum() for character in text)
-
-
 def enrol_patient(
     session: Session,
     actor: Actor,
@@ -41,14 +37,15 @@ def enrol_patient(
     assigned_clinician: User | None = None,
     submission_key: str | None = None,
 ) -> Patient:
-    """Add a patient to the clinic with the default measurement plan.
+    """Add a patient to the clinic with the default measurement plan; their details as
+    enrolled are version 1 (``patient_admin``).
 
     Raises RepeatedSubmission when the form with ``submission_key`` was stored before."""
     claim = submissions.claim(session, actor, "patient.enrol", submission_key,
                               [clinic.id, identifier, display_name, contact_email,
                                assigned_clinician.id if assigned_clinician else None])
     identifier, display_name = identifier.strip(), display_name.strip()
-    if not _readable(identifier) or not _readable(display_name):
+    if not readable(identifier) or not readable(display_name):
         raise EnrolmentError("A patient needs an identifier and a name with letters or digits.")
     exists = session.scalar(
         select(Patient.id).where(Patient.clinic_id == clinic.id, Patient.identifier == identifier)
@@ -74,6 +71,7 @@ def enrol_patient(
         raise EnrolmentError(f"A patient with identifier {identifier!r} is already "
                              "enrolled.") from None
     claim.stored(patient.id)
+    record_version(session, actor, patient, AS_ENROLLED)
     plans.add_default_plan(session, patient)
     audit.record(session, actor, "patient.enrol", patient=patient, object_type="patient",
                  object_id=patient.id)

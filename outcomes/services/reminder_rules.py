@@ -6,7 +6,8 @@ compare us with (the leading ketamine EHR's): a first reminder when the question
 due, then at most one a clinic day, at most three per occurrence, never in quiet hours. The
 numbers are local policy — no clinical source gives them — so each is a clinic setting with
 these defaults. A questionnaire done, or no longer asked for (the schedule stops listing it:
-an infusion that passed, an after-infusion check that expired), is reminded of no more.
+an infusion that passed, an after-infusion check that expired, a patient discharged), is
+reminded of no more.
 """
 from __future__ import annotations
 

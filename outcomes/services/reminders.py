@@ -9,8 +9,9 @@ written for each channel the patient chose, the settings carry and the patient h
 address for. The delivery's key (occurrence, reminder number, channel) makes a second tick,
 a retry or a second worker write nothing more; ``deliveries.send_pending`` sends them.
 
-Reminders go to patients with an active account (the message asks them to sign in), with
-reminders on and a channel chosen.
+Reminders go to patients under the clinic's care (none once discharged: nothing is due for
+them, ``schedule.outstanding``) with an active account (the message asks them to sign in),
+with reminders on and a channel chosen.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def queue_reminders(session: Session, now: dt.datetime,
         for patient in session.scalars(
                 select(Patient).join(PatientSummary).join(User, Patient.user_id == User.id)
                 .where(Patient.clinic_id == clinic.id, Patient.reminders_enabled,
-                       User.active,
+                       Patient.discharged_at.is_(None), User.active,
                        PatientSummary.next_due_on <= clock.clinic_today(clinic, now))
                 .order_by(Patient.id)):
             written += remind_patient(session, patient, clinic, policy, now, config)

@@ -41,6 +41,10 @@ class Timeline:
     course_ended_on: dt.date | None = None
     #: When each instrument was administered, by key.
     completed: Mapping[str, Sequence[dt.datetime]] = field(default_factory=dict)
+    #: When the clinic discharged the patient; None while under its care. Nothing is asked
+    #: of a discharged patient (no due item, no reminder), and nothing from that moment on
+    #: counts as asked.
+    discharged_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,16 @@ def timeline_of(patient: Patient, courses: Sequence[Course],
         next_infusion_at=course.next_infusion_at if course else None,
         course_ended_on=course.ended_on if course else None,
         completed=completed,
+        discharged_at=patient.discharged_at,
     )
 
 
 def outstanding(entries: Iterable[PlanEntry], timeline: Timeline,
                 now: dt.datetime) -> list[Occurrence]:
     """Every questionnaire the plan asks for and that is not done: due now, or next to fall
-    due, one per plan entry; earliest first."""
+    due, one per plan entry; earliest first. Nothing for a discharged patient."""
+    if timeline.discharged_at is not None:
+        return []
     occurrences = []
     for entry in entries:
         if not entry.active:
@@ -274,13 +281,15 @@ def asked_between(entries: Iterable[PlanEntry], timeline: Timeline, start: dt.da
     as the rules count it: one PHQ-9 serves two timings, and one done two days early serves
     the next check-in). Only completions up to ``now`` count. Each recorded infusion was
     preceded by its before-infusion window; the booked next infusion's window counts once
-    open. The plan's active entries, the courses and the timeline are taken as they stand."""
+    open. The plan's active entries, the courses and the timeline are taken as they stand;
+    for a discharged patient, only what fell due before the discharge."""
+    until = now if timeline.discharged_at is None else min(now, timeline.discharged_at)
     asked: list[Asked] = []
     for entry in entries:
         if entry.active:
             asked.extend(found for found in _ASKED_RULES[entry.schedule](entry, timeline, start,
                                                                          now)
-                         if start <= found.occurrence.opens_at <= now)
+                         if start <= found.occurrence.opens_at <= until)
     return sorted(asked, key=lambda a: (a.occurrence.opens_at, a.occurrence.instrument_key,
                                         a.occurrence.schedule))
 
