@@ -1,17 +1,26 @@
 """A patient sets their reminders on their phone (360 px): turns them off, then on again by
-email, with the keyboard as well as taps; and the service worker shows a push message. The
+email, with the keyboard as well as taps; changes their email, which is used once they follow
+the link it receives (through a real SMTP server, sent by the jobs' tick as the worker
+would), signed in or after signing in; and the service worker shows a push message. The
 clinic's server sends email and web push."""
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
 
+from outcomes import clock
 from outcomes.channels.contacts import base64url_encode
 from outcomes.models import Patient
 
+from ..channel_servers import Mailbox, smtp_server
+from ..notification_world import SENDER, tick
+from ..conftest import PASSWORD
 from .conftest import SERVER_ENVIRONMENT, check_page, expect, goto, sign_in
 
 pytestmark = pytest.mark.browser
@@ -36,6 +45,112 @@ def until(found: Callable[[], list], page, seconds: float = 5) -> list:
             return answer
         page.wait_for_timeout(100)  # lets Playwright take in the browser's events
     return found()
+
+
+@pytest.fixture
+def mailbox(app: Flask, live_server: str) -> Iterator[Mailbox]:
+    """An SMTP server on 127.0.0.1 that the jobs' email goes to, their links to the server."""
+    box = Mailbox()
+    with smtp_server(box) as port:
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                          SMTP_FROM=SENDER, PUBLIC_BASE_URL=live_server,
+                          NOTIFICATION_OUTBOX=False, NOTIFICATION_TIMEOUT=5)
+        yield box
+
+
+@pytest.fixture
+def reminded_by_email(session, world) -> Patient:
+    """The world's patient, reminded by email at any hour (no quiet hours: the test runs at
+    whatever time it is)."""
+    world.patient.reminder_channels = ["email"]
+    world.clinic.quiet_from = world.clinic.quiet_until = dt.time(8, 0)
+    session.commit()
+    return world.patient
+
+
+def confirmation_link(mailbox: Mailbox, live_server: str, address: str) -> str:
+    [mail] = [received for received in mailbox.received if received.recipients == [address]
+              and received.message["Subject"] == "Confirm your new contact address"]
+    [link] = re.findall(re.escape(live_server) + r"/confirm-contact#[A-Za-z0-9_-]+",
+                        mail.message.get_content())
+    return link
+
+
+def change_email_on_settings(phone, live_server: str, address: str) -> None:
+    goto(phone, f"{live_server}/me/settings")
+    phone.get_by_label("Email address for reminders").fill(address)
+    phone.get_by_role("button", name="Save my contact details").click()
+    expect(phone.get_by_role("status").filter(
+        has_text="We sent an email with a link to your new email address")).to_be_visible()
+    expect(phone.get_by_text("Waiting for confirmation")).to_be_visible()
+    expect(phone.get_by_role("button", name="Send the link again")).to_be_visible()
+    expect(phone.get_by_role("button", name="Cancel this change")).to_be_visible()
+    check_page(phone)
+
+
+def reminder_recipients(mailbox: Mailbox) -> list[list[str]]:
+    return [received.recipients for received in mailbox.received
+            if received.message["Subject"] == "A questionnaire is ready for you"]
+
+
+def test_a_patient_changes_their_email_and_the_next_reminder_goes_there(
+        app, session, world, reminded_by_email, live_server, server_log, mailbox, phone,
+        monkeypatch):
+    sign_in_email = world.patient_user.email
+    new_address = "robin.new@example.org"
+    sign_in(phone, live_server, sign_in_email)
+    change_email_on_settings(phone, live_server, new_address)
+
+    tick(app)  # the link, to the new address; the first reminder, still to the old one
+    link = confirmation_link(mailbox, live_server, new_address)
+    assert reminder_recipients(mailbox) == [[sign_in_email]]
+
+    goto(phone, link)  # its script posts the token
+    expect(phone.get_by_role("status").filter(
+        has_text="Your new email address is confirmed")).to_be_visible()
+    expect(phone.get_by_text("You still sign in with your sign-in email")).to_be_visible()
+    expect(phone.get_by_text("Waiting for confirmation")).to_be_hidden()
+    assert link.partition("#")[2] not in phone.url
+    check_page(phone)
+
+    # The next clinic day's reminder goes to the new address.
+    later = clock.utcnow() + dt.timedelta(days=1)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    tick(app)
+    assert reminder_recipients(mailbox) == [[sign_in_email], [new_address]]
+    session.expire_all()
+    assert session.get(Patient, world.patient.id).user.email == sign_in_email
+    log = server_log.read_text(errors="replace")
+    assert '"POST /confirm-contact HTTP' in log and link.partition("#")[2] not in log
+
+
+def test_a_link_opened_signed_out_is_confirmed_after_signing_in(
+        app, session, world, reminded_by_email, live_server, mailbox, phone, new_context):
+    new_address = "robin.elsewhere@example.org"
+    sign_in(phone, live_server, world.patient_user.email)
+    change_email_on_settings(phone, live_server, new_address)
+    tick(app)
+    link = confirmation_link(mailbox, live_server, new_address)
+
+    mail_app = new_context().new_page()  # the link opened where nobody is signed in
+    goto(mail_app, link)
+    expect(mail_app.get_by_role("heading", level=1)).to_have_text(
+        "Confirm your new contact address")
+    assert "#" not in mail_app.url
+    check_page(mail_app)
+    mail_app.get_by_role("link", name="Sign in to confirm").click()
+    mail_app.get_by_label("Email").fill(world.patient_user.email)
+    mail_app.get_by_label("Password").fill(PASSWORD)
+    mail_app.get_by_role("button", name="Sign in").click()
+    expect(mail_app.get_by_role("status").filter(
+        has_text="Your new email address is confirmed")).to_be_visible()
+    session.expire_all()
+    assert session.get(Patient, world.patient.id).contact_email == new_address
+
+    goto(mail_app, link)  # used: the calm page
+    expect(mail_app.get_by_role("heading", level=1)).to_have_text(
+        "This link has been used or has expired")
+    check_page(mail_app)
 
 
 def reminder_settings(session, patient_id: int) -> tuple:
