@@ -420,3 +420,8 @@ def test_each_form_needs_its_token(csrf_app, world, session):
     assert client.post(UNSUBSCRIBE, data={**removal, "csrf_token": csrf_token(page)}) \
         .status_code == 200
     assert subscriptions(session) == []
+
+
+def test_the_page_links_to_the_accounts_password_and_sessions(patient_client):
+    page = patient_client.get(SETTINGS).get_data(as_text=True)
+    assert 'href="/account/password"' in page and 'href="/account/sessions"' in page

@@ -85,6 +85,8 @@ def change_email_on_settings(phone, live_server: str, address: str) -> None:
     expect(phone.get_by_text("Waiting for confirmation")).to_be_visible()
     expect(phone.get_by_role("button", name="Send the link again")).to_be_visible()
     expect(phone.get_by_role("button", name="Cancel this change")).to_be_visible()
+    expect(phone.get_by_role("link", name="Change my password")).to_be_visible()
+    expect(phone.get_by_role("link", name="sign out everywhere")).to_be_visible()
     check_page(phone)
 
 
