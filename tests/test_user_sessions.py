@@ -106,6 +106,8 @@ def session_ids(page: bytes) -> list[int]:
      "Chrome/120.0.0.0 Safari/537.36", "Chrome on ChromeOS"),
     ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
      "Safari/537.36 OPR/105.0.0.0", "Opera on Linux"),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "HeadlessChrome/120.0.6099.28 Safari/537.36", "Chrome on Linux"),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Trident/7.0", "A browser on Windows"),
     ("curl/8.4.0", "Unknown browser"),
     ("", "Unknown browser"),

@@ -10,7 +10,6 @@ refused by every worker and host at its next request.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -45,7 +44,7 @@ def device_label(user_agent: str | None) -> str:
     own devices, nothing is decided on it."""
     agent = user_agent or ""
     browser = next((name for token, name in _BROWSERS
-                    if re.search(rf"\b{token}/", agent)), None)
+                    if f"{token}/" in agent), None)
     system = next((name for token, name in _SYSTEMS if token in agent), None)
     if browser and system:
         return f"{browser} on {system}"
