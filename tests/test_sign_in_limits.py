@@ -1,6 +1,9 @@
 """Sign-in limits that count: shared between processes through Redis, per address and per
 account (across any number of addresses), slowing an attacker without locking the owner out,
-and answering the same whether or not the account exists.
+and answering the same whether or not the account exists. The same two kinds of limit hold the
+pages that lead to an account without its password: asking for a reset link (per email
+address) and choosing a password with a reset or staff invitation link (per link, that is per
+account), each beside the per-client one.
 
 The Redis at 127.0.0.1:6379 is the real one. Each test keeps to keys of its own: a secret key
 of its own (the account keys are keyed hashes of the email) and client addresses of its own,
@@ -25,7 +28,12 @@ import pytest
 from flask import Flask
 
 from outcomes import create_app
+from outcomes.auth.throttle import LINK_PASSWORD_LIMIT
 from outcomes.extensions import db
+from outcomes.models import Patient
+from outcomes.services.audit import Actor
+from outcomes.services.password_resets import issue_clinic_reset
+from outcomes.services.staff import invite_staff
 
 from .conftest import PASSWORD, base_config, csrf_token
 
@@ -138,6 +146,86 @@ def test_an_unreachable_limit_store_does_not_stop_sign_in(database_url, world):
     assert attempt(client, world.clinician.email, "wrong password!", "192.0.2.7").status_code \
         == 401
     assert attempt(client, world.clinician.email, PASSWORD, "192.0.2.7").status_code == 302
+
+
+# -- the links that lead to an account: resets and staff invitations ---------------------------
+
+def reset_link(app: Flask, session, patient: Patient, by) -> str:
+    """A new reset link's token for ``patient``, issued by their clinician ``by``."""
+    with app.app_context():
+        issued = issue_clinic_reset(session, Actor(by), session.get(Patient, patient.id))
+        session.commit()
+    return issued.token
+
+
+def staff_link(app: Flask, session, factory, clinic) -> str:
+    """A new staff invitation's token, issued by an admin of ``clinic``."""
+    admin = factory.staff(clinic, "admin")
+    with app.app_context():
+        issued = invite_staff(session, Actor(admin), f"new-{uuid.uuid4().hex[:8]}@example.org",
+                              "clinician")
+        session.commit()
+    return issued.token
+
+
+def choose_password(client, route: str, token: str, password: str, address: str):
+    return client.post(route, data={"token": token, "password": password,
+                                    "confirm": password},
+                       headers={"X-Forwarded-For": address})
+
+
+@pytest.mark.parametrize("route, ends_in", [("/reset/new-password", 303),
+                                            ("/join/accept", 302)])
+def test_passwords_posted_with_one_link_are_limited_across_addresses(
+        app, session, world, factory, route, ends_in):
+    if route == "/reset/new-password":
+        link = reset_link(app, session, world.patient, world.clinician)
+        other = reset_link(app, session, world.other_patient, world.other_clinician)
+    else:
+        link, other = (staff_link(app, session, factory, clinic)
+                       for clinic in (world.clinic, world.other_clinic))
+    client, source = app.test_client(), addresses()
+    # Passwords the rules refuse, each from a new address: ten a link, then 429.
+    assert LINK_PASSWORD_LIMIT == "10 per hour"
+    statuses = [choose_password(client, route, link, "too short", next(source)).status_code
+                for _ in range(11)]
+    assert statuses == [422] * 10 + [429]
+    # What counts is the link, not the password: a good one is held too, from anywhere.
+    assert choose_password(client, route, link, "a brand new passphrase 42",
+                           next(source)).status_code == 429
+    # Another account's link is untouched.
+    assert choose_password(client, route, other, "a brand new passphrase 42",
+                           next(source)).status_code == ends_in
+
+
+@pytest.mark.parametrize("route", ["/forgot-password", "/reset", "/reset/new-password",
+                                   "/join", "/join/accept"])
+def test_each_link_page_holds_the_per_client_limit(database_url, world, redis, route):
+    """Made-up tokens (and addresses) name no account, so only the per-client limit can hold
+    someone trying many: SIGN_IN_RATE_LIMIT, here 3 a minute."""
+    app = limited_app(database_url, SIGN_IN_RATE_LIMIT="3 per minute")
+    client, address = app.test_client(), next(addresses())
+    statuses = [client.post(route, data={"token": f"made-up-{n}", "email": f"x{n}@example.org",
+                                         "password": PASSWORD, "confirm": PASSWORD},
+                            headers={"X-Forwarded-For": address}).status_code
+                for n in range(4)]
+    assert statuses[3] == 429 and 429 not in statuses[:3]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_reset_requests_are_limited_per_address_across_client_addresses(app, world):
+    """Three an hour for one email (RESET_REQUESTS_PER_ADDRESS), from any number of client
+    addresses, whether or not an account has it; other addresses untouched."""
+    client, source = app.test_client(), addresses()
+    nobody = f"nobody-{uuid.uuid4().hex[:6]}@example.org"
+    for email in (world.patient_user.email, nobody):
+        statuses = [client.post("/forgot-password", data={"email": email},
+                                headers={"X-Forwarded-For": next(source)}).status_code
+                    for _ in range(4)]
+        assert statuses == [200] * 3 + [429]
+    assert client.post("/forgot-password", data={"email": world.clinician.email},
+                       headers={"X-Forwarded-For": next(source)}).status_code == 200
 
 
 def production_app(database_url: str, **settings: object) -> Flask:

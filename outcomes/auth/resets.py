@@ -72,6 +72,7 @@ def password_reset() -> str | tuple[str, int]:
 
 @bp.post("/reset/new-password")
 @limiter.limit(sign_in_limit)
+@limiter.limit(throttle.LINK_PASSWORD_LIMIT, key_func=throttle.link_key)
 def choose_new_password() -> Response | tuple[str, int]:
     form = NewPasswordForm()
     token = (form.token.data or "").strip()

@@ -38,6 +38,7 @@ def open_staff_invitation() -> str | tuple[str, int]:
 
 @bp.post("/join/accept")
 @limiter.limit(sign_in_limit)
+@limiter.limit(throttle.LINK_PASSWORD_LIMIT, key_func=throttle.link_key)
 def accept_staff_invitation_link() -> Response | tuple[str, int]:
     form = NewPasswordForm()
     token = (form.token.data or "").strip()

@@ -1,10 +1,13 @@
-"""The per-account sign-in throttle, beside the per-address limit.
+"""The per-account limits, beside the per-client-address ones (SIGN_IN_RATE_LIMIT).
 
 Wrong passwords are counted per account (the normalised email, whether or not an account has
 it, so the answer never tells which exist), in the limiter's shared storage, whatever address
 they come from. A device that has signed in to the account before carries a signed cookie
 and is counted apart (the "device cookie" defence of the OWASP authentication cheat sheet):
 an attack on an account slows the attacker down without locking its owner out.
+
+A one-time link (a password reset, a staff invitation) names one account: the passwords
+posted with it are counted per link, whatever address they come from.
 """
 from __future__ import annotations
 
@@ -23,14 +26,25 @@ DEVICE_COOKIE = "known_device"
 DEVICE_LIFETIME = dt.timedelta(days=180)
 
 
+#: Passwords posted with one reset or invitation link, from any address: local policy, room
+#: for a person whose first choices the password rules refuse, and no more. Each post costs
+#: the server a password hash, so a leaked link cannot be used to keep it busy either.
+LINK_PASSWORD_LIMIT = "10 per hour"
+
+
 def account_limit() -> str:
     return current_app.config["ACCOUNT_SIGN_IN_LIMIT"]
 
 
-def _account(email: str) -> str:
-    # Keyed, so the limiter's storage holds no email address and no one can precompute keys.
+def _keyed(text: str) -> str:
+    # Keyed, so the limiter's storage holds no email address or link token, and no one can
+    # precompute keys.
     secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, normalise_email(email).encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _account(email: str) -> str:
+    return _keyed(normalise_email(email))
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -56,6 +70,13 @@ def account_key() -> str:
     account = _account(request.form.get("email", ""))
     device = _known_device(account)
     return f"account:{account}" + (f":device:{device}" if device else "")
+
+
+def link_key() -> str:
+    """The throttle's key for a password posted with a one-time link: the link, that is its
+    one account. (A made-up token names none: guesses are held by the per-client limit and
+    the tokens' 256 bits.)"""
+    return "link:" + _keyed(request.form.get("token", "").strip())
 
 
 def is_failed_sign_in(response: Response) -> bool:
