@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from outcomes import create_app
 from outcomes.extensions import db
-from outcomes.models import AuditEvent, StaffInvitation, User
+from outcomes.models import AuditEvent, StaffInvitation, User, UserSession
 from outcomes.services import staff
 from outcomes.services.audit import Actor
 
@@ -89,7 +89,8 @@ def test_clinicians_get_404_for_every_staff_route(app, world, admin, session):
     assert client.get("/clinic/staff").status_code == 404
     for path, data in (("/clinic/staff/invite", {"email": "x@example.org", "role": "admin"}),
                        ("/clinic/staff/role", {"user_id": world.clinician.id, "role": "admin"}),
-                       ("/clinic/staff/active", {"user_id": admin.id, "active": "off"})):
+                       ("/clinic/staff/active", {"user_id": admin.id, "active": "off"}),
+                       ("/clinic/staff/end-sessions", {"user_id": admin.id})):
         assert client.post(path, data=data).status_code == 404
     assert fresh(session, world.clinician).role == "clinician"
     assert fresh(session, admin).active
@@ -345,6 +346,9 @@ def test_deactivating_ends_the_accounts_open_session_at_once(
     assert answer.status_code == 303
     ended = colleague.get("/clinic/patients")
     assert ended.status_code == 302 and ended.location.startswith("/login")
+    session.rollback()
+    assert session.scalars(select(UserSession.ended_reason).where(
+        UserSession.user_id == world.clinician.id)).all() == ["deactivated"]
     assert app.test_client().post("/login", data={"email": world.clinician.email,
                                                   "password": PASSWORD}).status_code == 401
     deactivated = actions(session, "staff.deactivate")

@@ -2,7 +2,8 @@
 whose secret the cookie holds, each request finds it open or is signed out; a person lists
 their sessions and ends any other, or all; changes their password (ending the others); an
 admin signs a colleague out everywhere; deactivation and a password reset end the account's
-sessions at once. A session ended through one server process is refused by another.
+sessions at once (deactivation: tests/test_staff_admin.py). A session ended through one
+server process is refused by another.
 SQLite and PostgreSQL."""
 from __future__ import annotations
 
@@ -418,16 +419,6 @@ def test_ending_a_colleagues_sessions_is_for_admins_of_their_clinic(app, world, 
                           data={"user_id": admin.id}).status_code == 404
     assert signed_in(others, "/clinic/patients") and signed_in(admin_client, "/clinic/staff")
     assert actions(session, "staff.end_sessions") == []
-
-
-def test_deactivation_ends_the_rows_at_once(app, world, factory, session):
-    admin = factory.staff(world.clinic, "admin")
-    admin_client, colleague = app.test_client(), app.test_client()
-    sign_in(admin_client, admin)
-    sign_in(colleague, world.clinician)
-    admin_client.post("/clinic/staff/active", data={"user_id": world.clinician.id,
-                                                    "active": "off"})
-    assert rows(session, world.clinician)[0].ended_reason == "deactivated"
 
 
 def test_a_password_reset_ends_every_session_of_the_account(app, world, session):

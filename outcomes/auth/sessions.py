@@ -5,9 +5,10 @@ patients) and an absolute cap from sign-in, both checked here on every request.
 The cookie holds the session's secret, whose row a request must find open: a session ended
 anywhere (signed out, from the owner's sessions page, by an admin) is refused at once by
 every worker and host. The times live in the signed session cookie, so nobody can move them,
-and the check is the server's: an old copy of the cookie is refused like the original. The cookie itself lasts the
-absolute cap, longer than the idle timeout, so a form sent after an idle timeout still says
-whose session it was, and a questionnaire's answers can be held for that user.
+and the check is the server's: an old copy of the cookie is refused like the original. The
+cookie itself lasts the absolute cap, longer than the idle timeout, so a form sent after an
+idle timeout still says whose session it was, and a questionnaire's answers can be held for
+that user.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A clinic's staff, run by its admins: inviting a clinician or admin by a one-time link,
 accepting it, changing a role, deactivating and reactivating an account, ending a colleague's
-sessions, with the rule that a clinic always keeps one active admin. Every change is audited (who, what, old and new).
+sessions, with the rule that a clinic always keeps one active admin. Every change is audited
+(who, what, old and new).
 
 Only a SHA-256 hash of an invitation's token is stored; the link carries the token after
 ``#`` (``/join#<token>``), so it reaches no server log.
