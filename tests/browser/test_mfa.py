@@ -1,6 +1,7 @@
 """Staff MFA in the browser (issue 12's "Done when"): over HTTPS with CSRF on, as in
 production, a clinician sets up the authenticator app at their first sign-in, signs in with
-its code, is refused the same code again, and signs in with a recovery code."""
+its code, is refused the same code again, and signs in with a recovery code; a patient, who
+need not, adds an authenticator app and is asked for its code from then on."""
 from __future__ import annotations
 
 from .conftest import (
@@ -63,3 +64,33 @@ def test_a_clinician_enrols_signs_in_with_a_code_once_and_with_a_recovery_code(
     give_password(phone, live_server, email)
     give_code(phone, codes[0])  # used up
     expect(phone.get_by_text("used already")).to_be_visible()
+
+
+def test_a_patient_may_add_an_authenticator_and_is_then_asked_for_its_code(
+        live_server, phone, world):
+    """Patients are never required to, but may: from their security page, after confirming
+    their password; from then on their sign-in asks for the code."""
+    email = world.patient_user.email
+    give_password(phone, live_server, email)
+    expect(phone.get_by_role("button", name="Sign out")).to_be_visible()  # no code asked
+    goto(phone, f"{live_server}/account/security")
+    expect(phone.get_by_text("It is your choice")).to_be_visible()
+    check_page(phone)
+    phone.get_by_role("link", name="Set up an authenticator app").click()
+    expect(phone.get_by_role("heading", name="Confirm it is you")).to_be_visible()
+    check_page(phone)
+    phone.get_by_label("Your password, or the code your authenticator app shows now") \
+        .fill(PASSWORD)
+    phone.get_by_role("button", name="Confirm").click()
+    codes = enrol_on_page(phone, email)
+    assert len(codes) == 10
+    expect(phone.get_by_role("heading", name="Sign-in security")).to_be_visible()
+    expect(phone.get_by_text("You sign in with a code from your authenticator app")) \
+        .to_be_visible()
+    sign_out(phone)
+
+    give_password(phone, live_server, email)
+    give_code(phone, AUTHENTICATORS[email].code())
+    expect(phone.get_by_role("button", name="Sign out")).to_be_visible()
+    goto(phone, f"{live_server}/me/")
+    check_page(phone)
