@@ -16,12 +16,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from outcomes import create_app
+from outcomes.extensions import db
 from outcomes.models import AuditEvent, ContactConfirmation, Patient
 from outcomes.services import contact_changes
 from outcomes.services.deliveries import CONTACT_CHANGE_CLOSED, WORDING
 
 from .channel_servers import Answer, Mailbox, certificates, https_server, trusted  # noqa: F401
-from .conftest import PASSWORD, csrf_token, sign_in
+from .conftest import PASSWORD, base_config, csrf_token, sign_in
 from .helpers import T0
 from .notification_world import (  # noqa: F401  (fixtures)
     BASE_URL,
@@ -354,9 +356,17 @@ def test_each_form_needs_its_csrf_token(app, session, patient, mailbox, pinned):
     assert changes(session, patient) == []
     assert client.post(CONTACT, data={"email": NEW_EMAIL, "csrf_token": csrf_token(page)}) \
         .status_code == 303
-    assert client.post(CANCEL, data={"kind": "email"}).status_code == 400
+    page = client.get(SETTINGS).data  # now with the waiting change's buttons
+    for route in (RESEND, CANCEL):
+        assert client.post(route, data={"kind": "email"}).status_code == 400
     assert client.post(CONFIRM, data={"token": "a-made-up-token"}).status_code == 400
     assert len(changes(session, patient)) == 1 and changes(session, patient)[0].revoked_at is None
+    assert len(deliveries(session, account_notice="confirm_contact")) == 1
+    token = {"csrf_token": csrf_token(page)}
+    assert client.post(RESEND, data={"kind": "email", **token}).status_code == 303
+    assert client.post(CANCEL, data={"kind": "email", **token}).status_code == 303
+    assert changes(session, patient)[0].revoked_at is not None
+    assert client.post(CONFIRM, data={"token": "a-made-up-token", **token}).status_code == 404
 
 
 def test_the_service_confirms_a_token_once_and_only_for_its_patient(app, session, world,
@@ -374,3 +384,20 @@ def test_the_service_confirms_a_token_once_and_only_for_its_patient(app, session
         assert contact_changes.confirm(session, actor, patient, issued.token) is None
         session.commit()
     assert fresh(session, patient).contact_email == NEW_EMAIL_STORED
+
+
+def test_messages_with_a_link_are_limited_per_account(database_url, world):
+    """Five an hour (CONTACT_MESSAGES_PER_ACCOUNT): a stolen session cannot flood anyone's
+    mailbox or phone."""
+    limited = create_app({**base_config(database_url), "RATELIMIT_ENABLED": True,
+                          "RATELIMIT_STORAGE_URI": "memory://"})
+    try:
+        client = limited.test_client()
+        sign_in(client, world.patient_user)
+        answers = [client.post(CONTACT, data={"email": f"try{n}@example.org"}).status_code
+                   for n in range(5)]
+        answers.append(client.post(RESEND, data={"kind": "email"}).status_code)
+        assert answers == [303] * 5 + [429]
+    finally:
+        with limited.app_context():
+            db.engine.dispose()

@@ -55,6 +55,11 @@ def _account_key() -> str:
     return f"contact-messages:{current_user.id}"
 
 
+#: One count for asking for a change and for resending its link.
+contact_messages = limiter.shared_limit(CONTACT_MESSAGES_PER_ACCOUNT, scope="contact-messages",
+                                        key_func=_account_key)
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 @patient_required
 def settings() -> Response | tuple[str, int]:
@@ -86,7 +91,7 @@ def settings() -> Response | tuple[str, int]:
 
 @bp.post("/settings/contact")
 @patient_required
-@limiter.limit(CONTACT_MESSAGES_PER_ACCOUNT, key_func=_account_key)
+@contact_messages
 def change_contact() -> Response | tuple[str, int]:
     """New contact details: each new address gets a link, and is used once it is followed."""
     patient = own_patient()
@@ -113,7 +118,7 @@ def change_contact() -> Response | tuple[str, int]:
 
 @bp.post("/settings/contact/resend")
 @patient_required
-@limiter.limit(CONTACT_MESSAGES_PER_ACCOUNT, key_func=_account_key)
+@contact_messages
 def resend_contact() -> Response:
     form = WaitingChangeForm()
     if not form.validate():
