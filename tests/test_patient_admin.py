@@ -7,6 +7,8 @@ their crisis answers still open an alert. Another clinic's patient: 404. SQLite 
 PostgreSQL."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 import threading
 
@@ -15,12 +17,26 @@ from sqlalchemy import select
 
 from outcomes import create_app
 from outcomes.extensions import db
-from outcomes.models import Alert, AuditEvent, Patient, PatientRevision
+from outcomes.models import (
+    Alert,
+    AuditEvent,
+    Patient,
+    PatientRevision,
+    PatientSummary,
+    PlanEntry,
+)
 from outcomes.services import patient_admin
 from outcomes.services.audit import Actor
+from outcomes.services.schedule import (
+    Timeline,
+    asked_between,
+    due_questionnaires,
+    next_due_on,
+    outstanding,
+)
 
 from .conftest import PASSWORD, base_config, csrf_token, sign_in
-from .helpers import answers_form, as_dicts, post_export
+from .helpers import T0, answers_form, as_dicts, post_export
 from .notification_world import (  # noqa: F401  (fixtures)
     deliveries,
     mailbox,
@@ -349,6 +365,8 @@ def test_the_dashboard_hides_discharged_patients_unless_asked(staff_client, worl
     shown = staff_client.get("/clinic/patients?filter=discharged").data
     assert rows(shown) == [patient.id] and b">discharged</span>" in shown
     assert patient.id not in rows(staff_client.get("/clinic/patients?filter=overdue").data)
+    session.rollback()
+    assert session.get(PatientSummary, patient.id).next_due_on is None
     # An open alert keeps them in sight until someone acknowledges it.
     factory.assessment(patient, "phq9", total=14, item9=2)
     assert patient.id in rows(staff_client.get("/clinic/patients").data)
@@ -391,6 +409,24 @@ def test_no_reminder_is_written_for_a_discharged_patient(app, session, factory, 
     pinned.advance(minutes=5)
     tick(app)
     assert len(deliveries(session, patient_id=patient.id)) == 1
+
+
+def test_the_schedule_asks_nothing_of_a_discharged_patient_from_the_discharge_on():
+    every_4_days = [PlanEntry(instrument_key="phq9", schedule="recurring", every_days=4,
+                              active=True)]
+    # Enrolled Monday 2 March 2026 in New York: check-ins due 6, 10, 14, 18 March.
+    under_care = Timeline(enrolled_at=T0, timezone="America/New_York")
+    discharged = dataclasses.replace(under_care, discharged_at=T0 + dt.timedelta(days=9))
+    now = T0 + dt.timedelta(days=17)
+    assert outstanding(every_4_days, under_care, now)
+    assert outstanding(every_4_days, discharged, now) == []
+    assert due_questionnaires(every_4_days, discharged, now) == []
+    assert next_due_on(every_4_days, discharged, now) is None
+    # Completion counts only what fell due before the discharge (the 6th and 10th) as asked.
+    opened = [asked.occurrence.opens_at.date() for asked in
+              asked_between(every_4_days, discharged, T0, now)]
+    assert opened == [dt.date(2026, 3, 6), dt.date(2026, 3, 10)]
+    assert len(asked_between(every_4_days, under_care, T0, now)) == 4
 
 
 # -- access -----------------------------------------------------------------------------------
