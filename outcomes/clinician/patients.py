@@ -1,4 +1,6 @@
-"""A patient's administrative details, for the clinic: edit name, identifier and contacts (versioned, with a reason), reassign the clinician, discharge and re-admit, re-issue access (issue 12 item 4).
+"""A patient's administrative details, for the clinic: edit name, identifier and contacts
+(versioned, with a reason), reassign the clinician, discharge and re-admit, re-issue access
+(issue 12 item 4).
 
 One page, "Details and history", holds the forms and every version; each form posts to its
 own route, which answers with the page again (422) when refused, or goes back to it. The
