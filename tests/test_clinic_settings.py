@@ -275,6 +275,7 @@ def test_clearing_the_response_wording_promises_nothing(client, session, world, 
     ("crisis_phone", "555 0100", "That is not a valid phone number in US"),
     ("crisis_phone", "911", "That is the emergency number, which the crisis screen shows "
      "already: give the clinic's own number."),
+    ("crisis_phone", "+1 911", "That is the emergency number"),
     ("crisis_phone", "(415) 555-0123 ext. 12", "without an extension"),
     ("timezone", "", "Give the clinic's time zone, such as America/New_York."),
     ("timezone", "Mars/Olympus_Mons", "“Mars/Olympus_Mons” is not a time zone this server "
@@ -348,6 +349,7 @@ def test_the_page_offers_every_zone_and_says_what_a_change_moves(client, world, 
     text = html.unescape(page)
     assert "Times already recorded do not move" in text
     assert "quiet hours" in text and "'today'" in text
+    assert "as patients dial it, such as (201) 555-0123" in text  # the region's (US) format
 
 
 # -- the sign-in policy (issue 12 item 4) ------------------------------------------------------

@@ -250,7 +250,7 @@ class ClinicDetailsForm(FlaskForm):
     """Who the clinic is to its patients."""
 
     name = StringField("Clinic name", validators=[InputRequired("Give the clinic's name.")],
-                       render_kw={"maxlength": NAME_MAX, "autocomplete": "organization"})
+                       render_kw={"maxlength": NAME_MAX, "autocomplete": "off"})
     crisis_phone = TelField("Crisis phone shown to patients", validators=[
         InputRequired("Give the number patients in crisis can call.")],
         render_kw={"autocomplete": "off", "inputmode": "tel"})

@@ -25,6 +25,7 @@ from ..services.clinic_settings import (
     NotificationSettings,
     SettingsRefused,
     SignInPolicy,
+    phone_example,
     settings_of,
     zone_names,
 )
@@ -112,6 +113,7 @@ def _settings_page(sent: FlaskForm | None = None) -> str:
         "clinician/settings.html", forms=forms, can_change=current_user.role == "admin",
         clinic=clinic, defaults=DEFAULTS, zone_names=zone_names(),
         phone_region=config["PHONE_REGION"],
+        phone_example=phone_example(config["PHONE_REGION"]),
         idle_defaults={"staff": config["STAFF_IDLE_MINUTES"],
                        "patient": config["PATIENT_IDLE_MINUTES"]},
         server_requires_mfa=staff_mfa_required(config),

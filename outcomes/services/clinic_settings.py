@@ -224,17 +224,16 @@ def crisis_phone_number(text: str, region: str) -> str:
     internationally (``+44 20 7946 0958``); or a short number valid in ``region`` (such as a
     national helpline's), as its digits. ``ContactError`` says what is wrong, without
     repeating what was typed."""
-    example = phonenumbers.format_number(phonenumbers.example_number(region),
-                                         PhoneNumberFormat.NATIONAL)
-    expected = (f"give it as patients in {region} dial it, such as {example}, or with + and "
-                f"the country code for a number abroad")
+    expected = (f"give it as patients in {region} dial it, such as {phone_example(region)}, "
+                f"or with + and the country code for a number abroad")
     if not text:
         raise ContactError(f"Give the number patients in crisis can call: {expected}.")
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException:
         raise ContactError(f"That is not a phone number: {expected}.") from None
-    if phonenumbers.is_emergency_number(text, region):
+    if phonenumbers.is_emergency_number(phonenumbers.national_significant_number(number),
+                                        region):
         raise ContactError("That is the emergency number, which the crisis screen shows "
                            "already: give the clinic's own number.")
     if number.extension:
@@ -247,6 +246,12 @@ def crisis_phone_number(text: str, region: str) -> str:
     if phonenumbers.is_valid_short_number_for_region(number, region):
         return phonenumbers.national_significant_number(number)
     raise ContactError(f"That is not a valid phone number in {region}: {expected}.")
+
+
+def phone_example(region: str) -> str:
+    """A number of ``region`` written its national way, to show the format expected."""
+    return phonenumbers.format_number(phonenumbers.example_number(region),
+                                      PhoneNumberFormat.NATIONAL)
 
 
 @functools.lru_cache(maxsize=1)

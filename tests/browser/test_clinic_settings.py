@@ -64,3 +64,9 @@ def test_an_admin_changes_the_zone_and_crisis_phone_and_patients_see_them(
     call = phone.get_by_role("link", name="Call Harbour Clinic: (415) 555-0123")
     expect(call).to_have_attribute("href", "tel:(415)555-0123")
     check_page(phone)
+
+    # The admin's page works on a phone too (360 px: long hints, the zone's suggestions).
+    admin_phone = new_context().new_page()
+    sign_in(admin_phone, live_server, admin.email)
+    goto(admin_phone, f"{live_server}/clinic/settings")
+    check_page(admin_phone)
