@@ -85,6 +85,9 @@ class ClinicDetails:
     alert_response_wording: str | None
 
     def checked(self, context: Context) -> ClinicDetails:
+        """The details in their stored form (trimmed; the phone written as patients read
+        it; the zone's name as the tz database spells it; blank wording none), or
+        ``SettingsRefused`` naming every problem."""
         problems: dict[str, str] = {}
         name = _one_line(self.name, "name", "the clinic's name", "Give the clinic's name.",
                          problems)
@@ -127,6 +130,8 @@ class NotificationSettings:
     message_sender_name: str
 
     def checked(self, context: Context) -> NotificationSettings:
+        """The settings in their stored form (the sender name trimmed, the on-call address
+        normalised, a blank one none), or ``SettingsRefused`` naming every problem."""
         problems: dict[str, str] = {}
         if not 0 <= self.reminder_limit <= REMINDER_LIMIT_MAX:
             problems["reminder_limit"] = (f"Give a number of reminders from 0 to "
@@ -157,6 +162,7 @@ class SignInPolicy:
     staff_mfa_required: bool
 
     def checked(self, context: Context) -> SignInPolicy:
+        """The policy as it is stored, or ``SettingsRefused`` naming every problem."""
         problems: dict[str, str] = {}
         for name, default in (("staff_idle_minutes", "STAFF_IDLE_MINUTES"),
                               ("patient_idle_minutes", "PATIENT_IDLE_MINUTES")):
