@@ -434,6 +434,51 @@ def test_a_password_reset_ends_every_session_of_the_account(app, world, session)
     assert rows(session, world.patient_user)[0].ended_reason == "password_reset"
 
 
+# -- CSRF -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def csrf_app(database_url: str) -> Iterator[Flask]:
+    app = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_every_form_of_session_control_needs_its_token(csrf_app, world, factory, session):
+    """A forged form (no token) is refused and ends nothing; the page's own form is accepted.
+    (tests/test_csrf_forms.py's crawler has one session per role, so it never sees the
+    buttons that end another session.)"""
+    admin = factory.staff(world.clinic, "admin")
+    clients = {}
+    for name, user in (("admin", admin), ("clinician", world.clinician),
+                       ("other", world.clinician), ("patient", world.patient_user),
+                       ("patient elsewhere", world.patient_user)):
+        clients[name] = csrf_app.test_client()
+        token = csrf_token(clients[name].get("/login").data)
+        clients[name].post("/login", data={"email": user.email, "password": PASSWORD,
+                                           "csrf_token": token})
+    sessions_page = clients["clinician"].get("/account/sessions").data
+    [other_id] = session_ids(sessions_page)
+    posts = [
+        (clients["clinician"], "/account/sessions", "/account/sessions/end",
+         {"session_id": other_id}),
+        (clients["patient"], "/account/sessions", "/account/sessions/end-others", {}),
+        (clients["patient"], "/account/password", "/account/password",
+         {"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}),
+        (clients["patient"], "/account/sessions", "/account/sessions/end-all", {}),
+        (clients["admin"], "/clinic/staff", "/clinic/staff/end-sessions",
+         {"user_id": world.clinician.id}),
+    ]
+    for client, page, path, data in posts:
+        ended_before = session.scalar(select(func.count()).select_from(UserSession).where(
+            UserSession.ended_at.is_not(None)))
+        assert client.post(path, data=data).status_code == 400, path
+        assert session.scalar(select(func.count()).select_from(UserSession).where(
+            UserSession.ended_at.is_not(None))) == ended_before, path
+        token = csrf_token(client.get(page).data)
+        assert client.post(path, data={**data, "csrf_token": token}).status_code == 303, path
+
+
 # -- across processes -------------------------------------------------------------------------
 
 def serve(database_url: str, log: Path) -> Iterator[str]:

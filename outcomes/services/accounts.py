@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import STAFF_ROLES, Clinic, User
 from . import audit
 from .audit import Actor
-from .user_sessions import COOKIE_KEY, end_sessions, open_session
+from .user_sessions import COOKIE_KEY, end_sessions, signed_in_user
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -103,11 +103,10 @@ def load_user(session_id: str) -> User | None:
     user_id = session_id.partition(":")[0]
     if not user_id.isdigit():
         return None
-    user_session = open_session(db.session, int(user_id), cookie.get(COOKIE_KEY))
-    user = db.session.get(User, int(user_id)) if user_session is not None else None
-    if user is None or not user.active:
+    found = signed_in_user(db.session, int(user_id), cookie.get(COOKIE_KEY))
+    if found is None:
         return None
-    g.user_session = user_session
+    user, g.user_session = found
     return user
 
 

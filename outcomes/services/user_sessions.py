@@ -61,15 +61,21 @@ def begin_session(session: Session, user: User, user_agent: str | None,
     return secret
 
 
-def open_session(session: Session, user_id: int, secret: object) -> UserSession | None:
-    """The session of ``user_id`` whose cookie holds ``secret``, while it is open; or once it
-    has timed out, for the request that finds its own time up to answer (auth.sessions: a form
-    it sent is held, a second tap of it too). None otherwise (never begun, or ended)."""
+def signed_in_user(session: Session, user_id: int,
+                   secret: object) -> tuple[User, UserSession] | None:
+    """The active user ``user_id`` and their session whose cookie holds ``secret``, while it
+    is open; or once it has timed out, for the request that finds its own time up to answer
+    (auth.sessions: a form it sent is held, a second tap of it too). None otherwise (never
+    begun, ended, or the account deactivated). One statement: it runs at every request."""
     if not isinstance(secret, str) or not could_be_token(secret):
         return None
-    return session.scalar(select(UserSession).where(
-        UserSession.secret_hash == token_hash(secret), UserSession.user_id == user_id,
-        or_(UserSession.ended_at.is_(None), UserSession.ended_reason == TIMED_OUT)))
+    found = session.execute(
+        select(User, UserSession).join(UserSession, UserSession.user_id == User.id)
+        .where(User.id == user_id, User.active.is_(True),
+               UserSession.secret_hash == token_hash(secret),
+               or_(UserSession.ended_at.is_(None), UserSession.ended_reason == TIMED_OUT))
+    ).first()
+    return None if found is None else (found[0], found[1])
 
 
 def note_activity(user_session: UserSession, now: dt.datetime) -> None:
