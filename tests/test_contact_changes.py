@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from outcomes import create_app
 from outcomes.extensions import db
-from outcomes.models import AuditEvent, ContactConfirmation, Patient
-from outcomes.services import contact_changes
+from outcomes.models import AuditEvent, ContactConfirmation, Patient, PatientRevision
+from outcomes.services import contact_changes, contact_links
 from outcomes.services.deliveries import CONTACT_CHANGE_CLOSED, WORDING
 
 from .channel_servers import Answer, Mailbox, certificates, https_server, trusted  # noqa: F401
@@ -317,6 +317,9 @@ def test_a_number_is_removed_at_once_unless_texts_need_it(app, session, patient,
     assert fresh(session, patient).contact_phone is None
     assert "Your mobile number is removed" in patient_client.get(SETTINGS).get_data(
         as_text=True)
+    latest = session.scalars(select(PatientRevision).where(
+        PatientRevision.patient_id == patient.id).order_by(PatientRevision.version.desc())).first()
+    assert (latest.contact_phone, latest.reason) == (None, contact_changes.REMOVED_REASON)
 
 
 def test_the_audit_trail_holds_no_address(app, session, patient, patient_client, mailbox,
@@ -333,6 +336,7 @@ def test_the_audit_trail_holds_no_address(app, session, patient, patient_client,
         ("patient.contact_change_requested", patient.user_id),
         ("patient.contact_changed", patient.user_id)]
     assert rows[1].details == {"kind": "phone", "phone": "…43"}
+    assert rows[2].object_version == 2  # the patient's details' new version
     assert (rows[2].old_values, rows[2].new_values) == ({"kind": "email"}, {"kind": "email"})
     everything = json.dumps([[row.old_values, row.new_values, row.details] for row in rows])
     assert "example.org" not in everything and "5550143" not in everything
@@ -375,7 +379,7 @@ def test_the_service_confirms_a_token_once_and_only_for_its_patient(app, session
         actor = contact_changes.Actor(user=patient.user)
         change = contact_changes.request_change(session, actor, patient, "email",
                                                 NEW_EMAIL_STORED)
-        issued = contact_changes.issue_link(session, change, valid_for=contact_changes.LIFETIME)
+        issued = contact_links.issue_link(session, change, valid_for=contact_links.LIFETIME)
         assert issued.address == NEW_EMAIL_STORED
         session.commit()
         stranger = contact_changes.Actor(user=world.patient_user)
@@ -384,6 +388,10 @@ def test_the_service_confirms_a_token_once_and_only_for_its_patient(app, session
         assert contact_changes.confirm(session, actor, patient, issued.token) is None
         session.commit()
     assert fresh(session, patient).contact_email == NEW_EMAIL_STORED
+    [version] = session.scalars(select(PatientRevision).where(
+        PatientRevision.patient_id == patient.id, PatientRevision.version > 1)).all()
+    assert (version.contact_email, version.changed_by_id, version.reason) == (
+        NEW_EMAIL_STORED, patient.user_id, contact_changes.CONFIRMED_REASON)
 
 
 def test_messages_with_a_link_are_limited_per_account(database_url, world):

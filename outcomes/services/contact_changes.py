@@ -3,12 +3,13 @@ item 5): a new email is confirmed by an email to it, a new mobile number by a te
 
 Asking for a change keeps the address (``ContactConfirmation``) and queues an account
 delivery (``confirm_contact``) that the worker sends to the NEW address. As with a password
-reset, the link's token is issued as the message is claimed (``issue_link``) and works only
-while the claim holds, then ``LIFETIME`` from its sending (``link_sent``); a message that did
-not leave takes its token with it (``withdraw_link``). The token travels after ``#`` and
-only its SHA-256 is stored. A patient has at most one change waiting per kind: a newer one
-revokes it, as does cancelling. Confirming (signed in as that patient) sets the address in
-use; the sign-in email of the patient's account is a separate thing and stays as it is.
+reset, the link's token is issued as the message is claimed and works only while the claim
+holds, then ``LIFETIME`` from its sending (``contact_links``); a message that did not leave
+takes its token with it. The token travels after ``#`` and only its SHA-256 is stored. A
+patient has at most one change waiting per kind: a newer one revokes it, as does
+cancelling. Confirming (signed in as that patient) puts the address in use as a new version
+of the patient's details (``patient_admin.record_version``, as the staff's edits are); the
+sign-in email of the patient's account is a separate thing and stays as it is.
 
 Audit rows name the kind of address and, for a phone, its last two digits
 (``mask_phone``), as the reminder settings' rows do; never an email address.
@@ -29,19 +30,26 @@ from ..channels.contacts import email_address, phone_number
 from ..models import CONTACT_KINDS, ContactConfirmation, Delivery, Patient, utcnow
 from . import audit
 from .audit import Actor
+from .contact_links import (
+    CHANNEL_OF_KIND,
+    CONFIRM_CONTACT,
+    EMAIL,
+    LIFETIME,
+    PHONE,
+    in_use,
+    waiting_change,
+)
+from .patient_admin import record_version
+from .patient_settings import mask_phone
+from .patients import lock_patient
 from .tokens import could_be_token, new_token, token_hash
 
-EMAIL, PHONE = CONTACT_KINDS
-#: How long a link works from its sending. Local policy, not a standard: a day lets a patient
-#: who asked in the evening confirm the next morning, and no longer than that leaves a
-#: working link lying in a mailbox or a phone's messages.
-LIFETIME = dt.timedelta(hours=24)
-#: The channel that carries each kind's link, and the kind a channel confirms.
-CHANNEL_OF_KIND = {EMAIL: "email", PHONE: "sms"}
-KIND_OF_CHANNEL = {channel: kind for kind, channel in CHANNEL_OF_KIND.items()}
-CONFIRM_CONTACT = "confirm_contact"
 #: The kinds as the patient reads them.
 KIND_WORDS = {EMAIL: "email address", PHONE: "mobile number"}
+#: Why a version of the patient's details was made (``PatientRevision.reason``).
+CONFIRMED_REASON = "The patient changed it on their settings page and confirmed it by the " \
+                   "link sent to the new address"
+REMOVED_REASON = "The patient removed it on their settings page"
 
 
 class ContactChangeError(ValueError):
@@ -53,28 +61,6 @@ class ContactChangeError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
-class IssuedLink:
-    confirmation_id: int
-    #: The secret part of the link, put in one message; only its hash is kept.
-    token: str
-    #: Where the message goes: the new address.
-    address: str
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """A number as the audit trail keeps it: its last two digits only."""
-    return None if not phone else "…" + phone[-2:]
-
-
-def in_use(patient: Patient, kind: str) -> str | None:
-    """The address of ``kind`` that messages to the patient go to now: their contact email,
-    else their account's sign-in email; their mobile number."""
-    if kind == PHONE:
-        return patient.contact_phone
-    return patient.contact_email or (patient.user.email if patient.user is not None else None)
-
-
 def normalised(kind: str, text: str, config: Mapping[str, Any]) -> str:
     """``text`` as an address of ``kind`` is stored (a lower-case email, an E.164 number),
     refused with ``ContactChangeError`` when it cannot be used."""
@@ -84,14 +70,6 @@ def normalised(kind: str, text: str, config: Mapping[str, Any]) -> str:
         return phone_number(text, config["PHONE_REGION"])
     except ContactError as error:
         raise ContactChangeError(str(error), kind) from None
-
-
-def waiting_change(session: Session, patient_id: int, kind: str) -> ContactConfirmation | None:
-    """The patient's change of ``kind`` waiting for its link to be followed (its link may
-    have expired: the patient then resends or cancels it)."""
-    return session.scalar(select(ContactConfirmation).where(
-        ContactConfirmation.patient_id == patient_id, ContactConfirmation.kind == kind,
-        ContactConfirmation.used_at.is_(None), ContactConfirmation.revoked_at.is_(None)))
 
 
 @dataclass(frozen=True)
@@ -216,13 +194,15 @@ def remove_contact(session: Session, actor: Actor, patient: Patient, kind: str) 
     cancelled = cancel(session, actor, patient, kind)
     if old is None:
         return cancelled
+    _hold(session, patient)
     if kind == PHONE:
         patient.contact_phone = None
     else:
         patient.contact_email = None
-    session.flush()
+    revision = record_version(session, actor, patient, REMOVED_REASON)
     audit.record(session, actor, "patient.contact_removed", patient=patient,
-                 object_type="patient", object_id=patient.id, old=_details(kind, old),
+                 object_type="patient", object_id=patient.id,
+                 object_version=revision.version, old=_details(kind, old),
                  new=_details(kind, None))
     return True
 
@@ -235,45 +215,6 @@ def _queue_message(session: Session, patient: Patient, kind: str) -> None:
         clinic_id=patient.clinic_id, purpose="account", channel=CHANNEL_OF_KIND[kind],
         user_id=patient.user_id, account_notice=CONFIRM_CONTACT))
     session.flush()
-
-
-# --- the link, as its message is sent (services.deliveries) ---------------------------------
-
-def change_awaiting_message(session: Session, user_id: int | None,
-                            channel: str) -> ContactConfirmation | None:
-    """The waiting change a ``confirm_contact`` delivery to account ``user_id`` on
-    ``channel`` carries the link of (None: cancelled, replaced by none, or confirmed)."""
-    patient_id = session.scalar(select(Patient.id).where(Patient.user_id == user_id))
-    if patient_id is None or channel not in KIND_OF_CHANNEL:
-        return None
-    return waiting_change(session, patient_id, KIND_OF_CHANNEL[channel])
-
-
-def issue_link(session: Session, change: ContactConfirmation, *,
-               valid_for: dt.timedelta) -> IssuedLink:
-    """A new token for ``change``'s link, valid for ``valid_for``: the one any earlier
-    message carried stops working."""
-    token = new_token()
-    now = utcnow()
-    change.token_hash = token_hash(token)
-    change.expires_at = max(now, change.created_at) + valid_for
-    session.flush()
-    return IssuedLink(change.id, token, change.value)
-
-
-def link_sent(session: Session, confirmation_id: int, sent_at: dt.datetime) -> None:
-    """The link has left: it works for ``LIFETIME`` from ``sent_at``."""
-    change = session.get(ContactConfirmation, confirmation_id)
-    if change is not None and change.used_at is None and change.revoked_at is None:
-        change.expires_at = max(sent_at, change.created_at) + LIFETIME
-
-
-def withdraw_link(session: Session, confirmation_id: int) -> None:
-    """The link's message did not leave: its token is replaced by one nobody has (the change
-    stays waiting; a retry or a resend carries a new link)."""
-    change = session.get(ContactConfirmation, confirmation_id)
-    if change is not None and change.used_at is None:
-        change.token_hash = token_hash(new_token())
 
 
 # --- confirming ------------------------------------------------------------------------------
@@ -295,13 +236,23 @@ def confirm(session: Session, actor: Actor, patient: Patient,
             or change.revoked_at is not None or change.expires_at <= utcnow()):
         return None
     change.used_at = utcnow()
+    _hold(session, patient)
     if change.kind == PHONE:
         old, patient.contact_phone = patient.contact_phone, change.value
     else:
         old, patient.contact_email = patient.contact_email, change.value
-    session.flush()
+    revision = record_version(session, actor, patient, CONFIRMED_REASON)
     audit.record(session, actor, "patient.contact_changed", patient=patient,
-                 object_type="patient", object_id=patient.id, old=_details(change.kind, old),
+                 object_type="patient", object_id=patient.id,
+                 object_version=revision.version, old=_details(change.kind, old),
                  new=_details(change.kind, change.value),
                  details={"contact_confirmation_id": change.id})
     return change
+
+
+def _hold(session: Session, patient: Patient) -> None:
+    """Lock the patient's row and read it again, as the staff's changes do
+    (``patient_admin``): versions are numbered one after the other, each from what is
+    committed."""
+    lock_patient(session, patient.id)
+    session.refresh(patient)

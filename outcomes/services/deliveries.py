@@ -51,7 +51,7 @@ from ..models import (
     PushSubscription,
     User,
 )
-from . import audit, contact_changes
+from . import audit, contact_links
 from .audit import Actor
 from .password_resets import issue_reset, reset_sent, withdraw_reset
 from .questionnaire_links import issue_link, link_sent, withdraw_link
@@ -198,7 +198,7 @@ def addresses(session: Session, channel: str, *, patient: Patient | None = None,
         return [Address(phone)] if phone else []
     if channel == "email":
         if patient is not None:
-            email = contact_changes.in_use(patient, contact_changes.EMAIL)
+            email = contact_links.in_use(patient, contact_links.EMAIL)
         elif user is not None:
             email = user.email
         else:
@@ -345,8 +345,8 @@ def _prepare(session: Session, together: list[Delivery], config: Mapping[str, An
             return None
     channel = carrier(first.channel, config)
     user = session.get(User, first.user_id) if first.user_id else None
-    change = (contact_changes.change_awaiting_message(session, first.user_id, first.channel)
-              if first.account_notice == contact_changes.CONFIRM_CONTACT else None)
+    change = (contact_links.change_awaiting_message(session, first.user_id, first.channel)
+              if first.account_notice == contact_links.CONFIRM_CONTACT else None)
     # A contact change's link goes to the new address, which is not in use yet.
     found = ([Address(change.value)] if change is not None
              else addresses(session, first.channel, patient=patient, user=user, clinic=clinic))
@@ -368,9 +368,9 @@ def _prepare(session: Session, together: list[Delivery], config: Mapping[str, An
                         found, reset_id=reset.reset_id)
     if change is not None:
         # Issued the same way: its token works while the claim holds, a day once sent.
-        link = contact_changes.issue_link(session, change, valid_for=CLAIM)
+        link = contact_links.issue_link(session, change, valid_for=CLAIM)
         return Outgoing(claims, channel,
-                        message_for(contact_changes.CONFIRM_CONTACT, config,
+                        message_for(contact_links.CONFIRM_CONTACT, config,
                                     clinic.message_sender_name, link.token),
                         found, confirmation_id=link.confirmation_id)
     if first.purpose != "reminder":
@@ -391,8 +391,8 @@ def _withdrawn(session: Session, delivery: Delivery, patient: Patient | None) ->
     if delivery.purpose == "escalation":
         alert = session.get(Alert, delivery.alert_id)
         return ALERT_ACKNOWLEDGED if alert is not None and not alert.is_open else None
-    if delivery.account_notice == contact_changes.CONFIRM_CONTACT:
-        waiting = contact_changes.change_awaiting_message(session, delivery.user_id,
+    if delivery.account_notice == contact_links.CONFIRM_CONTACT:
+        waiting = contact_links.change_awaiting_message(session, delivery.user_id,
                                                           delivery.channel)
         return None if waiting is not None else CONTACT_CHANGE_CLOSED
     if delivery.purpose != "reminder" or patient is None:
@@ -459,9 +459,9 @@ def _record(session: Session, outgoing: Outgoing, outcome: Outcome) -> None:
             withdraw_reset(session, outgoing.reset_id)
     if outgoing.confirmation_id is not None:
         if outcome.receipt is not None:
-            contact_changes.link_sent(session, outgoing.confirmation_id, now)
+            contact_links.link_sent(session, outgoing.confirmation_id, now)
         else:
-            contact_changes.withdraw_link(session, outgoing.confirmation_id)
+            contact_links.withdraw_link(session, outgoing.confirmation_id)
     for delivery_id, attempt in outgoing.claims:
         delivery = session.get(Delivery, delivery_id, with_for_update=True,
                                populate_existing=True)

@@ -27,7 +27,6 @@ from ..channels.webpush import vapid_public_key
 from ..models import Patient, PushSubscription
 from . import audit
 from .audit import Actor
-from .contact_changes import mask_phone
 from .deliveries import carrier
 
 PUSH = "push"
@@ -64,6 +63,11 @@ def push_public_key(config: Mapping[str, Any]) -> str | None:
     if not CHANNELS[PUSH].configured(config):
         return None
     return config.get("VAPID_PUBLIC_KEY") or vapid_public_key(config)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """A stored number as the audit trail keeps it: its last two digits only."""
+    return None if not phone else "…" + phone[-2:]
 
 
 def _subscription_count(session: Session, patient: Patient) -> int:
