@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from urllib.parse import parse_qs
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from outcomes import create_app
 from outcomes.extensions import db
@@ -186,6 +187,7 @@ def test_the_address_in_use_or_already_waiting_changes_nothing(
     assert changes(session, patient) == []
     patient_client.post(CONTACT, data={"email": NEW_EMAIL})
     patient_client.post(CONTACT, data={"email": NEW_EMAIL_STORED})
+    assert "is on its way already" in patient_client.get(SETTINGS).get_data(as_text=True)
     assert len(changes(session, patient)) == 1
     assert len(deliveries(session, account_notice="confirm_contact")) == 1
 
@@ -409,3 +411,34 @@ def test_messages_with_a_link_are_limited_per_account(database_url, world):
     finally:
         with limited.app_context():
             db.engine.dispose()
+
+
+def test_two_confirmations_of_one_link_at_once_use_it_once(app, session, patient, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    with app.app_context():
+        change = contact_changes.request_change(
+            session, contact_changes.Actor(user=patient.user), patient, "email",
+            NEW_EMAIL_STORED)
+        token = contact_links.issue_link(session, change, valid_for=contact_links.LIFETIME).token
+        session.commit()
+    clients = [app.test_client() for _ in range(2)]
+    for client in clients:
+        sign_in(client, patient.user)
+    statuses: list[int] = []
+    start = threading.Barrier(2)
+
+    def confirm(client: FlaskClient) -> None:
+        start.wait()
+        statuses.append(client.post(CONFIRM, data={"token": token}).status_code)
+
+    both = [threading.Thread(target=confirm, args=(client,)) for client in clients]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    assert sorted(statuses) == [303, 404]
+    assert [row.action for row in audit_rows(session, patient)] == [
+        "patient.contact_change_requested", "patient.contact_changed"]
+    assert session.scalar(select(func.count(PatientRevision.id)).where(
+        PatientRevision.patient_id == patient.id)) == 2

@@ -164,6 +164,9 @@ def _change_said(patient: Patient, kind: str, text: str) -> str | None:
         way = "an email" if kind == contact_changes.EMAIL else "a text message"
         return (f"We sent {way} with a link to your new {words}. Open it within a day to "
                 f"start using that {words}; until then nothing changes.")
+    if done == "waiting":
+        return (f"A link to that {words} is on its way already: open it, or send it again "
+                "below.")
     if done == "removed":
         return f"Your {words} is removed from your contact details."
     return None

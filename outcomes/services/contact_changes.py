@@ -110,21 +110,21 @@ def _revoke_waiting(session: Session, patient: Patient, kind: str, now: dt.datet
 def update_contact(session: Session, actor: Actor, patient: Patient, kind: str, text: str,
                    config: Mapping[str, Any]) -> str:
     """What the patient typed for ``kind``: a new address starts a change confirmed by the
-    link sent to it ("requested"; an earlier waiting one is revoked); the address in use, or
-    the one already waiting, changes nothing ("unchanged"); a blank removes the address at
-    once ("removed": no link is needed to stop using one). Raises ``ContactChangeError``
-    (nothing changed) for an address that cannot be used, or a number that text reminders
-    still need."""
+    link sent to it ("requested"; an earlier waiting one is revoked); the address in use
+    changes nothing ("unchanged"), nor does the one already waiting ("waiting"); a blank
+    removes the address at once ("removed": no link is needed to stop using one). Raises
+    ``ContactChangeError`` (nothing changed) for an address that cannot be used, or a number
+    that text reminders still need."""
     if kind not in CONTACT_KINDS:
         raise ContactChangeError("That is not a kind of contact address.")
     if not text.strip():
         return "removed" if remove_contact(session, actor, patient, kind) else "unchanged"
     value = normalised(kind, text, config)
-    waiting = waiting_change(session, patient.id, kind)
     if value == in_use(patient, kind):
         return "unchanged"
+    waiting = waiting_change(session, patient.id, kind)
     if waiting is not None and waiting.value == value:
-        return "unchanged"
+        return "waiting"
     request_change(session, actor, patient, kind, value)
     return "requested"
 
