@@ -31,7 +31,7 @@ from outcomes.services import password_resets, user_sessions
 from outcomes.services.audit import Actor
 
 from .conftest import PASSWORD, base_config, csrf_token, sign_in
-from .helpers import T0
+from .helpers import T0, enrol_authenticator
 
 NEW_PASSWORD = "a new password of some length"
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,15 +191,20 @@ def test_a_time_out_ends_the_row_but_an_old_copy_of_the_cookie_does_not(app, cli
 
 
 def test_a_sign_in_awaiting_its_second_factor_ends_with_the_accounts_sessions(
-        app, world, session):
-    """It has no row yet: the account's session token, changed by end_sessions, stops it."""
-    token_before = world.clinician.session_token
-    with app.app_context():
-        user = session.get(User, world.clinician.id)
-        user_sessions.end_sessions(session, user, "password_reset")
-        session.commit()
+        app, world, factory, session):
+    """It has no row yet: the account's session token, which ending the account's sessions
+    changes, stops it, so the code given after an admin's sign-out signs nobody in."""
+    authenticator = enrol_authenticator(app, session, world.clinician)
+    admin = factory.staff(world.clinic, "admin")
+    admin_client, halfway = app.test_client(), app.test_client()
+    sign_in(admin_client, admin)
+    assert halfway.post("/login", data={"email": world.clinician.email,
+                                        "password": PASSWORD}).location == "/login/code"
+    admin_client.post("/clinic/staff/end-sessions", data={"user_id": world.clinician.id})
+    answer = halfway.post("/login/code", data={"code": authenticator.code()})
+    assert answer.status_code == 302 and answer.location.startswith("/login")
+    assert not signed_in(halfway, "/clinic/patients")
     assert rows(session, world.clinician) == []
-    assert session.get(User, world.clinician.id).session_token != token_before
 
 
 # -- the sessions page ------------------------------------------------------------------------
