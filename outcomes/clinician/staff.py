@@ -1,8 +1,7 @@
 """The clinic's staff, for its admins, on the clinician blueprint: who works here (role,
 active, second factor), inviting a clinician or admin by a one-time link, changing a role,
 deactivating and reactivating an account, signing a colleague out everywhere, and the open
-invitations. Clinicians get 404, as
-for every page of another audience."""
+invitations. Clinicians get 404, as for every page of another audience."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for

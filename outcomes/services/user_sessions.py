@@ -24,6 +24,7 @@ COOKIE_KEY = "_session"
 #: A session's last activity is written at most this often, not at every request; so it may
 #: be up to this much older than the session's true last request.
 LAST_SEEN_INTERVAL = dt.timedelta(minutes=1)
+#: The reason of a session ended by its idle timeout or cap (models.SESSION_END_REASONS).
 TIMED_OUT = "timed_out"
 
 #: Browsers by a token of their User-Agent, most specific first: Edge, Opera and Samsung
@@ -43,8 +44,7 @@ def device_label(user_agent: str | None) -> str:
     Android"), for the sessions list. Only what the list needs: the person recognises their
     own devices, nothing is decided on it."""
     agent = user_agent or ""
-    browser = next((name for token, name in _BROWSERS
-                    if f"{token}/" in agent), None)
+    browser = next((name for token, name in _BROWSERS if f"{token}/" in agent), None)
     system = next((name for token, name in _SYSTEMS if token in agent), None)
     if browser and system:
         return f"{browser} on {system}"
