@@ -64,6 +64,14 @@ def send(app) -> int:
         return send_pending(db.session, app.config)
 
 
+def write_reminders(app) -> None:
+    """The worker's tick with nothing listening for SMTP: the reminders due are written, and
+    none leaves (the test sends them when it chooses)."""
+    app.config["SMTP_PORT"], live_port = free_port(), app.config["SMTP_PORT"]
+    tick(app)
+    app.config["SMTP_PORT"] = live_port
+
+
 def test_a_delivery_is_written_once(app, session, world, alert):
     assert on_call_delivery(app, world, alert)
     assert not on_call_delivery(app, world, alert)
@@ -192,10 +200,8 @@ def test_the_outbox_takes_what_a_channel_that_is_off_would_send(app, session, fa
 def test_a_reminder_due_in_quiet_hours_waits_for_their_end(app, session, factory, world,
                                                            mailbox, pinned):
     patient = remindable_patient(factory, session, world.clinic, world.clinician)
-    app.config["SMTP_PORT"], live_port = free_port(), app.config["SMTP_PORT"]
     pinned.set(dt.datetime(2026, 3, 3, 1, 30, tzinfo=dt.timezone.utc))  # 20:30 in New York
-    tick(app)
-    app.config["SMTP_PORT"] = live_port
+    write_reminders(app)
     pinned.set(dt.datetime(2026, 3, 3, 2, 0, tzinfo=dt.timezone.utc))  # 21:00: quiet
     send(app)
     [reminder] = deliveries(session, patient_id=patient.id)
@@ -206,33 +212,30 @@ def test_a_reminder_due_in_quiet_hours_waits_for_their_end(app, session, factory
     assert recipients(mailbox) == [patient.user.email]
 
 
-def test_a_reminder_whose_questionnaire_was_done_meanwhile_is_withdrawn(
-        app, session, factory, world, mailbox, pinned):
-    patient = remindable_patient(factory, session, world.clinic, world.clinician)
-    app.config["SMTP_PORT"], live_port = free_port(), app.config["SMTP_PORT"]
-    tick(app)
-    app.config["SMTP_PORT"] = live_port
+def questionnaire_done(session, factory, patient, pinned) -> None:
     factory.assessment(patient, "phq9", total=3)
-    pinned.advance(minutes=5)
-    send(app)
-    assert mailbox.received == []
-    [reminder] = deliveries(session, patient_id=patient.id)
-    assert (reminder.status, reminder.last_error) == ("failed", service.QUESTIONNAIRE_DONE)
-    assert session.scalars(select(AuditEvent.action).where(
-        AuditEvent.object_type == "delivery")).all() == ["delivery.withdrawn"]
 
 
-def test_a_reminder_of_a_patient_discharged_meanwhile_is_withdrawn(
-        app, session, factory, world, mailbox, pinned):
-    """A discharged patient gets no more reminders, even one written before the discharge."""
-    patient = remindable_patient(factory, session, world.clinic, world.clinician)
-    app.config["SMTP_PORT"], live_port = free_port(), app.config["SMTP_PORT"]
-    tick(app)
-    app.config["SMTP_PORT"] = live_port
+def discharged(session, factory, patient, pinned) -> None:
     patient.discharged_at = pinned.now
     session.commit()
+
+
+@pytest.mark.parametrize(("meanwhile", "reason"), [
+    (questionnaire_done, service.QUESTIONNAIRE_DONE),
+    (discharged, service.DISCHARGED),
+], ids=["questionnaire done", "patient discharged"])
+def test_a_reminder_no_longer_wanted_when_it_would_leave_is_withdrawn(
+        app, session, factory, world, mailbox, pinned, meanwhile, reason):
+    """A reminder written, then its questionnaire done or its patient discharged before it
+    left: it is withdrawn (audited), not sent."""
+    patient = remindable_patient(factory, session, world.clinic, world.clinician)
+    write_reminders(app)
+    meanwhile(session, factory, patient, pinned)
     pinned.advance(minutes=5)
     send(app)
     assert mailbox.received == []
     [reminder] = deliveries(session, patient_id=patient.id)
-    assert (reminder.status, reminder.last_error) == ("failed", service.DISCHARGED)
+    assert (reminder.status, reminder.last_error) == ("failed", reason)
+    assert session.scalars(select(AuditEvent.action).where(
+        AuditEvent.object_type == "delivery")).all() == ["delivery.withdrawn"]
