@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import STAFF_ROLES, Clinic, User
 from . import audit
 from .audit import Actor
-from .user_sessions import COOKIE_KEY, end_sessions, signed_in_user
+from .user_sessions import COOKIE_KEY, signed_in_user
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -108,12 +108,6 @@ def load_user(session_id: str) -> User | None:
         return None
     user, g.user_session = found
     return user
-
-
-def end_all_sessions(user: User) -> None:
-    """Every session of the user ends, as an admin's reset of their sign-in factors requires:
-    for services.mfa.reset_factors, until it calls ``user_sessions.end_sessions`` itself."""
-    end_sessions(db.session, user, "factors_reset")
 
 
 def create_clinic(

@@ -41,8 +41,8 @@ from .. import clock
 from ..config import staff_mfa_required
 from ..models import STAFF_ROLES, Delivery, PasskeyCredential, RecoveryCode, User
 from . import audit
-from .accounts import end_all_sessions
 from .audit import Actor
+from .user_sessions import end_sessions
 
 #: RFC 6238's time step, and how many steps either side of the server's a code may be from.
 STEP_SECONDS = 30
@@ -301,7 +301,7 @@ def reset_factors(session: Session, actor: Actor, colleague: User) -> None:
     # behind would let a lost or stolen device still sign in after the reset.
     passkeys = session.execute(delete(PasskeyCredential).where(
         PasskeyCredential.user_id == colleague.id).execution_options(synchronize_session=False))
-    end_all_sessions(colleague)
+    end_sessions(session, colleague, "factors_reset")
     for recipient in {admin.id: admin, colleague.id: colleague}.values():
         notify_account(session, recipient, "factors_reset")
     audit.record(session, actor, "mfa.factors_reset", clinic_id=colleague.clinic_id,
