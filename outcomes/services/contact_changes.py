@@ -17,7 +17,6 @@ Audit rows name the kind of address and, for a phone, its last two digits
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from ..channels import ContactError
 from ..channels.contacts import email_address, phone_number
 from ..models import CONTACT_KINDS, ContactConfirmation, Delivery, Patient, utcnow
 from . import audit
+from .account_notices import notify_account
 from .audit import Actor
 from .contact_links import (
     CHANNEL_OF_KIND,
@@ -208,12 +208,10 @@ def remove_contact(session: Session, actor: Actor, patient: Patient, kind: str) 
 
 
 def _queue_message(session: Session, patient: Patient, kind: str) -> None:
-    """The account delivery carrying the link, sent by the worker (services.deliveries) to
-    the change's address. Each is a message of its own, so its key is new each time."""
-    session.add(Delivery(
-        key=f"account:{CONFIRM_CONTACT}:{patient.user_id}:{secrets.token_hex(8)}",
-        clinic_id=patient.clinic_id, purpose="account", channel=CHANNEL_OF_KIND[kind],
-        user_id=patient.user_id, account_notice=CONFIRM_CONTACT))
+    """The account notice carrying the link, sent by the worker (services.deliveries) to
+    the change's address."""
+    assert patient.user is not None  # a change is asked for from the patient's account
+    notify_account(session, patient.user, CONFIRM_CONTACT, channel=CHANNEL_OF_KIND[kind])
     session.flush()
 
 

@@ -39,8 +39,9 @@ from sqlalchemy.orm import Session
 
 from .. import clock
 from ..config import staff_mfa_required
-from ..models import STAFF_ROLES, Delivery, PasskeyCredential, RecoveryCode, User
+from ..models import STAFF_ROLES, PasskeyCredential, RecoveryCode, User
 from . import audit
+from .account_notices import notify_account
 from .audit import Actor
 from .user_sessions import end_sessions
 
@@ -308,15 +309,6 @@ def reset_factors(session: Session, actor: Actor, colleague: User) -> None:
                  object_type="user", object_id=colleague.id,
                  details={"had_authenticator": had_authenticator,
                           "passkeys_removed": passkeys.rowcount})
-
-
-def notify_account(session: Session, user: User, notice: str) -> None:
-    """An account delivery (``notice``: ``factors_reset``, ``factor_added``; wording in
-    services.deliveries) to ``user``'s email; each is a message of its own, so its key is new
-    each time."""
-    session.add(Delivery(key=f"account:{notice}:{user.id}:{secrets.token_hex(8)}",
-                         clinic_id=user.clinic_id, purpose="account", channel="email",
-                         user_id=user.id, account_notice=notice))
 
 
 def clinic_staff(session: Session, clinic_id: int) -> Sequence[User]:

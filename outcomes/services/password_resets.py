@@ -16,7 +16,6 @@ one, ending their other sessions, and told by the same email.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, exists, select, update
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Delivery, PasswordReset, Patient, User, UserSession, utcnow
 from . import audit
+from .account_notices import notify_account
 from .accounts import hash_password, normalise_email, password_matches
 from .audit import Actor
 from .tokens import could_be_token, new_token, token_hash
@@ -97,7 +97,7 @@ def request_reset(session: Session, actor: Actor, email: str) -> None:
         Delivery.status == "pending")))
     if pending:  # the message on its way will carry a fresh link
         return
-    _notify(session, user, "password_reset")
+    notify_account(session, user, "password_reset")
     audit.record(session, actor, "account.password_reset_requested",
                  clinic_id=user.clinic_id, object_type="user", object_id=user.id)
 
@@ -148,7 +148,7 @@ def redeem_reset(session: Session, actor: Actor, token: str, new_password: str) 
     user.password_hash = password_hash
     reset.used_at = utcnow()
     end_sessions(session, user, "password_reset")
-    _notify(session, user, "password_changed")
+    notify_account(session, user, "password_changed")
     # The one who followed the link is the account's owner (the request has no session).
     audit.record(session, replace(actor, user=user), "account.password_reset",
                  clinic_id=user.clinic_id, object_type="user", object_id=user.id,
@@ -174,16 +174,8 @@ def change_password(session: Session, actor: Actor, current_password: str, new_p
     except ValueError as error:
         raise ResetError(str(error)) from None
     ended = end_sessions(session, user, "password_changed", keep=keep)
-    _notify(session, user, "password_changed")
+    notify_account(session, user, "password_changed")
     audit.record(session, actor, "account.password_change", object_type="user",
                  object_id=user.id, details={"other_sessions_ended": ended})
     return True
 
-
-def _notify(session: Session, user: User, notice: str) -> None:
-    """An account delivery of ``notice`` to the account's email, sent by the worker
-    (services.deliveries builds its fixed wording). Each notice is a message of its own, so
-    its key is new each time."""
-    session.add(Delivery(key=f"account:{notice}:{user.id}:{secrets.token_hex(8)}",
-                         clinic_id=user.clinic_id, purpose="account", channel="email",
-                         user_id=user.id, account_notice=notice))
