@@ -64,13 +64,33 @@ class Access:
 ACCESS: dict[str, Access] = {
     "auth.index": Access(EVERYONE, "the front door: sends each person home, or to sign in"),
     "auth.login": Access(EVERYONE, "signing in; a signed-in person is sent home"),
-    "auth.logout": Access(SIGNED_IN, "signing out ends one's own sessions", signs_out=True),
+    "auth.logout": Access(SIGNED_IN, "signing out ends this session", signs_out=True),
+    "auth.sessions": Access(SIGNED_IN, "one's own sessions, patients and staff alike"),
+    "auth.end_session": Access(SIGNED_IN, "ending one of one's own sessions",
+                               answers={"POST": 404}),  # the matrix names none of theirs
+    "auth.end_other_sessions": Access(SIGNED_IN, "signing out one's own other sessions"),
+    "auth.sign_out_everywhere": Access(SIGNED_IN, "ending all one's own sessions, this one too",
+                                       signs_out=True),
+    "auth.change_password": Access(SIGNED_IN, "one's own password, given the current one"),
     "auth.second_factor": Access(EVERYONE, "the code after a right password, when nobody is signed in yet"),
     "auth.enrol_at_sign_in": Access(EVERYONE, "staff's first sign-in sets up the authenticator app"),
-    "auth.security": Access(STAFF, "one's own sign-in factors"),
-    "auth.confirm_identity": Access(STAFF, "the password or a code again, before factors change"),
-    "auth.replace_authenticator": Access(STAFF, "one's own new authenticator, once confirmed"),
-    "auth.new_recovery_codes": Access(STAFF, "one's own new recovery codes, once confirmed"),
+    "auth.security": Access(SIGNED_IN, "one's own sign-in factors (patients may add one)"),
+    "auth.confirm_identity": Access(SIGNED_IN,
+                                    "the password or a code again, before factors change"),
+    "auth.replace_authenticator": Access(SIGNED_IN, "one's own new authenticator, once confirmed"),
+    "auth.new_recovery_codes": Access(SIGNED_IN, "one's own new recovery codes, once confirmed"),
+    "auth.passkey_sign_in_options": Access(
+        EVERYONE, "a passkey's challenge after a right password, when nobody is signed in yet"),
+    "auth.passkey_sign_in": Access(
+        EVERYONE, "a passkey instead of the code, when nobody is signed in yet"),
+    "auth.new_passkey": Access(SIGNED_IN, "one's own new passkey, once confirmed"),
+    "auth.passkey_registration_options": Access(SIGNED_IN,
+                                                "a new passkey's challenge, once confirmed"),
+    "auth.add_passkey": Access(SIGNED_IN, "one's own new passkey, once confirmed"),
+    "auth.rename_passkey": Access(SIGNED_IN, "renaming one's own passkey",
+                                  answers={"POST": 404}),  # the matrix names none of theirs
+    "auth.remove_passkey": Access(SIGNED_IN, "removing one's own passkey, once confirmed",
+                                  answers={"POST": 404}),  # the matrix names none of theirs
     "auth.staff_factors": Access(frozenset({ADMIN}), "the clinic's staff and their factors"),
     "auth.reset_staff_factors": Access(frozenset({ADMIN}), "an admin resets a colleague's factors"),
     "auth.open_invitation": Access(
@@ -94,6 +114,12 @@ ACCESS: dict[str, Access] = {
     "auth.choose_new_password": Access(EVERYONE, "a new password through a reset link",
                                        answers={"POST": 404}),  # a made-up token
     "auth.issue_password_reset": Access(STAFF, "a reset link and QR code for a clinic patient"),
+    "auth.confirm_contact": Access(
+        EVERYONE, "a contact change's link: its page changes nothing; the token comes in the "
+        "POST, taken from the signed-in patient only"),
+    "auth.confirm_contact_change": Access(
+        PATIENTS, "confirming one's own new contact address by its link's token",
+        answers={"POST": 404}),  # the matrix posts a made-up token
     "health.healthz": Access(EVERYONE, "load balancers ask signed out; it tells of no record"),
     "patient.crisis_help": Access(
         EVERYONE, "crisis resources stay one tap away when a session has ended"),
@@ -101,6 +127,10 @@ ACCESS: dict[str, Access] = {
     "patient.questionnaire": Access(PATIENTS, "a patient answers their own questionnaires"),
     "patient.result": Access(PATIENTS, "a patient's own result"),
     "patient.settings": Access(PATIENTS, "a patient's own reminder settings"),
+    "patient.change_contact": Access(PATIENTS, "a patient's own contact details (a new one "
+                                     "waits for its link)"),
+    "patient.resend_contact": Access(PATIENTS, "sending one's own waiting change's link again"),
+    "patient.cancel_contact": Access(PATIENTS, "cancelling one's own waiting contact change"),
     "patient.push_subscribe": Access(PATIENTS, "notifications on this browser, for oneself"),
     "patient.push_unsubscribe": Access(PATIENTS, "removing this browser's notifications"),
     "patient.service_worker": Access(EVERYONE, "browsers update it signed out too; it is no one's"),
@@ -109,12 +139,19 @@ ACCESS: dict[str, Access] = {
     "clinician.alerts": Access(STAFF, "the clinic's triage inbox"),
     "clinician.acknowledge": Access(STAFF, "acknowledging an alert of the clinic"),
     "clinician.outcomes": Access(STAFF, "the clinic's outcomes"),
-    "clinician.settings": Access(STAFF, "the clinic's notification settings, for staff to read"),
-    "clinician.update_settings": Access(frozenset({ADMIN}), "admins change the clinic's settings"),
+    "clinician.settings": Access(STAFF, "the clinic's settings, for staff to read"),
+    "clinician.update_settings": Access(frozenset({ADMIN}),
+                                        "admins change the clinic's notification settings"),
+    "clinician.update_clinic_details": Access(
+        frozenset({ADMIN}), "admins change the clinic's name, crisis phone, zone and wording"),
+    "clinician.update_sign_in_policy": Access(
+        frozenset({ADMIN}), "admins change the clinic's idle timeouts and staff MFA rule"),
     "clinician.staff": Access(frozenset({ADMIN}), "the clinic's staff and open invitations"),
     "clinician.invite_staff_member": Access(frozenset({ADMIN}), "admins invite colleagues"),
     "clinician.change_staff_role": Access(frozenset({ADMIN}), "admins change a colleague's role"),
     "clinician.set_staff_active": Access(frozenset({ADMIN}), "admins deactivate, reactivate"),
+    "clinician.end_staff_sessions": Access(frozenset({ADMIN}),
+                                           "admins sign a colleague out everywhere"),
     "clinician.revoke_staff_invitation_link": Access(
         frozenset({ADMIN}), "admins revoke an invitation", answers={"POST": 404}),  # none named
     "clinician.outbox": Access(STAFF, "development's outbox: 404 where NOTIFICATION_OUTBOX is off, "
@@ -122,6 +159,13 @@ ACCESS: dict[str, Access] = {
     "clinician.enrol": Access(STAFF, "enrolling a patient at the clinic"),
     "clinician.reissue_invitation": Access(STAFF, "a new invitation link for a clinic patient"),
     "clinician.patient": Access(STAFF, "a clinic patient's record"),
+    "clinician.patient_details": Access(STAFF, "a clinic patient's details and their history"),
+    "clinician.update_patient_details": Access(STAFF, "correcting a clinic patient's details"),
+    "clinician.reassign_patient": Access(STAFF, "reassigning a clinic patient's clinician"),
+    "clinician.discharge_patient": Access(STAFF, "discharging a clinic patient"),
+    # The matrix runs rules in path order: .../discharge before .../readmit, so the own
+    # patient is discharged (303) and then re-admitted (303).
+    "clinician.readmit_patient": Access(STAFF, "re-admitting a discharged clinic patient"),
     "clinician.assessment": Access(STAFF, "one questionnaire of a clinic patient"),
     "clinician.correct": Access(STAFF, "correcting a clinic patient's questionnaire"),
     "clinician.transcribe": Access(STAFF, "entering a clinic patient's paper form"),
@@ -241,7 +285,38 @@ FORMS: dict[str, Callable[[Estate], dict[str, Any]]] = {
     "auth.choose_new_password": lambda e: {"token": "a-made-up-token", "password": PASSWORD,
                                            "confirm": PASSWORD},
     "patient.questionnaire": lambda e: phq9([1] * 9),
-    "patient.settings": lambda e: {"reminders": "off", "phone": ""},
+    "patient.settings": lambda e: {"reminders": "off"},
+    "patient.change_contact": lambda e: {"email": e.world.patient_user.email},
+    "patient.resend_contact": lambda e: {"kind": "email"},
+    "patient.cancel_contact": lambda e: {"kind": "email"},
+    "auth.confirm_contact_change": lambda e: {"token": "a-made-up-token"},
+    "auth.end_session": lambda e: {"session_id": "999999"},
+    # The same password again: the routes checked after it still sign in and confirm with it.
+    "auth.change_password": lambda e: {"current_password": PASSWORD, "password": PASSWORD,
+                                       "confirm": PASSWORD},
+    "clinician.end_staff_sessions": lambda e: {"user_id": str(e.world.clinician.id)},
+    "auth.passkey_sign_in": lambda e: {"credential": "{}"},
+    "auth.passkey_registration_options": lambda e: {"name": "Work laptop"},
+    "auth.add_passkey": lambda e: {"credential": "{}"},
+    "auth.rename_passkey": lambda e: {"passkey_id": "999999", "name": "Work laptop"},
+    "auth.remove_passkey": lambda e: {"passkey_id": "999999"},
+    "clinician.update_patient_details": lambda e: {
+        "details-display_name": "Pat Example",
+        "details-identifier": f"MRN-{uuid.uuid4().hex[:8]}",
+        "details-contact_email": "", "details-contact_phone": "", "details-based_on": "1",
+        "details-reason": "Identifier corrected"},
+    "clinician.reassign_patient": lambda e: {"reassign-clinician": str(e.admin.id),
+                                             "reassign-reason": "Clinician on leave"},
+    "clinician.discharge_patient": lambda e: {"care-reason": "Course completed"},
+    "clinician.readmit_patient": lambda e: {"care-reason": "Back for a new course"},
+    # The details keep the clinic's own name (names are unique). The sign-in policy leaves
+    # staff_mfa_required out: requiring it would send the matrix's later staff sign-ins to
+    # the code step.
+    "clinician.update_clinic_details": lambda e: {
+        "name": e.world.clinic.name, "crisis_phone": "(415) 555-0123",
+        "timezone": e.world.clinic.timezone, "alert_response_wording": ""},
+    "clinician.update_sign_in_policy": lambda e: {"staff_idle_minutes": "20",
+                                                  "patient_idle_minutes": ""},
     "clinician.search_patients": lambda e: {"q": "Example"},
     "clinician.update_settings": lambda e: {"reminder_limit": "2", "quiet_from": "22:00",
                                             "quiet_until": "08:00", "escalation_minutes": "20",
@@ -273,10 +348,11 @@ def form_for(endpoint: str, estate: Estate) -> dict[str, Any]:
 # -- the matrix --------------------------------------------------------------------------------
 
 def checked_rules(app: Flask) -> list[Rule]:
-    """Every rule of the app but the static files, sign-out last (it ends the session the
-    rest of a role's checks use)."""
+    """Every rule of the app but the static files, those that sign out last (they end the
+    session the rest of a role's checks use)."""
     rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_CHECKED]
-    return sorted(rules, key=lambda rule: (rule.endpoint == "auth.logout", rule.rule))
+    return sorted(rules, key=lambda rule: (
+        rule.endpoint in ACCESS and ACCESS[rule.endpoint].signs_out, rule.rule))
 
 
 def methods_of(rule: Rule) -> list[str]:

@@ -51,6 +51,21 @@ EXEMPT: dict[str, str] = {
     "auth.accept_staff_invitation_link": "test_staff_admin.py posts it without and with its token",
     "clinician.revoke_staff_invitation_link": "test_staff_admin.py posts it without and with "
                                               "its token",
+    # The crawler has one session per role, so the sessions page offers no other to end.
+    "auth.end_session": "test_user_sessions.py posts it without and with its token",
+    "auth.end_other_sessions": "test_user_sessions.py posts it without and with its token",
+    # Passkeys need a browser's authenticator, which the crawler has not.
+    "auth.passkey_sign_in_options": "test_passkeys.py posts it without and with its token",
+    "auth.passkey_sign_in": "test_passkeys.py posts it without and with its token",
+    "auth.passkey_registration_options": "test_passkeys.py posts it without and with its token",
+    "auth.add_passkey": "test_passkeys.py posts it without and with its token",
+    "auth.rename_passkey": "test_passkeys.py posts it without and with its token",
+    "auth.remove_passkey": "test_passkeys.py posts it without and with its token",
+    # Re-admission needs a discharged patient, which the crawler's clinic has not.
+    "clinician.readmit_patient": "test_patient_admin.py posts it without and with its token",
+    # Their buttons show only while a contact change waits for its link.
+    "patient.resend_contact": "test_contact_changes.py posts it without and with its token",
+    "patient.cancel_contact": "test_contact_changes.py posts it without and with its token",
 }
 MAX_PAGES_PER_ROLE = 150
 
