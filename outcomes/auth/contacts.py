@@ -13,28 +13,17 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length
 
 from ..extensions import db, limiter
 from ..services.contact_changes import KIND_WORDS, LIFETIME, confirm
 from ..web import current_actor
 from .access import own_patient, patient_required
+from .forms import ConfirmContactForm
 from .views import bp, sign_in_limit
 
 #: The link's lifetime as its pages say it.
 LIFETIME_WORDS = f"{int(LIFETIME.total_seconds() // 3600)} hours"
-
-
-class ConfirmContactForm(FlaskForm):
-    """The link's token, which the page's script fills in from after ``#``; without script,
-    typed."""
-
-    token = StringField("Code from your link (the part after #)", validators=[
-        DataRequired("Enter the code from the end of your link, or open the link again."),
-        Length(max=128, message="That is longer than any code: open the link again.")])
 
 
 @bp.get("/confirm-contact")

@@ -71,6 +71,15 @@ class OpenPasswordResetForm(FlaskForm):
                                     Length(max=128)])
 
 
+class ConfirmContactForm(FlaskForm):
+    """A new contact address's link (auth/contacts.py): its token, which the page's script
+    fills in from after ``#``; without script, typed."""
+
+    token = StringField("Code from your link (the part after #)", validators=[
+        DataRequired("Enter the code from the end of your link, or open the link again."),
+        Length(max=128, message="That is longer than any code: open the link again.")])
+
+
 class NewPasswordForm(AcceptInvitationForm):
     """The new password, chosen through a reset link: the invitation's password rules and
     fields, without its email (the account has one)."""
