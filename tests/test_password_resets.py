@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from outcomes import create_app
 from outcomes.extensions import db
-from outcomes.models import AuditEvent, Delivery, PasswordReset, User
+from outcomes.models import AuditEvent, Delivery, PasswordReset, User, UserSession
 from outcomes.services.deliveries import CLAIM, WORDING
 from outcomes.services.password_resets import (
     CLINIC_ISSUED_LIFETIME,
@@ -210,6 +210,19 @@ def test_two_saves_at_once_use_a_link_once(app, session, world, database_url):
     assert sorted(statuses) == [303, 404]
     assert len(session.scalars(select(AuditEvent).where(
         AuditEvent.action == "account.password_reset")).all()) == 1
+
+
+def test_whoever_is_signed_in_on_the_device_is_signed_out_and_their_session_ended(
+        app, session, world):
+    client = app.test_client()
+    sign_in(client, world.patient_user)  # the patient, on a shared device
+    token = issued(app, session, world.clinician, EMAILED_LIFETIME)
+    assert reset_password(client, token).status_code == 303
+    assert client.get("/me/").status_code == 302
+    session.expire_all()
+    [row] = session.scalars(select(UserSession).where(
+        UserSession.user_id == world.patient_user.id)).all()
+    assert row.ended_reason == "signed_out"  # its row ended, not left open until it lapses
 
 
 def test_a_closed_account_cannot_be_reset(app, session, world):

@@ -12,8 +12,7 @@ its limits and, for staff, their second step) opens a session.
 """
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, logout_user
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
@@ -27,7 +26,7 @@ from ..services.password_resets import (
     usable_reset,
 )
 from ..web import current_actor
-from . import throttle
+from . import sessions, throttle
 from .access import clinic_patient_or_404, staff_required
 from .forms import ForgotPasswordForm, NewPasswordForm, OpenPasswordResetForm
 from .one_time_links import one_time_link_page
@@ -86,9 +85,9 @@ def choose_new_password() -> Response | tuple[str, int]:
         else:
             if user is None:  # used by a request sent at the same moment
                 return reset_invalid()
-            if current_user.is_authenticated:  # its session ended with the others
-                logout_user()
-            session.clear()
+            # Whoever is signed in on this device is signed out, the row ended too (the
+            # account's own sessions ended with the reset; another's would be left open).
+            sessions.end()
             flash(PASSWORD_CHANGED, "info")
             response = redirect(url_for("auth.login"), 303)
             throttle.remember_device(response, user.email)

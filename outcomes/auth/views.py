@@ -99,8 +99,9 @@ def destination(user, next_path: str | None) -> str:
 
 def await_second_factor(user, next_path: str | None) -> Response:
     """The password was right; nothing is signed in until the second factor is given
-    (auth/mfa.py): the code page, or at the first sign-in the authenticator's enrolment."""
-    session.clear()
+    (auth/mfa.py): the code page, or at the first sign-in the authenticator's enrolment.
+    Whoever was signed in on this device is signed out first, their session's row ended."""
+    sessions.end()
     session[AWAITING_SECOND_FACTOR] = {"user": user.id, "token": user.session_token,
                                        "at": utcnow().timestamp(),
                                        "next": safe_next_path(next_path)}
