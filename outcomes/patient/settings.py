@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ..auth.access import own_patient, patient_required
@@ -120,26 +121,28 @@ def change_contact() -> Response | tuple[str, int]:
 @patient_required
 @contact_messages
 def resend_contact() -> Response:
-    form = WaitingChangeForm()
-    if not form.validate():
-        abort(400)
-    if contact_changes.resend(db.session, current_actor(), own_patient(), form.kind.data):
-        flash(f"A new link is on its way to your new {KIND_WORDS[form.kind.data]}; the one "
-              "sent before no longer works.", "info")
-    else:
-        flash("That change was already confirmed or cancelled.", "info")
-    return redirect(url_for("patient.settings", _anchor="contact"), 303)
+    return _waiting_change(contact_changes.resend,
+                           "A new link is on its way to your new {kind}; the one sent before "
+                           "no longer works.")
 
 
 @bp.post("/settings/contact/cancel")
 @patient_required
 def cancel_contact() -> Response:
+    return _waiting_change(contact_changes.cancel,
+                           "The change of your {kind} is cancelled; its link no longer works.")
+
+
+def _waiting_change(act: Callable[[Session, audit.Actor, Patient, str], bool],
+                    done: str) -> Response:
+    """Resend or cancel the patient's change waiting for its link, of the kind the form
+    names: ``act`` does it (False: none was waiting); ``done`` says so, ``{kind}`` naming
+    the address."""
     form = WaitingChangeForm()
     if not form.validate():
         abort(400)
-    if contact_changes.cancel(db.session, current_actor(), own_patient(), form.kind.data):
-        flash(f"The change of your {KIND_WORDS[form.kind.data]} is cancelled; its link no "
-              "longer works.", "info")
+    if act(db.session, current_actor(), own_patient(), form.kind.data):
+        flash(done.format(kind=KIND_WORDS[form.kind.data]), "info")
     else:
         flash("That change was already confirmed or cancelled.", "info")
     return redirect(url_for("patient.settings", _anchor="contact"), 303)
