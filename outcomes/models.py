@@ -184,8 +184,9 @@ class User(UserMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
-    #: Part of every session's identity: changing it (at sign-out) ends all the user's sessions,
-    #: even copies of a session cookie.
+    #: Carried by a sign-in awaiting its second factor (services.mfa.account_with_token):
+    #: changing it (services.user_sessions.end_sessions) ends such a sign-in too. Signed-in
+    #: sessions are rows of their own (UserSession).
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -214,7 +215,9 @@ class User(UserMixin, Base):
         return self.active
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+        # Flask-Login's id: the session's row, not the id, says whether it is open
+        # (services.accounts.load_user).
+        return str(self.id)
 
     @property
     def is_staff(self) -> bool:

@@ -98,12 +98,10 @@ def load_user(session_id: str) -> User | None:
     """Flask-Login's user loader: the active user whose open session (services.user_sessions)
     this request's cookie holds the secret of, else None. The session found is kept on ``g``
     for the request (auth.sessions notes its activity, or ends it)."""
-    # Flask-Login's id is "<user id>:<session token>" (User.get_id); the row, not the token,
-    # says whether the session is open.
-    user_id = session_id.partition(":")[0]
-    if not user_id.isdigit():
+    # Flask-Login's id is the user's (User.get_id); the row says whether the session is open.
+    if not session_id.isdigit():
         return None
-    found = signed_in_user(db.session, int(user_id), cookie.get(COOKIE_KEY))
+    found = signed_in_user(db.session, int(session_id), cookie.get(COOKIE_KEY))
     if found is None:
         return None
     user, g.user_session = found
