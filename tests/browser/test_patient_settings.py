@@ -165,8 +165,8 @@ def test_a_patient_turns_reminders_off_and_on_by_email(
         clinic_channels, live_server, phone, world, session, screenshot):
     patient_id = world.patient.id
     sign_in(phone, live_server, world.patient_user.email)
-    phone.get_by_role("navigation").get_by_role("link", name="Reminders", exact=True).click()
-    expect(phone.get_by_role("heading", level=1, name="Reminders")).to_be_visible()
+    phone.get_by_role("navigation").get_by_role("link", name="Settings", exact=True).click()
+    expect(phone.get_by_role("heading", level=1, name="Your settings")).to_be_visible()
     # push.js ran: this browser can show notifications, so the button replaces the sentence.
     expect(phone.get_by_role("button", name="Turn on notifications on this phone")) \
         .to_be_visible()

@@ -21,7 +21,7 @@ NEW_PASSWORD = "harbour lights at dusk"
 
 
 def expect_signed_out_at_next_click(page, live_server: str) -> None:
-    page.get_by_role("link", name="Reminders").click()
+    page.get_by_role("navigation").get_by_role("link", name="Settings", exact=True).click()
     expect(page).to_have_url(re.compile(r"/login"))
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
@@ -64,7 +64,7 @@ def test_a_patient_ends_another_session_and_changes_their_password(
     expect(phone.get_by_role("heading", name="Where you are signed in")).to_be_visible()
 
     expect_signed_out_at_next_click(laptop, live_server)
-    phone.get_by_role("link", name="Reminders").click()
+    phone.get_by_role("navigation").get_by_role("link", name="Settings", exact=True).click()
     expect(phone.get_by_role("button", name="Sign out")).to_be_visible()
     sign_in(laptop, live_server, patient.email, NEW_PASSWORD)
 
