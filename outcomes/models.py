@@ -772,9 +772,9 @@ class JobRun(Base):
 DELIVERY_PURPOSES = ("reminder", "alert", "escalation", "account")
 #: What an account delivery says (issue 12): a password-reset link, that the password was
 #: changed, that an admin reset the account's sign-in factors, a link confirming a new
-#: contact address, that a sign-in factor was added.
+#: contact address, that a sign-in factor was added, that a contact address was changed.
 ACCOUNT_NOTICES = ("password_reset", "password_changed", "factors_reset", "confirm_contact",
-                   "factor_added")
+                   "factor_added", "contact_changed")
 #: pending: written, not yet tried (or waiting for its retry); sent: the channel's server
 #: took it; failed: given up after the last retry, or refused for good. Never deleted.
 DELIVERY_STATUSES = ("pending", "sent", "failed")

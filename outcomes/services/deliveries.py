@@ -116,6 +116,13 @@ WORDING: dict[str, Wording] = {
         "sets it up again at their next sign-in. If you did not expect this, tell your "
         "clinic.",
         "auth.login"),
+    # To the account's sign-in email, which a contact change never alters: someone holding
+    # the patient's unlocked phone for a minute cannot move their reminders unseen.
+    "contact_changed": Wording(
+        "Your contact details were changed",
+        "The email address or mobile number your Outcomes reminders go to was just changed. "
+        "If this was not you, tell your clinic now.",
+        "patient.settings"),
     "factor_added": Wording(
         "A sign-in step was added",
         "A new second sign-in step (an authenticator app or a passkey) was just added to "
