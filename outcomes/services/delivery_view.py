@@ -17,6 +17,8 @@ from ..models import Clinic, Delivery, QuestionnaireLink
 from .deliveries import (
     ALERT_ACKNOWLEDGED,
     CHANNEL_OFF,
+    CONTACT_CHANGE_CLOSED,
+    DISCHARGED,
     MAX_ATTEMPTS,
     NO_ADDRESS,
     QUESTIONNAIRE_DONE,
@@ -38,8 +40,10 @@ FAILURES = {
     "PermanentFailure": "refused: it can never reach this address",
     "SubscriptionGone": "the browser's push subscription has ended",
     REMINDERS_OFF: "withdrawn: the patient turned reminders or this channel off",
+    DISCHARGED: "withdrawn: the patient was discharged",
     QUESTIONNAIRE_DONE: "withdrawn: the questionnaire was done meanwhile",
     ALERT_ACKNOWLEDGED: "withdrawn: the alert was acknowledged",
+    CONTACT_CHANGE_CLOSED: "withdrawn: the contact change was cancelled or already confirmed",
     NO_ADDRESS: "there is no address to send it to",
     CHANNEL_OFF: "this channel is not set up",
 }
