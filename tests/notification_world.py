@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,15 +32,23 @@ BASE_URL = "https://outcomes.example.org"
 SENDER = "outcomes@clinic.example"
 
 
-@pytest.fixture
-def mailbox(app: Flask) -> Iterator[Mailbox]:
-    """An SMTP server on 127.0.0.1 (aiosmtpd) that the app's email goes to, with the other
-    channels and the outbox off."""
+@contextmanager
+def email_to_mailbox(app: Flask, base_url: str) -> Iterator[Mailbox]:
+    """An SMTP server on 127.0.0.1 (aiosmtpd) that the app's email goes to, its links to
+    ``base_url``, with the other channels and the outbox off."""
     box = Mailbox()
     with smtp_server(box) as port:
         app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
-                          SMTP_FROM=SENDER, PUBLIC_BASE_URL=BASE_URL,
+                          SMTP_FROM=SENDER, PUBLIC_BASE_URL=base_url,
                           NOTIFICATION_OUTBOX=False, NOTIFICATION_TIMEOUT=5)
+        yield box
+
+
+@pytest.fixture
+def mailbox(app: Flask) -> Iterator[Mailbox]:
+    """``email_to_mailbox``, with links to ``BASE_URL`` (the browser tests' own fixture
+    links to their server)."""
+    with email_to_mailbox(app, BASE_URL) as box:
         yield box
 
 

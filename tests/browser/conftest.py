@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,10 @@ from outcomes import create_app
 from outcomes.demo import demo_logins, seed_demo
 from outcomes.extensions import db
 
+from ..channel_servers import Mailbox
 from ..conftest import PASSWORD, base_config
 from ..helpers import Authenticator
+from ..notification_world import email_to_mailbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -209,19 +212,17 @@ def demo(app: Flask, session: Session) -> tuple[tuple[str, str], tuple[str, str]
     return clinician[1:], patient[1:]
 
 
-@pytest.fixture
-def live_server(database_url: str, tls_certificate: ServerCertificate, tmp_path: Path,
-                request: pytest.FixtureRequest) -> Iterator[str]:
+@contextmanager
+def served_app(database_url: str, tls_certificate: ServerCertificate, log_path: Path,
+               host_name: str) -> Iterator[str]:
     """The app served by gunicorn over TLS with production settings and CSRF on, on a free
-    port of 127.0.0.1 and the test's database; yields its base URL (``https://...``).
-
-    The server's output (access log, errors) goes to a file of the test's own: the
-    ``server_log`` fixture, shown in the report when the test fails."""
+    port of 127.0.0.1 and the test's database, known to the browser and to itself
+    (PUBLIC_BASE_URL) as ``https://<host_name>:<port>``, which it yields. Its output (access
+    log, errors) goes to ``log_path``."""
     # The test process holds the listening socket and hands it over: no race for the port.
     listener = socket.create_server(("127.0.0.1", 0))
-    base_url = f"https://127.0.0.1:{listener.getsockname()[1]}"
-    log_path = tmp_path / "server.log"
-    request.node.server_log = log_path
+    port = listener.getsockname()[1]
+    base_url = f"https://{host_name}:{port}"
     test_settings = base_config(database_url)
     environment = {"PATH": os.environ.get("PATH", ""), **SERVER_ENVIRONMENT,
                    **{name: test_settings[name] for name in SHARED_SETTINGS},
@@ -236,7 +237,9 @@ def live_server(database_url: str, tls_certificate: ServerCertificate, tmp_path:
             pass_fds=[listener.fileno()])
     listener.close()
     try:
-        wait_until_healthy(server, base_url, tls_certificate.ssl_context, log_path)
+        # Checked at the address the certificate names, whatever name the browser uses.
+        wait_until_healthy(server, f"https://127.0.0.1:{port}", tls_certificate.ssl_context,
+                           log_path)
         yield base_url
     finally:
         server.terminate()
@@ -248,9 +251,41 @@ def live_server(database_url: str, tls_certificate: ServerCertificate, tmp_path:
 
 
 @pytest.fixture
+def live_server(database_url: str, tls_certificate: ServerCertificate, tmp_path: Path,
+                request: pytest.FixtureRequest) -> Iterator[str]:
+    """The app as ``served_app`` serves it, at https://127.0.0.1:<port> (its base URL, which
+    it yields). The server's log is the ``server_log`` fixture, shown in the report when the
+    test fails."""
+    request.node.server_log = tmp_path / "server.log"
+    with served_app(database_url, tls_certificate, request.node.server_log,
+                    "127.0.0.1") as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def localhost_server(database_url: str, tls_certificate: ServerCertificate, tmp_path: Path,
+                     request: pytest.FixtureRequest) -> Iterator[str]:
+    """``live_server`` opened by a host name, https://localhost:<port>, for what takes no IP
+    address (WebAuthn's relying party id). The run's certificate names 127.0.0.1; Chromium
+    trusts its key whatever the name (the SPKI allow-list), so the page is still a secure
+    context without certificate errors."""
+    request.node.server_log = tmp_path / "server.log"
+    with served_app(database_url, tls_certificate, request.node.server_log,
+                    "localhost") as base_url:
+        yield base_url
+
+
+@pytest.fixture
 def server_log(live_server: str, request: pytest.FixtureRequest) -> Path:
     """The file holding everything the test's gunicorn wrote (access log, app errors)."""
     return request.node.server_log
+
+
+@pytest.fixture
+def mailbox(app: Flask, live_server: str) -> Iterator[Mailbox]:
+    """An SMTP server on 127.0.0.1 that the jobs' email goes to, their links to the server."""
+    with email_to_mailbox(app, live_server) as box:
+        yield box
 
 
 def wait_until_healthy(server: subprocess.Popen, base_url: str, context: ssl.SSLContext,

@@ -5,77 +5,20 @@ without script the code page offers only the code.
 The authenticator is Chromium's virtual one (the DevTools protocol's WebAuthn domain), a
 platform authenticator that verifies its user. WebAuthn takes a host name as its relying
 party id, never an IP address (Chromium: "This is an invalid domain"), so the server here is
-opened as https://localhost:<port>, its PUBLIC_BASE_URL; the run's certificate names
-127.0.0.1, and Chromium trusts its key whatever the name (the SPKI allow-list), so the page
-is still a secure context without certificate errors, which WebAuthn also requires.
+opened as https://localhost:<port>, its PUBLIC_BASE_URL (the ``localhost_server`` fixture);
+the run's certificate names 127.0.0.1, and Chromium trusts its key whatever the name (the
+SPKI allow-list), so the page is still a secure context without certificate errors, which
+WebAuthn also requires.
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from ..conftest import PASSWORD, base_config
-from .conftest import (
-    AUTHENTICATORS,
-    GUNICORN_ARGS,
-    PHONE,
-    ROOT,
-    SERVER_ENVIRONMENT,
-    SHARED_SETTINGS,
-    ServerCertificate,
-    check_page,
-    expect,
-    give_code,
-    goto,
-    sign_in,
-    wait_until_healthy,
-)
+from ..conftest import PASSWORD
+from .conftest import AUTHENTICATORS, PHONE, check_page, expect, give_code, goto, sign_in
 
 VIRTUAL_AUTHENTICATOR = {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
                          "hasUserVerification": True, "isUserVerified": True}
-
-
-@pytest.fixture
-def localhost_server(database_url: str, tls_certificate: ServerCertificate, tmp_path: Path,
-                     request: pytest.FixtureRequest) -> Iterator[str]:
-    """The app as ``live_server`` serves it (gunicorn, TLS, production settings), known to
-    the browser and to itself (PUBLIC_BASE_URL) as https://localhost:<port>."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    base_url = f"https://localhost:{port}"
-    log_path = tmp_path / "server.log"
-    request.node.server_log = log_path
-    test_settings = base_config(database_url)
-    environment = {"PATH": os.environ.get("PATH", ""), **SERVER_ENVIRONMENT,
-                   **{name: test_settings[name] for name in SHARED_SETTINGS},
-                   "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base_url}
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS,
-             "--bind", f"fd://{listener.fileno()}",
-             "--certfile", str(tls_certificate.certfile),
-             "--keyfile", str(tls_certificate.keyfile), "wsgi:app"],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
-            pass_fds=[listener.fileno()])
-    listener.close()
-    try:
-        # Checked at the address the certificate names: the same server.
-        wait_until_healthy(server, f"https://127.0.0.1:{port}", tls_certificate.ssl_context,
-                           log_path)
-        yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def give_password(page, base_url: str, email: str) -> None:

@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 
 from outcomes import clock
 
-from ..channel_servers import Mailbox, smtp_server
 from ..conftest import PASSWORD
-from ..notification_world import SENDER, tick
+from ..notification_world import tick
 from .conftest import check_page, expect, goto, sign_in
 
 pytestmark = pytest.mark.browser
 
 NEW_PASSWORD = "harbour lights at dusk"
-
-
-@pytest.fixture
-def mailbox(app: Flask, live_server: str) -> Iterator[Mailbox]:
-    """An SMTP server on 127.0.0.1 that the jobs' email goes to, their links to the server."""
-    box = Mailbox()
-    with smtp_server(box) as port:
-        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
-                          SMTP_FROM=SENDER, PUBLIC_BASE_URL=live_server,
-                          NOTIFICATION_OUTBOX=False, NOTIFICATION_TIMEOUT=5)
-        yield box
 
 
 def choose_new_password(page, live_server: str) -> None:

@@ -8,18 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Flask
 
 from outcomes import clock
 from outcomes.channels.contacts import base64url_encode
 from outcomes.models import Patient
 
-from ..channel_servers import Mailbox, smtp_server
-from ..notification_world import SENDER, tick
+from ..channel_servers import Mailbox
+from ..notification_world import tick
 from ..conftest import PASSWORD
 from .conftest import SERVER_ENVIRONMENT, check_page, expect, goto, sign_in
 
@@ -45,17 +44,6 @@ def until(found: Callable[[], list], page, seconds: float = 5) -> list:
             return answer
         page.wait_for_timeout(100)  # lets Playwright take in the browser's events
     return found()
-
-
-@pytest.fixture
-def mailbox(app: Flask, live_server: str) -> Iterator[Mailbox]:
-    """An SMTP server on 127.0.0.1 that the jobs' email goes to, their links to the server."""
-    box = Mailbox()
-    with smtp_server(box) as port:
-        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
-                          SMTP_FROM=SENDER, PUBLIC_BASE_URL=live_server,
-                          NOTIFICATION_OUTBOX=False, NOTIFICATION_TIMEOUT=5)
-        yield box
 
 
 @pytest.fixture

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 
 import instruments
 from outcomes import clock
 
-from ..channel_servers import Mailbox, smtp_server
-from ..notification_world import SENDER, recipients, remindable_patient, tick
+from ..notification_world import recipients, remindable_patient, tick
 from .conftest import check_page, expect, goto
 from .pages import RESULT_URL, assessment_count, submit, tap_answers
 
@@ -27,17 +24,6 @@ pytestmark = pytest.mark.browser
 
 #: Few symptoms and item 9 "Not at all": no crisis screen, so the result page comes next.
 CALM_PHQ9 = [1, 1, 0, 1, 0, 1, 0, 0, 0, None]
-
-
-@pytest.fixture
-def mailbox(app: Flask, live_server: str) -> Iterator[Mailbox]:
-    """An SMTP server on 127.0.0.1 that the jobs' email goes to, their links to the server."""
-    box = Mailbox()
-    with smtp_server(box) as port:
-        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
-                          SMTP_FROM=SENDER, PUBLIC_BASE_URL=live_server,
-                          NOTIFICATION_OUTBOX=False, NOTIFICATION_TIMEOUT=5)
-        yield box
 
 
 def test_a_reminders_link_leads_to_the_phq9_on_a_phone_and_no_reminder_follows(
