@@ -111,8 +111,8 @@ WORDING: dict[str, Wording] = {
     # Sent both to the account whose factors were reset and to the admin who reset them.
     "factors_reset": Wording(
         "A sign-in was reset",
-        "An administrator reset the second sign-in step (authenticator app and recovery "
-        "codes) of an Outcomes account: yours, or a colleague's that you reset. Its owner "
+        "An administrator reset the second sign-in step (authenticator app, recovery "
+        "codes and passkeys) of an Outcomes account: yours, or a colleague's that you reset. Its owner "
         "sets it up again at their next sign-in. If you did not expect this, tell your "
         "clinic.",
         "auth.login"),
