@@ -2,8 +2,8 @@
 account (across any number of addresses), slowing an attacker without locking the owner out,
 and answering the same whether or not the account exists. The same two kinds of limit hold the
 pages that lead to an account without its password: asking for a reset link (per email
-address) and choosing a password with a reset or staff invitation link (per link, that is per
-account), each beside the per-client one.
+address) and choosing a password with a reset link or a patient's or staff invitation (per
+link, that is per account), each beside the per-client one.
 
 The Redis at 127.0.0.1:6379 is the real one. Each test keeps to keys of its own: a secret key
 of its own (the account keys are keyed hashes of the email) and client addresses of its own,
@@ -32,6 +32,7 @@ from outcomes.auth.throttle import LINK_PASSWORD_LIMIT
 from outcomes.extensions import db
 from outcomes.models import Patient
 from outcomes.services.audit import Actor
+from outcomes.services.enrolment import issue_invitation
 from outcomes.services.password_resets import issue_clinic_reset
 from outcomes.services.staff import invite_staff
 
@@ -148,7 +149,7 @@ def test_an_unreachable_limit_store_does_not_stop_sign_in(database_url, world):
     assert attempt(client, world.clinician.email, PASSWORD, "192.0.2.7").status_code == 302
 
 
-# -- the links that lead to an account: resets and staff invitations ---------------------------
+# -- the links that lead to an account: resets, patient and staff invitations ------------------
 
 def reset_link(app: Flask, session, patient: Patient, by) -> str:
     """A new reset link's token for ``patient``, issued by their clinician ``by``."""
@@ -168,19 +169,36 @@ def staff_link(app: Flask, session, factory, clinic) -> str:
     return issued.token
 
 
+def invitation_link(app: Flask, session, factory, clinic, clinician) -> str:
+    """A new patient invitation's token, for a new patient of ``clinic`` without an account,
+    issued by their clinician."""
+    patient = factory.patient(clinic, clinician, with_login=False)
+    with app.app_context():
+        issued = issue_invitation(session, Actor(clinician), session.get(Patient, patient.id))
+        session.commit()
+    return issued.token
+
+
 def choose_password(client, route: str, token: str, password: str, address: str):
+    """The invitation's form asks for the sign-in email too: a new one each time."""
     return client.post(route, data={"token": token, "password": password,
-                                    "confirm": password},
+                                    "confirm": password,
+                                    "email": f"new-{uuid.uuid4().hex[:8]}@example.org"},
                        headers={"X-Forwarded-For": address})
 
 
 @pytest.mark.parametrize("route, ends_in", [("/reset/new-password", 303),
-                                            ("/join/accept", 302)])
+                                            ("/join/accept", 302),
+                                            ("/invite/accept", 302)])
 def test_passwords_posted_with_one_link_are_limited_across_addresses(
         app, session, world, factory, route, ends_in):
     if route == "/reset/new-password":
         link = reset_link(app, session, world.patient, world.clinician)
         other = reset_link(app, session, world.other_patient, world.other_clinician)
+    elif route == "/invite/accept":
+        link, other = (invitation_link(app, session, factory, clinic, clinician)
+                       for clinic, clinician in ((world.clinic, world.clinician),
+                                                 (world.other_clinic, world.other_clinician)))
     else:
         link, other = (staff_link(app, session, factory, clinic)
                        for clinic in (world.clinic, world.other_clinic))
@@ -199,7 +217,7 @@ def test_passwords_posted_with_one_link_are_limited_across_addresses(
 
 
 @pytest.mark.parametrize("route", ["/forgot-password", "/reset", "/reset/new-password",
-                                   "/join", "/join/accept"])
+                                   "/join", "/join/accept", "/invite/accept"])
 def test_each_link_page_holds_the_per_client_limit(database_url, world, redis, route):
     """Made-up tokens (and addresses) name no account, so only the per-client limit can hold
     someone trying many: SIGN_IN_RATE_LIMIT, here 3 a minute."""

@@ -163,6 +163,7 @@ def invitation_invalid() -> tuple[str, int]:
 
 @bp.post("/invite/accept")
 @limiter.limit(sign_in_limit)
+@limiter.limit(throttle.LINK_PASSWORD_LIMIT, key_func=throttle.link_key)
 def accept() -> Response | str | tuple[str, int]:
     form = AcceptInvitationForm()
     invitation = usable_invitation(db.session, (form.token.data or "").strip())
