@@ -25,7 +25,7 @@ from outcomes.models import (
     PatientSummary,
     PlanEntry,
 )
-from outcomes.services import patient_admin
+from outcomes.services import contact_changes, contact_links, patient_admin
 from outcomes.services.audit import Actor
 from outcomes.services.schedule import (
     Timeline,
@@ -201,6 +201,26 @@ def test_contact_details_are_stored_normalised_and_the_phone_audited_masked(
     assert (fresh(session, patient).contact_email, fresh(session, patient).contact_phone) == (
         None, None)
     assert len(revisions(session, patient)) == 3
+
+
+def test_the_clinics_correction_revokes_the_patients_waiting_change_of_that_address(
+        app, staff_client, world, session):
+    patient = world.patient
+    with app.app_context():
+        for kind, value in (("email", "typo@example.org"), ("phone", "+12015550142")):
+            contact_changes.request_change(session, Actor(world.patient_user), patient, kind,
+                                           value)
+        session.commit()
+    answer = staff_client.post(details_path(patient), data=details_form(
+        patient, contact_email="pat@example.org"))
+    assert answer.status_code == 303
+    session.rollback()
+    # The email's link can no longer overwrite the correction; the number's still works.
+    assert contact_links.waiting_change(session, patient.id, "email") is None
+    assert contact_links.waiting_change(session, patient.id, "phone") is not None
+    [event] = actions(session, "patient.update_details")
+    assert event.details == {"contact_changes_revoked": ["email"]}
+    assert fresh(session, patient).contact_email == "pat@example.org"
 
 
 def test_a_form_from_before_someone_elses_change_keeps_it(staff_client, world, session):

@@ -6,22 +6,22 @@ delivery (``confirm_contact``) that the worker sends to the NEW address. As with
 reset, the link's token is issued as the message is claimed and works only while the claim
 holds, then ``LIFETIME`` from its sending (``contact_links``); a message that did not leave
 takes its token with it. The token travels after ``#`` and only its SHA-256 is stored. A
-patient has at most one change waiting per kind: a newer one revokes it, as does
-cancelling. Confirming (signed in as that patient) puts the address in use as a new version
-of the patient's details (``patient_admin.record_version``, as the staff's edits are); the
-sign-in email of the patient's account is a separate thing and stays as it is.
+patient has at most one change waiting per kind: a newer one revokes it, as do cancelling
+and the staff changing that address (``patient_admin``). Confirming (signed in as that
+patient) puts the address in use as a new version of the patient's details
+(``patient_admin.record_version``, as the staff's edits are); the sign-in email of the
+patient's account is a separate thing and stays as it is.
 
 Audit rows name the kind of address and, for a phone, its last two digits
 (``mask_phone``), as the reminder settings' rows do; never an email address.
 """
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from ..channels import ContactError
@@ -39,7 +39,7 @@ from .contact_links import (
     in_use,
     waiting_change,
 )
-from .patient_admin import record_version
+from .patient_admin import record_version, revoke_waiting_changes
 from .patient_settings import mask_phone
 from .patients import lock_patient
 from .tokens import could_be_token, new_token, token_hash
@@ -96,17 +96,6 @@ def _details(kind: str, value: str | None) -> dict[str, Any]:
     return {"kind": kind, **({"phone": mask_phone(value)} if kind == PHONE else {})}
 
 
-def _revoke_waiting(session: Session, patient: Patient, kind: str, now: dt.datetime) -> None:
-    # A statement, flushed before any insert, so the one-open-per-kind index never sees two.
-    session.execute(update(ContactConfirmation)
-                    .where(ContactConfirmation.patient_id == patient.id,
-                           ContactConfirmation.kind == kind,
-                           ContactConfirmation.used_at.is_(None),
-                           ContactConfirmation.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                    .execution_options(synchronize_session="fetch"))
-
-
 def update_contact(session: Session, actor: Actor, patient: Patient, kind: str, text: str,
                    config: Mapping[str, Any]) -> str:
     """What the patient typed for ``kind``: a new address starts a change confirmed by the
@@ -136,8 +125,8 @@ def request_change(session: Session, actor: Actor, patient: Patient, kind: str,
     if patient.user_id is None:
         raise ContactChangeError("Your contact details can be changed once your account is "
                                  "set up.", kind)
+    revoke_waiting_changes(session, patient, [kind])
     now = utcnow()
-    _revoke_waiting(session, patient, kind, now)
     # The token of a link nobody has: the real one is issued as the message is claimed.
     change = ContactConfirmation(patient_id=patient.id, kind=kind, value=value,
                                  token_hash=token_hash(new_token()), created_at=now,

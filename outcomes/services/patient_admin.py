@@ -12,6 +12,9 @@ patient at once take consecutive versions and the second sees the first. An edit
 details names the version its form showed: fields someone else changed meanwhile are kept,
 and a field both changed differently is refused rather than silently overwritten.
 
+Staff changing a contact address revoke the patient's own change of it still waiting for its
+link (``contact_changes``), so that an old link cannot overwrite the clinic's correction.
+
 A discharged patient is asked for nothing and reminded of nothing (``schedule``), is left off
 the dashboard unless asked for, and keeps their history, results and exports; they can still
 sign in and see it. Re-admission puts them back under the clinic's care.
@@ -22,14 +25,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..channels.contacts import ContactError, email_address, phone_number
-from ..models import STAFF_ROLES, Patient, PatientRevision, User, utcnow
+from ..models import STAFF_ROLES, ContactConfirmation, Patient, PatientRevision, User, utcnow
 from . import audit, summaries
 from .audit import Actor
+from .contact_links import EMAIL, PHONE
 from .patient_settings import mask_phone
 from .patients import lock_patient
 
@@ -69,6 +73,8 @@ LABELS = {"display_name": "Name", "identifier": "Identifier", "contact_email": "
           "contact_phone": "Mobile number", "assigned_clinician_id": "Clinician",
           "discharged": "Discharged"}
 _VERSIONED = tuple(LABELS)
+#: The kind of contact address (``ContactConfirmation.kind``) each contact column holds.
+_CONTACT_KIND = {"contact_email": EMAIL, "contact_phone": PHONE}
 
 
 def readable(text: str) -> bool:
@@ -234,7 +240,8 @@ def update_details(session: Session, actor: Actor, patient: Patient, wanted: Pat
 
     Only the fields the form changed from ``based_on`` are applied, so a change someone made
     meanwhile to another field stands; one they made to the same field, differently, is
-    refused. ``PatientAdminRefused``: nothing changed."""
+    refused. A contact address changed here revokes the patient's own change of it still
+    waiting for its link. ``PatientAdminRefused``: nothing changed."""
     _hold(session, patient)
     shown = _version(session, patient.id, based_on)
     if shown is None:
@@ -262,13 +269,34 @@ def update_details(session: Session, actor: Actor, patient: Patient, wanted: Pat
         session.refresh(patient)
         raise PatientAdminRefused({"identifier": _TAKEN}) from None
     revision = record_version(session, actor, patient, reason)
+    revoked = revoke_waiting_changes(session, patient, [
+        _CONTACT_KIND[name] for name in changed if name in _CONTACT_KIND])
     audit.record(session, actor, "patient.update_details", patient=patient,
                  object_type="patient", object_id=patient.id, object_version=revision.version,
                  old={name: _audited(name, getattr(before, name)) for name in changed},
                  new={name: _audited(name, getattr(wanted, name)) for name in changed},
-                 reason=reason)
+                 reason=reason,
+                 details={"contact_changes_revoked": revoked} if revoked else None)
     summaries.touch(session, patient.id)  # the dashboard shows the name and identifier
     return changed
+
+
+def revoke_waiting_changes(session: Session, patient: Patient, kinds: list[str]) -> list[str]:
+    """Revoke the patient's own contact changes of ``kinds`` still waiting for their link
+    (``contact_changes``): its link stops working and a message not yet sent is withdrawn by
+    the worker. The kinds that had one."""
+    if not kinds:
+        return []
+    # A statement, flushed before any insert, so the one-open-per-kind index never sees two.
+    revoked = session.scalars(
+        update(ContactConfirmation)
+        .where(ContactConfirmation.patient_id == patient.id,
+               ContactConfirmation.kind.in_(kinds), ContactConfirmation.used_at.is_(None),
+               ContactConfirmation.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .returning(ContactConfirmation.kind)
+        .execution_options(synchronize_session="fetch"))
+    return sorted(revoked)
 
 
 def reassign_clinician(session: Session, actor: Actor, patient: Patient, clinician_id: int,
