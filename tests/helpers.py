@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 import instruments
-from outcomes import clock, migrate
+from outcomes import clock, create_app, migrate
 from outcomes.extensions import db
 from outcomes.jobs import QUEUE_PREFIX
 from outcomes.models import Assessment, Clinic, Course, Infusion, Patient, User
@@ -36,6 +36,18 @@ CLINIC_ZONE = "America/New_York"
 #: tests begin.
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
+
+
+# --- apps of a test's own configuration -------------------------------------------------------
+
+@contextmanager
+def running_app(config: dict[str, object]) -> Iterator[Flask]:
+    """The app made with ``config`` (conftest's ``base_config`` and the test's settings), its
+    database connections closed when the test is done."""
+    app = create_app(config)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 # --- records, made through the services -----------------------------------------------------
@@ -340,6 +352,14 @@ class Authenticator:
                 self.last_step = step
                 return mfa.code_at(self.secret, step)
             time.sleep(1)
+
+
+def give_password(client, user: User) -> str:
+    """The sign-in form's first step, with the test password; where it leads (a second step,
+    or home when none is asked)."""
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302, response.data[:300]
+    return response.location
 
 
 def enrol_authenticator(app: Flask, session: Session, user: User) -> Authenticator:

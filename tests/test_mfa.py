@@ -28,22 +28,13 @@ from outcomes.services import mfa
 from outcomes.services.audit import SYSTEM
 
 from .conftest import PASSWORD, base_config, csrf_token
-from .helpers import Authenticator, enrol_authenticator
+from .helpers import Authenticator, enrol_authenticator, give_password, running_app
 
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    app = create_app({**base_config(database_url), "STAFF_MFA_REQUIRED": True})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
-def give_password(client, user: User) -> str:
-    """The sign-in form's first step; where it leads."""
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
-    assert response.status_code == 302, response.data[:300]
-    return response.location
+    with running_app({**base_config(database_url), "STAFF_MFA_REQUIRED": True}) as app:
+        yield app
 
 
 def sign_in_with_code(client, user: User, code: str):

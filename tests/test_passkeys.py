@@ -23,7 +23,7 @@ from outcomes.services import passkeys
 from outcomes.services.audit import SYSTEM
 
 from .conftest import PASSWORD, base_config, csrf_token
-from .helpers import Authenticator, enrol_authenticator
+from .helpers import Authenticator, enrol_authenticator, give_password, running_app
 from .passkey_authenticator import SoftwareAuthenticator
 
 ORIGIN = "http://localhost"  # the test client's, where PUBLIC_BASE_URL is not set
@@ -31,16 +31,8 @@ ORIGIN = "http://localhost"  # the test client's, where PUBLIC_BASE_URL is not s
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    app = create_app({**base_config(database_url), "STAFF_MFA_REQUIRED": True})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
-def give_password(client, user: User) -> str:
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
-    assert response.status_code == 302, response.data[:300]
-    return response.location
+    with running_app({**base_config(database_url), "STAFF_MFA_REQUIRED": True}) as app:
+        yield app
 
 
 def signed_in_with_code(app, client, session, user: User) -> Authenticator:

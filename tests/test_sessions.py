@@ -15,44 +15,28 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from outcomes import clock as app_clock
-from outcomes import create_app
-from outcomes.extensions import db
 from outcomes.models import Alert, Assessment, HeldAnswers
 
 from .conftest import PASSWORD, base_config, csrf_token
+from .helpers import running_app
+from .notification_world import PinnedClock
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(app_clock, "utcnow", clock)
-    return clock
+def clock(monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
+    return PinnedClock(monkeypatch, START)
 
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
     """CSRF on, as in production: an ended session must not be mistaken for a forged form.
     The timeouts are the documented defaults, said here so the arithmetic below reads."""
-    app = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True,
+    with running_app({**base_config(database_url), "WTF_CSRF_ENABLED": True,
                       "STAFF_IDLE_MINUTES": 15, "PATIENT_IDLE_MINUTES": 30,
-                      "SESSION_MAX_HOURS": 12, "HELD_ANSWERS_MINUTES": 60})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+                      "SESSION_MAX_HOURS": 12, "HELD_ANSWERS_MINUTES": 60}) as app:
+        yield app
 
 
 def sign_in(client, email: str):

@@ -11,14 +11,12 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from outcomes import create_app
-from outcomes.extensions import db
 from outcomes.models import AuditEvent, StaffInvitation, User, UserSession
 from outcomes.services import staff
 from outcomes.services.audit import Actor
 
 from .conftest import PASSWORD, base_config, csrf_token, sign_in
-from .helpers import T0
+from .helpers import T0, running_app
 from .notification_world import PinnedClock
 
 NEW_PASSWORD = "a staff password of some length"
@@ -393,10 +391,8 @@ BASE_URL = "https://outcomes.test"
 
 @pytest.fixture
 def csrf_app(database_url):
-    app = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    with running_app({**base_config(database_url), "WTF_CSRF_ENABLED": True}) as app:
+        yield app
 
 
 def post_from_page(client, page: str, action: str, data: dict, with_token: bool, form=None):

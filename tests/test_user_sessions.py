@@ -31,7 +31,8 @@ from outcomes.services import password_resets, user_sessions
 from outcomes.services.audit import Actor
 
 from .conftest import PASSWORD, base_config, csrf_token, sign_in
-from .helpers import T0, enrol_authenticator
+from .helpers import T0, enrol_authenticator, running_app
+from .notification_world import PinnedClock
 
 NEW_PASSWORD = "a new password of some length"
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,22 +42,9 @@ FIREFOX_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20
                    "Firefox/121.0")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(app_clock, "utcnow", clock)
-    return clock
+def clock(monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
+    return PinnedClock(monkeypatch, T0)
 
 
 def device(app: Flask, user_agent: str):
@@ -443,10 +431,8 @@ def test_a_password_reset_ends_every_session_of_the_account(app, world, session)
 
 @pytest.fixture
 def csrf_app(database_url: str) -> Iterator[Flask]:
-    app = create_app({**base_config(database_url), "WTF_CSRF_ENABLED": True})
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    with running_app({**base_config(database_url), "WTF_CSRF_ENABLED": True}) as app:
+        yield app
 
 
 def test_every_form_of_session_control_needs_its_token(csrf_app, world, factory, session):
