@@ -4,8 +4,11 @@ deactivating and reactivating an account, signing a colleague out everywhere, an
 invitations. Clinicians get 404, as for every page of another audience."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from ..auth.access import roles_required
@@ -37,6 +40,7 @@ from .views import bp
 
 admin_required = roles_required("admin")
 INCOMPLETE = "The form was incomplete. Reload the page and try again; nothing was changed."
+NOTHING_CHANGED = "Nothing was changed."
 
 
 @bp.get("/staff")
@@ -66,69 +70,72 @@ def invite_staff_member() -> str | tuple[str, int]:
 @admin_required
 def change_staff_role() -> Response | tuple[str, int]:
     form = StaffRoleForm()
-    if not form.validate_on_submit():
-        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
-    member = _member_or_404(form)
-    try:
-        changed = change_role(db.session, current_actor(), member, form.role.data)
-    except StaffAdminError as error:
-        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
-    flash(f"{member.email} is now {'an admin' if member.role == 'admin' else 'a clinician'}."
-          if changed else "Nothing was changed.", "info")
-    return redirect(url_for("clinician.staff"), 303)
+
+    def change() -> str:
+        member = _member_or_404(form)
+        if not change_role(db.session, current_actor(), member, form.role.data):
+            return NOTHING_CHANGED
+        return f"{member.email} is now {'an admin' if member.role == 'admin' else 'a clinician'}."
+    return _staff_change(form, change)
 
 
 @bp.post("/staff/active")
 @admin_required
 def set_staff_active() -> Response | tuple[str, int]:
     form = StaffActiveForm()
-    if not form.validate_on_submit():
-        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
-    member = _member_or_404(form)
-    active = form.active.data == "on"
-    try:
-        changed = set_active(db.session, current_actor(), member, active)
-    except StaffAdminError as error:
-        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
-    if not changed:
-        flash("Nothing was changed.", "info")
-    elif active:
-        flash(f"{member.email} can sign in again.", "info")
-    else:
-        flash(f"{member.email} is deactivated: their open sessions have ended and they cannot "
-              "sign in.", "info")
-    return redirect(url_for("clinician.staff"), 303)
+
+    def change() -> str:
+        member = _member_or_404(form)
+        active = form.active.data == "on"
+        if not set_active(db.session, current_actor(), member, active):
+            return NOTHING_CHANGED
+        if active:
+            return f"{member.email} can sign in again."
+        return (f"{member.email} is deactivated: their open sessions have ended and they "
+                "cannot sign in.")
+    return _staff_change(form, change)
 
 
 @bp.post("/staff/end-sessions")
 @admin_required
 def end_staff_sessions() -> Response | tuple[str, int]:
     form = StaffMemberForm()
-    if not form.validate_on_submit():
-        return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
-    member = _member_or_404(form)
-    try:
+
+    def change() -> str:
+        member = _member_or_404(form)
         end_colleague_sessions(db.session, current_actor(), member)
-    except StaffAdminError as error:
-        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
-    flash(f"{member.email} is signed out everywhere: their next page asks them to sign in.",
-          "info")
-    return redirect(url_for("clinician.staff"), 303)
+        return f"{member.email} is signed out everywhere: their next page asks them to sign in."
+    return _staff_change(form, change)
 
 
 @bp.post("/staff/invitations/revoke")
 @admin_required
 def revoke_staff_invitation_link() -> Response | tuple[str, int]:
     form = RevokeStaffInvitationForm()
+
+    def change() -> str:
+        invitation = clinic_staff_invitation(db.session, current_user.clinic_id,
+                                             form.invitation_id.data)
+        if invitation is None:
+            abort(404)
+        if not revoke_staff_invitation(db.session, current_actor(), invitation):
+            return "That invitation was already used or revoked."
+        return f"The invitation to {invitation.email} no longer works."
+    return _staff_change(form, change)
+
+
+def _staff_change(form: FlaskForm, change: Callable[[], str]) -> Response | tuple[str, int]:
+    """What every change on the staff page does around its own ``change`` (which loads what
+    it changes, answering 404 for another clinic's, and returns what to tell the admin): an
+    incomplete form, or a change the rules refuse (``StaffAdminError``), is answered on the
+    staff page with a 422 and changes nothing; otherwise the admin is told and sent back."""
     if not form.validate_on_submit():
         return _staff_page(InviteStaffForm(formdata=None), INCOMPLETE), 422
-    invitation = clinic_staff_invitation(db.session, current_user.clinic_id,
-                                         form.invitation_id.data)
-    if invitation is None:
-        abort(404)
-    revoked = revoke_staff_invitation(db.session, current_actor(), invitation)
-    flash(f"The invitation to {invitation.email} no longer works." if revoked
-          else "That invitation was already used or revoked.", "info")
+    try:
+        told = change()
+    except StaffAdminError as error:
+        return _staff_page(InviteStaffForm(formdata=None), str(error)), 422
+    flash(told, "info")
     return redirect(url_for("clinician.staff"), 303)
 
 
