@@ -21,7 +21,7 @@ from .extensions import db
 from .forms import date_problem
 from .jobs.cli import worker
 from .models import Clinic, Patient
-from .services import accounts, audit, exports, fhir_export, triage
+from .services import accounts, audit, clinic_settings, exports, fhir_export
 from .services.audit import SYSTEM
 
 
@@ -78,7 +78,8 @@ def create_clinic(name: str, crisis_phone: str, timezone: str) -> None:
 @with_appcontext
 @click.option("--clinic", "clinic_name", required=True, help="The clinic's name.")
 @click.option("--wording", help="What patients are told, after a disclosure opens an alert, "
-              "about when the care team responds (up to 300 characters).")
+              "about when the care team responds (up to "
+              f"{clinic_settings.RESPONSE_WORDING_MAX} characters).")
 @click.option("--clear", is_flag=True, help="Say nothing about response times.")
 def set_alert_response(clinic_name: str, wording: str | None, clear: bool) -> None:
     """Set what the clinic tells patients about when its care team responds to an alert.
@@ -91,8 +92,8 @@ def set_alert_response(clinic_name: str, wording: str | None, clear: bool) -> No
     if clinic is None:
         raise CommandError(f"No clinic named {clinic_name!r}; create it with create-clinic.")
     try:
-        triage.set_alert_response_wording(db.session, SYSTEM, clinic, wording)
-    except triage.TriageError as error:
+        clinic_settings.set_alert_response_wording(db.session, SYSTEM, clinic, wording)
+    except clinic_settings.SettingsRefused as error:
         raise CommandError(str(error)) from None
     db.session.commit()
     click.echo(f"{clinic.name}: " + (f"patients are told {clinic.alert_response_wording!r}"

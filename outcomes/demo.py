@@ -44,7 +44,7 @@ from .models import (
 )
 from .services import audit
 from .services.accounts import create_clinic, create_staff_user, password_hasher
-from .services.triage import set_alert_response_wording
+from .services.clinic_settings import set_alert_response_wording
 from .services.audit import SYSTEM
 from .services.assessments import alerts_called_for
 from .services.baseline import choose_reference, course_windows

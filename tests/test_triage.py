@@ -384,7 +384,8 @@ def test_the_clinics_own_wording_is_shown_after_an_alert(client, world, app, run
     (["--clinic", "Harbour Clinic"], "either --wording TEXT or --clear"),
     (["--clinic", "Harbour Clinic", "--wording", "x", "--clear"], "either --wording"),
     (["--clinic", "Harbour Clinic", "--wording", "   "], "blank"),
-    (["--clinic", "Harbour Clinic", "--wording", "x" * 301], "keep it to 300"),
+    (["--clinic", "Harbour Clinic", "--wording", "x" * 301],
+     "The wording is 301 characters long; keep it to 300 (one or two short sentences)."),
 ])
 def test_bad_wording_settings_exit_2_and_change_nothing(runner, world, session, args, message):
     result = runner.invoke(args=["set-alert-response", *args])

@@ -224,6 +224,18 @@ def update_settings(session: Session, actor: Actor, clinic: Clinic, settings: Se
     return changed
 
 
+def set_alert_response_wording(session: Session, actor: Actor, clinic: Clinic,
+                               wording: str | None) -> list[str]:
+    """Set (None or blank: clear) what the clinic tells a patient after an alert about when
+    its care team responds (the app never words a promise of its own), as ``update_settings``
+    does from the settings page, the clinic's other details as they stand:
+    ``SettingsRefused`` when too long."""
+    details = dataclasses.replace(settings_of(clinic, ClinicDetails),
+                                  alert_response_wording=wording)
+    # Only a changed crisis phone reads the server's settings (its phone region).
+    return update_settings(session, actor, clinic, details, config={})
+
+
 def crisis_phone_number(text: str, region: str) -> str:
     """A crisis line as patients read and dial it: any valid number (a landline too), written
     the region's national way (``(415) 555-0123``) or, for a number in another country,

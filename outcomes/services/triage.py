@@ -1,5 +1,6 @@
-"""Triage: alerts described as what happened, the clinic's inbox of open alerts, the counts at
-the top of the dashboard, and what the clinic tells patients about its response time.
+"""Triage: alerts described as what happened, the clinic's inbox of open alerts and the counts
+at the top of the dashboard (what the clinic tells patients about its response time is a
+clinic setting: ``clinic_settings``).
 
 An alert is described from what the patient answered, never from the rule's wording: the
 items its flag rule read, with the answer chosen ("More than half the days"), who entered the
@@ -20,19 +21,12 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 import instruments
 
 from ..clock import to_local
-from ..models import Alert, Assessment, Clinic, Patient, utcnow
-from . import audit
-from .audit import Actor
+from ..models import Alert, Assessment, Patient, utcnow
 from .delivery_view import DeliveryLine, alert_delivery_lines
 
 #: The inbox's kind filter: crisis alerts (the patient was shown crisis resources), the rest,
 #: or one alert kind of the definitions (added below from the instruments package).
 KIND_CRISIS, KIND_OTHER = "crisis", "other"
-RESPONSE_WORDING_MAX = 300
-
-
-class TriageError(ValueError):
-    """A triage setting that cannot be stored, with the reason. Nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -389,22 +383,3 @@ def open_alerts_statement(clinic_id: int, clinician_id: int | None) -> Select:
     if clinician_id is not None:
         statement = statement.where(Patient.assigned_clinician_id == clinician_id)
     return statement
-
-
-# --- what patients are told ----------------------------------------------------------------
-
-def set_alert_response_wording(session: Session, actor: Actor, clinic: Clinic,
-                               wording: str | None) -> Clinic:
-    """Set (or, with None or blank, clear) what the clinic tells a patient after an alert
-    about when its care team responds. The app never words a promise of its own."""
-    wording = " ".join(wording.split()) if wording else None
-    if wording is not None and len(wording) > RESPONSE_WORDING_MAX:
-        raise TriageError(f"The wording is {len(wording)} characters long; keep it to "
-                          f"{RESPONSE_WORDING_MAX}.")
-    old = clinic.alert_response_wording
-    clinic.alert_response_wording = wording or None
-    session.flush()
-    audit.record(session, actor, "clinic.update", clinic_id=clinic.id, object_type="clinic",
-                 object_id=clinic.id, old={"alert_response_wording": old},
-                 new={"alert_response_wording": clinic.alert_response_wording})
-    return clinic
