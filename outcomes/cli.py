@@ -65,10 +65,14 @@ def db_revision(message: str) -> None:
 @click.option("--timezone", default="America/New_York", show_default=True,
               help="IANA time zone used to show times to the clinic.")
 def create_clinic(name: str, crisis_phone: str, timezone: str) -> None:
-    """Create a clinic."""
+    """Create a clinic. Its crisis phone and time zone are checked, and stored, as the
+    clinic's settings page checks and stores them."""
     try:
+        crisis_phone = clinic_settings.crisis_phone_number(
+            crisis_phone.strip(), current_app.config["PHONE_REGION"])
+        timezone = clinic_settings.zone_name(timezone)
         clinic = accounts.create_clinic(db.session, SYSTEM, name, crisis_phone, timezone)
-    except accounts.AccountError as error:
+    except ValueError as error:  # the phone's ContactError, the zone's, AccountError
         raise CommandError(str(error)) from None
     db.session.commit()
     click.echo(f"Created clinic {clinic.name!r} (id {clinic.id}).")

@@ -244,7 +244,8 @@ def test_an_admin_changes_each_detail(client, session, world, admin, name, sent,
 
 def test_a_number_stored_before_numbers_were_checked_does_not_block_the_rest(
         client, session, world, admin):
-    # The factory's clinics, like `flask create-clinic`'s, have "+1 555 0100", no real number.
+    # The factory's clinics, like the demo's and those `flask create-clinic` made before it
+    # checked numbers, have "+1 555 0100", no real number.
     assert clinic_now(session, world.clinic.id).crisis_phone == "+1 555 0100"
     sign_in(client, admin)
     assert post_details(client, session, world.clinic.id,
