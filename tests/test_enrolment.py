@@ -169,7 +169,7 @@ def test_a_link_with_the_token_in_its_path_is_not_honoured(app, world, session):
 def test_the_invitation_page_posts_the_token_from_the_fragment(client):
     page = client.get("/invite").data.decode()
     assert 'id="open-invitation"' in page and 'action="/invite"' in page
-    assert "js/invite.js" in page
+    assert "js/link_token.js" in page and 'data-form="open-invitation" data-post' in page
     assert '<label for="token">' in page  # without script, the code can be typed in
 
 
