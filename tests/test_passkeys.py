@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from outcomes import clock, create_app
 from outcomes.extensions import db
-from outcomes.models import AuditEvent, Delivery, PasskeyCredential, User
+from outcomes.models import AuditEvent, Delivery, PasskeyCredential, User, UserSession
 from outcomes.services import passkeys
 from outcomes.services.audit import SYSTEM
 
@@ -290,6 +290,51 @@ def test_an_authenticator_without_a_count_signs_in_each_time(app, client, world,
         client.post("/logout")
         assert sign_in_with_passkey(client, world.clinician, device).status_code == 200
     assert stored_passkeys(session, world.clinician)[0].sign_count == 0
+
+
+def open_sessions(session, user: User) -> int:
+    session.rollback()
+    return session.scalar(select(func.count()).select_from(UserSession).where(
+        UserSession.user_id == user.id, UserSession.ended_at.is_(None)))
+
+
+def replayed_with_copied_cookie(app, client, path: str, data: dict[str, str]):
+    """What a copy of ``client``'s cookie, taken before the second step and sent with the
+    same body after it succeeded (a proxy log, a stolen backup), would be answered."""
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
+    assert client.post(path, data=data).status_code in (200, 302)
+    replay = app.test_client()
+    replay.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
+    return replay.post(path, data=data)
+
+
+def test_a_copy_of_the_cookie_cannot_replay_a_passkey_sign_in(app, client, world, session):
+    """The challenge serves once only in the cookie it was taken out of: an older copy still
+    holds it. An authenticator with no count (iCloud Keychain, Google Password Manager) gives
+    no second guard, so the accepted passkey changes the account's session token, which the
+    half-finished sign-in in the copy carries."""
+    clinician = world.clinician
+    signed_in_with_code(app, client, session, clinician)
+    device = SoftwareAuthenticator(ORIGIN, counts=False)
+    add_passkey(client, device)
+    client.post("/logout")
+    assert give_password(client, clinician) == "/login/code"
+    answer = {"credential": device.get(passkey_options(client))}
+    replayed = replayed_with_copied_cookie(app, client, "/login/passkey", answer)
+    assert replayed.status_code == 302 and replayed.location == "/login"
+    assert open_sessions(session, clinician) == 1
+    assert client.get("/clinic/patients").status_code == 200
+
+
+def test_a_copy_of_the_cookie_cannot_replay_a_code_sign_in(app, client, world, session):
+    """The same copy with a code: its step is used already."""
+    clinician = world.clinician
+    authenticator = enrol_authenticator(app, session, clinician)
+    assert give_password(client, clinician) == "/login/code"
+    replayed = replayed_with_copied_cookie(app, client, "/login/code",
+                                           {"code": authenticator.code()})
+    assert replayed.status_code == 401 and b"used already" in replayed.data
+    assert open_sessions(session, clinician) == 1
 
 
 def test_the_code_page_offers_a_passkey_only_to_accounts_with_one(app, client, world, session):

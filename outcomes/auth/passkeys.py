@@ -9,7 +9,9 @@ browser, the passkey buttons stay hidden and codes work as before.
 
 A ceremony's challenge is kept in the signed session with what it is for, whose it is and
 when it was made; it is taken out before its answer is checked, so it serves once, and is
-refused after ``passkeys.CHALLENGE_LIFETIME``.
+refused after ``passkeys.CHALLENGE_LIFETIME``. Taken out of this cookie only: a sign-in's
+older copy still holds it, so the accepted passkey also changes the account's session token
+(services.passkeys.check_passkey), and the copy's half-finished sign-in is then stale.
 """
 from __future__ import annotations
 

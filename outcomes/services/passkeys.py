@@ -15,7 +15,9 @@ A challenge is made for one ceremony and kept by the caller (the signed session)
 ``CHALLENGE_LIFETIME``; the view takes it out before checking, so it serves once. The sign
 count is recorded with a conditional UPDATE (as the TOTP step is), so of two requests with
 one assertion only one passes, and a count that does not increase (a cloned authenticator)
-is refused, unless the authenticator keeps no count (both zero).
+is refused, unless the authenticator keeps no count (both zero). The challenge is the
+session's, so an older copy of the cookie still holds it: an accepted passkey also changes the
+account's session token, which the half-finished sign-in carries, so such a copy is stale.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ from webauthn.helpers.structs import (
 )
 
 from .. import clock
-from ..models import PasskeyCredential, User
+from ..models import PasskeyCredential, User, new_session_token
 from . import audit, mfa
 from .audit import Actor
 
@@ -205,14 +207,31 @@ def authentication_options(session: Session, user: User,
 def check_passkey(session: Session, actor: Actor, user: User, rp: RelyingParty,
                   challenge: bytes, credential: str) -> bool:
     """Whether ``credential`` (``navigator.credentials.get``'s answer, as JSON) proves one of
-    ``user``'s passkeys for ``challenge``; the sign count is recorded in the same statement.
-    A failure is audited (without anything the browser sent)."""
+    ``user``'s passkeys for ``challenge``; the sign count is recorded in the same statement,
+    and the half-finished sign-in's session token changed. A failure is audited (without
+    anything the browser sent)."""
     passkey = _verified_passkey(session, user, rp, challenge, credential)
-    if passkey is None:
+    if passkey is None or not _spend_awaited_sign_in(session, user):
         mfa.record_failure(session, actor, user, "passkey")
         return False
     audit.record(session, actor, "mfa.passkey_used", clinic_id=user.clinic_id,
                  object_type="user", object_id=user.id, details={"passkey": passkey.id})
+    return True
+
+
+def _spend_awaited_sign_in(session: Session, user: User) -> bool:
+    """Change ``user``'s session token, which the half-finished sign-in carries
+    (services.mfa.account_with_token), if it is still the one it was: a copy of the signed
+    cookie holding the same challenge, sent with the same answer, is then refused, even for an
+    authenticator whose count stays zero. Conditional, so of two such requests at once only
+    one passes."""
+    changed = session.execute(
+        update(User).where(User.id == user.id, User.session_token == user.session_token)
+        .values(session_token=new_session_token())
+        .execution_options(synchronize_session=False))
+    if changed.rowcount != 1:
+        return False
+    session.refresh(user)
     return True
 
 
