@@ -382,6 +382,7 @@ def test_the_dashboard_hides_discharged_patients_unless_asked(staff_client, worl
     page = staff_client.get("/clinic/patients").data
     assert patient.id not in rows(page)
     assert b"1 discharged patient is not listed" in page
+    assert b'<option value="">All patients under care</option>' in page
     shown = staff_client.get("/clinic/patients?filter=discharged").data
     assert rows(shown) == [patient.id] and b">discharged</span>" in shown
     assert patient.id not in rows(staff_client.get("/clinic/patients?filter=overdue").data)

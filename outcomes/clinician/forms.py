@@ -118,7 +118,7 @@ def plan_changes(form: FlaskForm) -> dict[tuple[str, str], tuple[bool, int | Non
 class DashboardFilters(FlaskForm):
     """The dashboard's filters and sort."""
 
-    filter = SelectField("Show", choices=[SelectChoice("", "All patients")] + [
+    filter = SelectField("Show", choices=[SelectChoice("", "All patients under care")] + [
         SelectChoice(key, label) for key, label in FILTERS.items()], validators=[Optional()])
     status = SelectField("Course", choices=[SelectChoice("", "Any course"),
                                             SelectChoice("none", "No course")] + [
