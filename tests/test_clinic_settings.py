@@ -65,6 +65,24 @@ def page_text(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
+def columns(session, clinic_id: int, names) -> dict[str, object]:
+    clinic = clinic_now(session, clinic_id)
+    return {name: getattr(clinic, name) for name in names}
+
+
+def assert_refused(response, session, clinic_id: int, message: str,
+                   before: dict[str, object]) -> None:
+    """The page refused the settings, saying ``message`` and marking the field; the clinic's
+    columns are still ``before`` and nothing was audited."""
+    assert response.status_code == 422
+    text = page_text(response)
+    assert "The settings could not be saved" in text and "Nothing was changed." in text
+    assert message in text
+    assert 'aria-invalid="true"' in response.get_data(as_text=True)
+    assert columns(session, clinic_id, before) == before
+    assert updates(session, clinic_id) == []
+
+
 @pytest.mark.parametrize("name, sent, stored, audited", [
     ("reminder_limit", "0", 0, 0),
     ("reminder_limit", "10", 10, 10),
@@ -130,17 +148,10 @@ def test_clearing_the_on_call_address_stores_none(client, session, world, admin)
 def test_bad_values_are_refused_with_a_clear_message_and_nothing_changes(
         client, session, world, admin, name, sent, message):
     sign_in(client, admin)
-    before = {column: getattr(clinic_now(session, world.clinic.id), column) for column in GOOD}
+    before = columns(session, world.clinic.id, GOOD)
     # With a good change beside the bad one: that is not stored either.
     response = post(client, **{"reminder_limit": "5", name: sent})
-    assert response.status_code == 422
-    text = page_text(response)
-    assert "The settings could not be saved" in text and "Nothing was changed." in text
-    assert message in text
-    assert 'aria-invalid="true"' in response.get_data(as_text=True)
-    after = clinic_now(session, world.clinic.id)
-    assert {column: getattr(after, column) for column in GOOD} == before
-    assert updates(session, world.clinic.id) == []
+    assert_refused(response, session, world.clinic.id, message, before)
 
 
 def test_every_problem_is_named_at_once(client, session, world, admin):
@@ -288,22 +299,14 @@ def test_clearing_the_response_wording_promises_nothing(client, session, world, 
 ])
 def test_bad_details_are_refused_with_a_clear_message_and_nothing_changes(
         client, session, world, admin, name, sent, message):
-    details = ("name", "crisis_phone", "timezone", "alert_response_wording")
-    before = {column: getattr(clinic_now(session, world.clinic.id), column)
-              for column in details}
+    before = columns(session, world.clinic.id,
+                     ("name", "crisis_phone", "timezone", "alert_response_wording"))
     sign_in(client, admin)
     # With a good change beside the bad one: that is not stored either.
     other = "timezone" if name != "timezone" else "name"
     good = {"timezone": "America/Denver", "name": "Harbour Care"}[other]
     response = post_details(client, session, world.clinic.id, **{other: good, name: sent})
-    assert response.status_code == 422
-    text = page_text(response)
-    assert "The settings could not be saved" in text and "Nothing was changed." in text
-    assert message in text
-    assert 'aria-invalid="true"' in response.get_data(as_text=True)
-    after = clinic_now(session, world.clinic.id)
-    assert {column: getattr(after, column) for column in details} == before
-    assert updates(session, world.clinic.id) == []
+    assert_refused(response, session, world.clinic.id, message, before)
 
 
 def test_every_detail_problem_is_named_at_once(client, session, world, admin):
@@ -411,14 +414,12 @@ def test_the_policy_takes_effect(app, client, session, world, admin):
 def test_bad_timeouts_are_refused_and_nothing_changes(client, session, world, admin, name,
                                                       sent, message):
     sign_in(client, admin)
+    before = columns(session, world.clinic.id,
+                     ("staff_idle_minutes", "patient_idle_minutes", "staff_mfa_required"))
+    assert before == {"staff_idle_minutes": None, "patient_idle_minutes": None,
+                      "staff_mfa_required": False}
     response = post_policy(client, staff_mfa_required="y", **{name: sent})
-    assert response.status_code == 422
-    text = page_text(response)
-    assert "The settings could not be saved" in text and message in text
-    clinic = clinic_now(session, world.clinic.id)
-    assert (clinic.staff_idle_minutes, clinic.patient_idle_minutes,
-            clinic.staff_mfa_required) == (None, None, False)
-    assert updates(session, world.clinic.id) == []
+    assert_refused(response, session, world.clinic.id, message, before)
 
 
 def test_where_the_server_requires_mfa_it_cannot_be_turned_off(app, client, session, world,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-import threading
 
 import pytest
 from sqlalchemy import select
@@ -35,6 +34,7 @@ from outcomes.services.schedule import (
     outstanding,
 )
 
+from .concurrency import at_once, skip_unless_postgresql
 from .conftest import PASSWORD, base_config, csrf_token, sign_in
 from .helpers import T0, answers_form, as_dicts, post_export
 from .notification_world import (  # noqa: F401  (fixtures)
@@ -244,29 +244,18 @@ def test_a_form_from_before_someone_elses_change_keeps_it(staff_client, world, s
 
 def test_two_edits_at_once_take_consecutive_versions_and_lose_nothing(
         app, world, session, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    skip_unless_postgresql(database_url)
     patient = world.patient
     edits = [{"display_name": "Pat Racing"}, {"contact_email": "race@example.org"},
              {"contact_phone": "+1 201 555 0199"}, {"identifier": "MRN-RACE"}]
-    clients = []
-    for _ in edits:
+
+    def editor(changes: dict[str, str]):
         client = app.test_client()
         sign_in(client, world.clinician)
-        clients.append(client)
-    start = threading.Barrier(len(edits))
-    statuses: list[int] = []
-
-    def post(client, changes) -> None:
         data = details_form(patient, **changes)
-        start.wait()
-        statuses.append(client.post(details_path(patient), data=data).status_code)
+        return lambda: client.post(details_path(patient), data=data).status_code
 
-    racers = [threading.Thread(target=post, args=pair) for pair in zip(clients, edits)]
-    for thread in racers:
-        thread.start()
-    for thread in racers:
-        thread.join()
+    statuses = at_once(*[editor(changes) for changes in edits])
     assert statuses == [303] * len(edits)
     versions = revisions(session, patient)
     assert [r.version for r in versions] == [1, 2, 3, 4, 5]

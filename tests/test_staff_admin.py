@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +14,7 @@ from outcomes.models import AuditEvent, StaffInvitation, User, UserSession
 from outcomes.services import staff
 from outcomes.services.audit import Actor
 
+from .concurrency import at_once, skip_unless_postgresql
 from .conftest import PASSWORD, base_config, csrf_token, sign_in
 from .helpers import T0, running_app
 from .notification_world import PinnedClock
@@ -175,22 +175,11 @@ def test_a_used_expired_revoked_or_made_up_link_shows_one_clear_page(
 
 
 def test_two_acceptances_at_once_make_one_account(app, admin_client, session, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    skip_unless_postgresql(database_url)
     token, _ = invite(admin_client)
-    start = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def tap() -> None:
-        client = app.test_client()
-        start.wait()
-        statuses.append(accept(client, token).status_code)
-
-    taps = [threading.Thread(target=tap) for _ in range(2)]
-    for thread in taps:
-        thread.start()
-    for thread in taps:
-        thread.join()
+    clients = [app.test_client() for _ in range(2)]
+    statuses = at_once(*[lambda client=client: accept(client, token).status_code
+                         for client in clients])
     assert sorted(statuses) == [302, 404]
     assert session.scalar(select(func.count()).select_from(User).where(
         User.email == "new.colleague@example.org")) == 1
@@ -306,27 +295,18 @@ def test_an_admin_cannot_change_their_own_account(admin_client, admin, factory, 
 
 def test_two_admins_demoting_each_other_at_once_leave_one_admin(
         app, world, admin, factory, session, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite runs one transaction at a time: there is no race to lose")
+    skip_unless_postgresql(database_url)
     second = factory.staff(world.clinic, "admin")
     clients = {admin.id: app.test_client(), second.id: app.test_client()}
     for user in (admin, second):
         sign_in(clients[user.id], user)
-    start = threading.Barrier(2)
-    statuses: list[int] = []
 
-    def post(actor_id: int, path: str, data: dict[str, object]) -> None:
-        start.wait()
-        statuses.append(clients[actor_id].post(path, data=data).status_code)
+    def post(actor_id: int, path: str, data: dict[str, object]):
+        return lambda: clients[actor_id].post(path, data=data).status_code
 
-    races = [threading.Thread(target=post, args=(admin.id, "/clinic/staff/role",
-                                                 {"user_id": second.id, "role": "clinician"})),
-             threading.Thread(target=post, args=(second.id, "/clinic/staff/active",
-                                                 {"user_id": admin.id, "active": "off"}))]
-    for thread in races:
-        thread.start()
-    for thread in races:
-        thread.join()
+    statuses = at_once(
+        post(admin.id, "/clinic/staff/role", {"user_id": second.id, "role": "clinician"}),
+        post(second.id, "/clinic/staff/active", {"user_id": admin.id, "active": "off"}))
     assert sorted(statuses) == [303, 422]
     session.rollback()
     assert session.scalar(select(func.count()).select_from(User).where(
