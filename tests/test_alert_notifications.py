@@ -1,6 +1,7 @@
 """Crisis alerts reach clinicians at once (services/alert_notifications.py), through the
 worker's jobs and a real SMTP server: the patient's clinician and the clinic's on-call
-address within one tick, once each; the clinic's active admins once the alert has stayed
+address within one tick, once each (the clinic's active admins instead of a clinician who is
+deactivated, or of none); the clinic's active admins once the alert has stayed
 unacknowledged for the clinic's escalation minutes, and not before; an acknowledged alert
 escalates no more."""
 from __future__ import annotations
@@ -38,9 +39,11 @@ def clinic(session, world) -> Clinic:
 
 def test_an_item9_alert_reaches_the_clinician_and_the_on_call_address_within_one_tick(
         app, session, factory, world, clinic, mailbox: Mailbox, pinned):
+    admin = factory.staff(clinic, "admin")  # told only at the escalation
     alert = crisis_alert(factory, world.patient)
     tick(app)
     assert sorted(recipients(mailbox)) == sorted([world.clinician.email, ON_CALL])
+    assert admin.email not in recipients(mailbox)
     for received in mailbox.received:
         assert received.message["Subject"] == WORDING["alert"].subject
         assert f"{BASE_URL}/clinic/alerts" in received.message.get_content()
@@ -51,6 +54,32 @@ def test_an_item9_alert_reaches_the_clinician_and_the_on_call_address_within_one
     pinned.advance(minutes=1)
     tick(app)
     assert len(mailbox.received) == 2
+
+
+@pytest.mark.parametrize("clinician", ["deactivated", "unassigned"])
+def test_without_an_active_clinician_the_admins_are_told_at_once(
+        app, session, factory, world, clinic, mailbox, pinned, clinician):
+    """Nobody would hear of the alert until the escalation (up to a day away): its first
+    notification goes to the clinic's active admins instead, once."""
+    admins = [factory.staff(clinic, "admin"), factory.staff(clinic, "admin")]
+    retired_admin = factory.staff(clinic, "admin")
+    retired_admin.active = False
+    if clinician == "deactivated":
+        world.clinician.active = False
+    else:
+        world.patient.assigned_clinician_id = None
+    session.commit()
+    alert = crisis_alert(factory, world.patient)
+    tick(app)
+    assert sorted(recipients(mailbox)) == sorted([admin.email for admin in admins] + [ON_CALL])
+    rows = deliveries(session, alert_id=alert.id)
+    assert [(row.purpose, row.user_id, row.status) for row in rows] == [
+        ("alert", admins[0].id, "sent"), ("alert", admins[1].id, "sent"), ("alert", None, "sent")]
+    for received in mailbox.received:
+        assert received.message["Subject"] == WORDING["alert"].subject
+    pinned.advance(minutes=1)
+    tick(app)
+    assert len(mailbox.received) == 3
 
 
 def test_escalation_fires_at_the_clinics_minutes_and_not_before(

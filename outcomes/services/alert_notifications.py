@@ -3,7 +3,8 @@ opened, and its escalation when it stays unacknowledged.
 
 ``queue_alert_notifications`` runs every minute (outcomes/jobs). For each open crisis alert
 (``Alert.crisis``: the patient was shown crisis resources) it writes, once each, a delivery
-to the patient's assigned clinician (email, and web push where they subscribed) and to the
+to the patient's assigned clinician (email, and web push where they subscribed) — or, when
+the patient has no active clinician, to each of the clinic's active admins — and to the
 clinic's on-call address; once the alert has stayed open for the clinic's
 ``escalation_minutes``, one to each of the clinic's active admins. An acknowledged alert gets
 nothing more (a pending escalation of it is withdrawn when its turn to be sent comes). The
@@ -36,8 +37,12 @@ def queue_alert_notifications(session: Session, now: dt.datetime,
     written = 0
     for alert, patient, clinic in session.execute(_open_crisis_alerts_without("alert")):
         clinician = patient.assigned_clinician
-        if clinician is not None and clinician.active:
-            written += _notify_staff(session, alert, clinic, clinician, "alert", config)
+        # With no active clinician of theirs, nobody would hear of it until the escalation,
+        # up to a day later: the admins are told at once instead.
+        first_told = [clinician] if clinician is not None and clinician.active \
+            else _active_admins(session, clinic)
+        for user in first_told:
+            written += _notify_staff(session, alert, clinic, user, "alert", config)
         if clinic.on_call_email and carrier("email", config) is not None:
             written += write_delivery(session, f"alert:{alert.id}:on-call:email",
                                       clinic_id=clinic.id, purpose="alert", channel="email",
@@ -45,11 +50,14 @@ def queue_alert_notifications(session: Session, now: dt.datetime,
     for alert, patient, clinic in session.execute(_open_crisis_alerts_without("escalation")):
         if alert.raised_at + dt.timedelta(minutes=clinic.escalation_minutes) > now:
             continue
-        for admin in session.scalars(select(User).where(
-                User.clinic_id == clinic.id, User.role == "admin", User.active)
-                .order_by(User.id)):
+        for admin in _active_admins(session, clinic):
             written += _notify_staff(session, alert, clinic, admin, "escalation", config)
     return written
+
+
+def _active_admins(session: Session, clinic: Clinic) -> list[User]:
+    return list(session.scalars(select(User).where(
+        User.clinic_id == clinic.id, User.role == "admin", User.active).order_by(User.id)))
 
 
 def _open_crisis_alerts_without(purpose: str) -> Select[tuple[Alert, Patient, Clinic]]:
