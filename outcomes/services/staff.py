@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import STAFF_ROLES, StaffInvitation, User, utcnow
+from ..models import STAFF_ROLES, PasswordReset, StaffInvitation, User, utcnow
 from . import audit
 from .accounts import AccountError, checked_new_email, hash_password
 from .audit import Actor
@@ -176,19 +176,38 @@ def change_role(session: Session, actor: Actor, member: User, role: str) -> bool
 def set_active(session: Session, actor: Actor, member: User, active: bool) -> bool:
     """Deactivate or reactivate ``member``'s account (False when it is so already).
     Deactivating ends every open session of the account at once: each request checks its
-    session against the database (services.user_sessions)."""
+    session against the database (services.user_sessions); and it stops the open links the
+    account issued (``_revoke_links_issued_by``), audited with how many."""
     _refuse_own_account(actor, member, "deactivate your own account")
     _lock_admins_and(session, member)
     if member.active == active:
         return False
+    revoked = None
     if not active:
         _keep_an_active_admin(session, member, "deactivated")
         end_sessions(session, member, "deactivated")
+        revoked = _revoke_links_issued_by(session, member)
     member.active = active
     audit.record(session, actor, "staff.reactivate" if active else "staff.deactivate",
                  object_type="user", object_id=member.id,
-                 old={"active": not active}, new={"active": active})
+                 old={"active": not active}, new={"active": active}, details=revoked)
     return True
+
+
+def _revoke_links_issued_by(session: Session, member: User) -> dict[str, int]:
+    """Stop the password resets ``member`` issued from patients' pages and the staff
+    invitations they created, while still open: a link works for whoever holds it, and the
+    person who left may keep a copy of it or of its QR code. How many of each."""
+    now = utcnow()
+    revoked = {}
+    for name, link, issuer in (
+            ("password_resets_revoked", PasswordReset, PasswordReset.issued_by_id),
+            ("staff_invitations_revoked", StaffInvitation, StaffInvitation.created_by_id)):
+        revoked[name] = session.execute(
+            update(link).where(issuer == member.id, link.used_at.is_(None),
+                               link.revoked_at.is_(None), link.expires_at > now)
+            .values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+    return revoked
 
 
 def end_colleague_sessions(session: Session, actor: Actor, member: User) -> int:
