@@ -177,8 +177,10 @@ def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[s
         "STAFF_MFA_REQUIRED": (_flag(environ["STAFF_MFA_REQUIRED"])
                                if environ.get("STAFF_MFA_REQUIRED", "").strip() else None),
         #: Wrong second-factor codes allowed per account (each client address also counts
-        #: against SIGN_IN_RATE_LIMIT).
-        "MFA_CODE_LIMIT": environ.get("MFA_CODE_LIMIT", "5 per minute; 20 per hour"),
+        #: against SIGN_IN_RATE_LIMIT). The daily cap: the hourly limit alone lets about
+        #: 175,000 guesses a year through, even odds of finding a six-digit code (three are
+        #: valid at once, for clock drift); 50 a day keeps it near 5 per cent.
+        "MFA_CODE_LIMIT": environ.get("MFA_CODE_LIMIT", "5 per minute; 20 per hour; 50 per day"),
         # Notification channels (docs/notifications.md): each is off until the setting that
         # names its server or account is set, and then needs the rest of its group.
         "SMTP_HOST": environ.get("SMTP_HOST", "").strip(),
