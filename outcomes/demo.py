@@ -52,7 +52,7 @@ from .services.plans import DEFAULT_PLAN
 from .services.summaries import summary_values
 
 CLINIC_NAME = "Riverside Ketamine Clinic (demo)"
-CLINIC_PHONE = "+1 555 0100"
+CLINIC_PHONE = "(201) 555-0100"
 #: What the demo clinic tells a patient after an alert about when its care team responds.
 ALERT_RESPONSE_WORDING = ("The care team reads alerts on weekdays from 8 am to 6 pm and calls "
                           "back the same working day. If you need help sooner, call or text "
