@@ -5,7 +5,8 @@
 One page, "Details and history", holds the forms and every version; each form posts to its
 own route, which answers with the page again (422) when refused, or goes back to it. The
 invitation and password-reset links stay on the patient's record page, which offers the one
-that applies."""
+that applies, as does the reset of a patient's extra sign-in step (an authenticator app or
+passkeys they chose to add and then lost with their recovery codes)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,10 +18,12 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ..auth.access import clinic_patient_or_404, staff_required
+from ..auth.mfa import fresh_authentication_required
 from ..extensions import db
 from ..models import Patient
 from ..services import audit
 from ..services.audit import Actor
+from ..services.mfa import is_enrolled, reset_factors
 from ..services.patient_admin import (
     LABELS,
     PatientAdminRefused,
@@ -170,3 +173,19 @@ def _details_page(patient: Patient, *, details_form: PatientDetailsForm | None =
         reassign_form=reassign_form or _reassign_form(patient),
         discharge_form=discharge_form or DischargeForm(formdata=None, prefix=CARE),
         history=history(db.session, patient))
+
+
+@bp.post("/patients/<id:patient_id>/sign-in-steps/reset")
+@staff_required
+@fresh_authentication_required
+def reset_patient_sign_in_steps(patient_id: int) -> Response:
+    """Remove the authenticator, recovery codes and passkeys a patient added: without it, a
+    patient who lost them all could never sign in again (patients are never required to have
+    one, so they then sign in with their password)."""
+    patient = clinic_patient_or_404(patient_id)
+    if FlaskForm().validate_on_submit() and patient.user is not None and patient.user.active \
+            and is_enrolled(patient.user):
+        reset_factors(db.session, current_actor(), patient.user)
+        flash("The patient's extra sign-in step is removed: they sign in with their password, "
+              "and may set it up again. They and you are told by email.", "info")
+    return redirect(url_for("clinician.patient", patient_id=patient.id) + "#access-title")

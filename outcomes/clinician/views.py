@@ -50,6 +50,7 @@ from ..services.dashboard import (
     triage_counts,
 )
 from ..services.completion import clinic_completion, patient_completion
+from ..services.mfa import is_enrolled
 from ..services.outcomes import clinic_outcomes
 from ..services.record_view import courses_of, in_words
 from ..services.patients import clinic_staff
@@ -279,6 +280,7 @@ def patient(patient_id: int) -> str:
         trend_charts=trend_charts, due=due,
         instruments=instruments.all(), courses=courses_of(courses),
         completion=patient_completion(db.session, patient, clock.utcnow())[90],
+        extra_sign_in_step=patient.user is not None and is_enrolled(patient.user),
     )
 
 

@@ -111,10 +111,10 @@ WORDING: dict[str, Wording] = {
     # Sent both to the account whose factors were reset and to the admin who reset them.
     "factors_reset": Wording(
         "A sign-in was reset",
-        "An administrator reset the second sign-in step (authenticator app, recovery "
-        "codes and passkeys) of an Outcomes account: yours, or a colleague's that you "
-        "reset. Its owner sets it up again at their next sign-in. If you did not expect "
-        "this, tell your clinic.",
+        "The clinic reset the second sign-in step (authenticator app, recovery codes and "
+        "passkeys) of an Outcomes account: yours, or one that you reset. Its owner signs in "
+        "with their password and sets it up again. If you did not expect this, tell your "
+        "clinic.",
         "auth.login"),
     # To the account's sign-in email, which a contact change never alters: someone holding
     # the patient's unlocked phone for a minute cannot move their reminders unseen.

@@ -289,8 +289,10 @@ def recovery_codes_left(session: Session, user: User) -> int:
 # --- an admin's reset ------------------------------------------------------------------------
 
 def reset_factors(session: Session, actor: Actor, colleague: User) -> None:
-    """An admin (``actor``) removes ``colleague``'s authenticator, recovery codes and passkeys:
-    their sessions end, they enrol again at their next sign-in, and both are told by email."""
+    """Staff of ``colleague``'s clinic (``actor``: an admin for a colleague, the patient's care
+    team for a patient) remove ``colleague``'s authenticator, recovery codes and passkeys:
+    their sessions end, staff enrol again at their next sign-in (a patient need not), and both
+    are told by email."""
     admin = actor.user
     assert admin is not None and admin.clinic_id == colleague.clinic_id
     had_authenticator = is_enrolled(colleague)
