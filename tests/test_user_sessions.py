@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from outcomes import clock as app_clock
 from outcomes import create_app
 from outcomes.extensions import db
-from outcomes.models import AuditEvent, Delivery, User, UserSession
+from outcomes.models import Alert, AuditEvent, Delivery, HeldAnswers, User, UserSession
 from outcomes.services import password_resets, user_sessions
 from outcomes.services.audit import Actor
 
@@ -176,6 +176,34 @@ def test_a_time_out_ends_the_row_but_an_old_copy_of_the_cookie_does_not(app, cli
     assert not signed_in(client)
     [row] = rows(session, world.patient_user)
     assert (row.ended_reason, row.ended_at) == ("timed_out", clock.now)
+
+
+def test_a_timed_out_cookie_is_refused_once_its_owner_signs_out_everywhere(app, client, world,
+                                                                          session, clock):
+    """A timed-out session still answers the form its page sent (its answers held, a risk
+    alerted); after "sign out everywhere" a copy of its cookie holds nothing and alerts
+    nobody."""
+    sign_in(client, world.patient_user)
+    page = client.get("/me/questionnaires/phq9").data
+    key = re.search(rb'name="submission_key" type="hidden" value="([0-9a-f]+)"', page)
+    copy = client.get_cookie("session").value
+    clock.advance(minutes=31)
+    assert not signed_in(client)
+    assert rows(session, world.patient_user)[0].ended_reason == "timed_out"
+    elsewhere = app.test_client()
+    sign_in(elsewhere, world.patient_user)
+    elsewhere.post("/account/sessions/end-all")
+    thief = app.test_client()
+    thief.set_cookie("session", copy)
+    answer = thief.post("/me/questionnaires/phq9", data={
+        **{f"item_{number}": "1" for number in range(1, 9)}, "item_9": "2",
+        "submission_key": key.group(1).decode()})
+    assert answer.status_code == 302 and answer.location.startswith("/login")
+    session.rollback()
+    assert session.scalar(select(func.count(HeldAnswers.id))) == 0
+    assert session.scalar(select(func.count(Alert.id))) == 0
+    assert {row.ended_reason for row in rows(session, world.patient_user)} == {
+        "signed_out_everywhere"}
 
 
 def test_a_sign_in_awaiting_its_second_factor_ends_with_the_accounts_sessions(

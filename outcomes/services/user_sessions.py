@@ -119,14 +119,22 @@ def end_sessions(session: Session, user: User, reason: str, *,
                  keep: UserSession | None = None) -> int:
     """End every open session of ``user`` but ``keep``; returns how many ended.
 
+    Sessions that timed out take ``reason`` too (keeping when they ended): the loader still
+    accepts a timed-out one, to hold the answers its page sends, and a copy of its cookie must
+    not hold answers or raise alerts once its owner has ended their sessions.
+
     A sign-in halfway through (the password given, the second factor awaited) has no session
     yet: it carries the account's session token (services.mfa.account_with_token), which
     changes here, so it cannot be completed either."""
-    statement = update(UserSession).where(UserSession.user_id == user.id,
-                                          UserSession.ended_at.is_(None))
+    now = utcnow()
+    rows = [UserSession.user_id == user.id]
     if keep is not None:
-        statement = statement.where(UserSession.id != keep.id)
-    ended = session.execute(statement.values(ended_at=utcnow(), ended_reason=reason)
+        rows.append(UserSession.id != keep.id)
+    session.execute(update(UserSession).where(*rows, UserSession.ended_reason == TIMED_OUT)
+                    .values(ended_reason=reason)
+                    .execution_options(synchronize_session="fetch"))
+    ended = session.execute(update(UserSession).where(*rows, UserSession.ended_at.is_(None))
+                            .values(ended_at=now, ended_reason=reason)
                             .execution_options(synchronize_session="fetch")).rowcount
     user.session_token = new_session_token()
     return ended
