@@ -2,7 +2,7 @@
 reset link's pages, and the link a clinician issues from a patient's page.
 
 The link is ``/reset#<token>``: browsers never send the fragment, so the token reaches no
-access log, proxy log or Referer. Its page's script posts the token (invite.js), which only
+access log, proxy log or Referer. Its page's script posts the token (link_token.js), which only
 checks it; the new password, posted with it, uses it. A used, revoked, expired or unknown
 link gets one page, which never says which, with a way to ask for a new one.
 

@@ -1,5 +1,5 @@
 """Accepting a staff invitation (services/staff.py): the link is ``/join#<token>``, and the
-token after ``#`` never reaches the server's logs. The page's script (invite.js) posts it; the
+token after ``#`` never reaches the server's logs. The page's script (link_token.js) posts it; the
 answer is the password form, or one page for a used, revoked, expired or made-up link."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..services.staff import (
     usable_staff_invitation,
 )
 from ..web import current_actor
-from . import sessions, throttle
+from . import throttle
 from .forms import NewPasswordForm, OpenInvitationForm
 from .views import await_second_factor, bp, home_for, sign_in, sign_in_limit
 
@@ -46,7 +46,6 @@ def accept_staff_invitation_link() -> Response | tuple[str, int]:
     if invitation is None:
         return staff_invitation_invalid()
     if form.validate_on_submit():
-        sessions.end()  # someone else's session on this device ends here
         try:
             user = accept_staff_invitation(db.session, current_actor(), token,
                                            form.password.data)
@@ -56,7 +55,9 @@ def accept_staff_invitation_link() -> Response | tuple[str, int]:
             form.form_errors.append(str(error))
         else:
             # Staff sign in with a second factor where it is required: the invitee sets up
-            # their authenticator app now, as at any first sign-in (auth/mfa.py).
+            # their authenticator app now, as at any first sign-in (auth/mfa.py). Either way
+            # whoever was signed in on this device is signed out (sign_in and
+            # await_second_factor end this device's session).
             if second_factor_required(user, current_app.config):
                 response = await_second_factor(user, None)
                 flash("Your account is ready. Set up your authenticator app to finish "

@@ -131,7 +131,7 @@ def logout() -> Response:
 
 
 # An invitation link is /invite#<token>: browsers never send a fragment, so the token reaches
-# no access log, proxy log or Referer. The page's script posts it (invite.js).
+# no access log, proxy log or Referer. The page's script posts it (link_token.js).
 @bp.route("/invite", methods=["GET", "POST"])
 @limiter.limit(sign_in_limit, methods=["POST"])
 def open_invitation() -> Response | str | tuple[str, int]:

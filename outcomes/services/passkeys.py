@@ -53,6 +53,7 @@ from webauthn.helpers.structs import (
 from .. import clock
 from ..models import PasskeyCredential, User, new_session_token
 from . import audit, mfa
+from .account_notices import notify_account
 from .audit import Actor
 
 #: How long a ceremony's challenge is honoured: time to touch a key or unlock a phone.
@@ -168,7 +169,7 @@ def register(session: Session, actor: Actor, user: User, rp: RelyingParty, chall
     audit.record(session, actor, "mfa.passkey_added", clinic_id=user.clinic_id,
                  object_type="user", object_id=user.id,
                  details={"passkey": passkey.id, "user_verified": verified.user_verified})
-    mfa.notify_account(session, user, "factor_added")
+    notify_account(session, user, "factor_added")
     return passkey
 
 
