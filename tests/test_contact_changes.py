@@ -41,6 +41,7 @@ CONTACT = "/me/settings/contact"
 RESEND = "/me/settings/contact/resend"
 CANCEL = "/me/settings/contact/cancel"
 CONFIRM = "/confirm-contact"
+CONFIRM_IDENTITY = "/account/security/confirm"
 NEW_EMAIL = "New.Address@Example.org"
 NEW_EMAIL_STORED = "new.address@example.org"
 TWILIO_SENT = Answer(201, json.dumps({"sid": "SM" + "f" * 32, "status": "queued"}).encode(),
@@ -56,9 +57,16 @@ def patient(app, session, factory, world, mailbox, pinned) -> Patient:
 
 @pytest.fixture
 def patient_client(app: Flask, patient: Patient) -> FlaskClient:
+    """Signed in as ``patient``, the password given again (a change needs it fresh)."""
     client = app.test_client()
     sign_in(client, patient.user)
+    confirm_identity(client)
     return client
+
+
+def confirm_identity(client: FlaskClient, **data: str) -> None:
+    answer = client.post(CONFIRM_IDENTITY, data={"secret": PASSWORD, **data})
+    assert answer.status_code == 302, answer.status_code
 
 
 def fresh(session, patient: Patient) -> Patient:
@@ -121,10 +129,41 @@ def test_a_new_email_is_used_only_once_its_link_is_followed(
     assert "You still sign in with your sign-in email" in page
     assert "Waiting for confirmation" not in page
 
+    pinned.advance(minutes=1)
+    tick(app)  # the notice of the change: to the sign-in email, never the new address
+    [notice] = [mail for mail in mailbox.received
+                if mail.message["Subject"] == WORDING["contact_changed"].subject]
+    assert notice.recipients == [sign_in_email]
+    assert "If this was not you, tell your clinic now" in notice.message.get_content()
+
     pinned.set(T0 + dt.timedelta(days=1))
     tick(app)  # the next reminder goes to the new address
     assert recipients(mailbox)[-1] == NEW_EMAIL_STORED
     assert mailbox.received[-1].message["Subject"] == WORDING["reminder"].subject
+
+
+def test_a_change_or_resend_needs_the_password_given_again(app, session, patient, mailbox,
+                                                           pinned):
+    """A phone left unlocked does not move the reminders: the password (or a code) first,
+    then back to the settings page; nothing is asked for or sent until then."""
+    client = app.test_client()
+    sign_in(client, patient.user)
+    referrer = {"Referer": f"http://localhost{SETTINGS}"}
+    for route, data in ((CONTACT, {"email": NEW_EMAIL}), (RESEND, {"kind": "email"})):
+        asked = client.post(route, data=data, headers=referrer)
+        assert asked.status_code == 302
+        assert asked.location == f"{CONFIRM_IDENTITY}?next={SETTINGS}"
+    assert changes(session, patient) == []
+    assert deliveries(session, account_notice="confirm_contact") == []
+    wrong = client.post(f"{CONFIRM_IDENTITY}?next={SETTINGS}", data={"secret": "not it at all"})
+    assert wrong.status_code == 401
+    back = client.post(f"{CONFIRM_IDENTITY}?next={SETTINGS}", data={"secret": PASSWORD})
+    assert back.status_code == 302 and back.location == SETTINGS
+    assert client.post(CONTACT, data={"email": NEW_EMAIL}).status_code == 303
+    assert [change.value for change in changes(session, patient)] == [NEW_EMAIL_STORED]
+    pinned.advance(minutes=6)  # the password is fresh for five minutes
+    assert client.post(RESEND, data={"kind": "email"}).status_code == 302
+    assert changes(session, patient)[0].revoked_at is None
 
 
 def test_the_link_works_once(app, session, patient, patient_client, mailbox, pinned):
@@ -358,6 +397,7 @@ def test_each_form_needs_its_csrf_token(app, session, patient, mailbox, pinned):
     client.post("/login", data={"email": patient.user.email, "password": PASSWORD,
                                 "csrf_token": csrf_token(login.data)})
     page = client.get(SETTINGS).data
+    confirm_identity(client, csrf_token=csrf_token(client.get(CONFIRM_IDENTITY).data))
     assert client.post(CONTACT, data={"email": NEW_EMAIL}).status_code == 400
     assert changes(session, patient) == []
     assert client.post(CONTACT, data={"email": NEW_EMAIL, "csrf_token": csrf_token(page)}) \
@@ -404,6 +444,7 @@ def test_messages_with_a_link_are_limited_per_account(database_url, world):
     try:
         client = limited.test_client()
         sign_in(client, world.patient_user)
+        confirm_identity(client)
         answers = [client.post(CONTACT, data={"email": f"try{n}@example.org"}).status_code
                    for n in range(5)]
         answers.append(client.post(RESEND, data={"kind": "email"}).status_code)

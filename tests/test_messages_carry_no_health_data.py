@@ -89,12 +89,16 @@ def test_no_message_holds_a_score_an_answer_a_questionnaire_or_a_name(
     session.add(Delivery(key="account:factor_added:test", clinic_id=world.clinic.id,
                          purpose="account", channel="email", user_id=admin.id,
                          account_notice="factor_added"))
+    session.add(Delivery(key="account:contact_changed:test", clinic_id=world.clinic.id,
+                         purpose="account", channel="email", user_id=patient.user.id,
+                         account_notice="contact_changed"))
     with app.app_context():
         for kind, address in (("email", "new-address@example.org"), ("phone", "+12025550199")):
             request_change(session, Actor(user=patient.user), patient, kind, address)
     session.commit()
     pinned.advance(minutes=1)
-    tick(app)  # the password changed, the factors reset, a factor added, the contact links
+    tick(app)  # the password changed, the factors reset, a factor added, a contact changed, the
+    # contact links
 
     says = {wording_key(row) for row in deliveries(session)}
     assert says == set(WORDING)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ..auth.access import own_patient, patient_required
+from ..auth.mfa import fresh_authentication_required
 from ..extensions import db, limiter
 from ..models import Patient
 from ..services import audit, contact_changes
@@ -92,9 +93,12 @@ def settings() -> Response | tuple[str, int]:
 
 @bp.post("/settings/contact")
 @patient_required
+@fresh_authentication_required
 @contact_messages
 def change_contact() -> Response | tuple[str, int]:
-    """New contact details: each new address gets a link, and is used once it is followed."""
+    """New contact details: each new address gets a link, and is used once it is followed.
+    Like a resend, it needs the password (or a code) given within minutes
+    (``fresh_authentication_required``): a phone left unlocked does not move the reminders."""
     patient = own_patient()
     form = ContactDetailsForm()
     if form.validate():
@@ -119,6 +123,7 @@ def change_contact() -> Response | tuple[str, int]:
 
 @bp.post("/settings/contact/resend")
 @patient_required
+@fresh_authentication_required
 @contact_messages
 def resend_contact() -> Response:
     return _waiting_change(contact_changes.resend,

@@ -10,7 +10,8 @@ patient has at most one change waiting per kind: a newer one revokes it, as do c
 and the staff changing that address (``patient_admin``). Confirming (signed in as that
 patient) puts the address in use as a new version of the patient's details
 (``patient_admin.record_version``, as the staff's edits are); the sign-in email of the
-patient's account is a separate thing and stays as it is.
+patient's account is a separate thing and stays as it is, and hears of the change
+(``contact_changed``).
 
 Audit rows name the kind of address and, for a phone, its last two digits
 (``mask_phone``), as the reminder settings' rows do; never an email address.
@@ -50,6 +51,8 @@ KIND_WORDS = {EMAIL: "email address", PHONE: "mobile number"}
 CONFIRMED_REASON = "The patient changed it on their settings page and confirmed it by the " \
                    "link sent to the new address"
 REMOVED_REASON = "The patient removed it on their settings page"
+#: The account notice telling the patient, at their sign-in email, that a change was confirmed.
+CONTACT_CHANGED = "contact_changed"
 
 
 class ContactChangeError(ValueError):
@@ -234,6 +237,10 @@ def confirm(session: Session, actor: Actor, patient: Patient,
                  object_version=revision.version, old=_details(change.kind, old),
                  new=_details(change.kind, change.value),
                  details={"contact_confirmation_id": change.id})
+    # To the sign-in email, which no contact change alters (never the new address): someone
+    # holding the patient's unlocked phone cannot move their reminders unseen.
+    assert patient.user is not None  # confirmed signed in as the patient
+    notify_account(session, patient.user, CONTACT_CHANGED)
     return change
 
 
