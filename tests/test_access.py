@@ -166,6 +166,8 @@ ACCESS: dict[str, Access] = {
     # The matrix runs rules in path order: .../discharge before .../readmit, so the own
     # patient is discharged (303) and then re-admitted (303).
     "clinician.readmit_patient": Access(STAFF, "re-admitting a discharged clinic patient"),
+    "clinician.reset_patient_sign_in_steps": Access(
+        STAFF, "removing the extra sign-in step a clinic patient added and lost"),
     "clinician.assessment": Access(STAFF, "one questionnaire of a clinic patient"),
     "clinician.correct": Access(STAFF, "correcting a clinic patient's questionnaire"),
     "clinician.transcribe": Access(STAFF, "entering a clinic patient's paper form"),

@@ -63,6 +63,9 @@ EXEMPT: dict[str, str] = {
     "auth.remove_passkey": "test_passkeys.py posts it without and with its token",
     # Re-admission needs a discharged patient, which the crawler's clinic has not.
     "clinician.readmit_patient": "test_patient_admin.py posts it without and with its token",
+    # Its button shows only for a patient who added an extra sign-in step.
+    "clinician.reset_patient_sign_in_steps": "test_patient_factor_reset.py posts it without "
+                                             "and with its token",
     # Their buttons show only while a contact change waits for its link.
     "patient.resend_contact": "test_contact_changes.py posts it without and with its token",
     "patient.cancel_contact": "test_contact_changes.py posts it without and with its token",
