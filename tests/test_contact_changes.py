@@ -361,6 +361,9 @@ def test_a_number_is_removed_at_once_unless_texts_need_it(app, session, patient,
     latest = session.scalars(select(PatientRevision).where(
         PatientRevision.patient_id == patient.id).order_by(PatientRevision.version.desc())).first()
     assert (latest.contact_phone, latest.reason) == (None, contact_changes.REMOVED_REASON)
+    # The sign-in email is told, as of a confirmed change.
+    assert [row.user_id for row in deliveries(session, account_notice="contact_changed")] == \
+        [patient.user_id]
 
 
 def test_the_audit_trail_holds_no_address(app, session, patient, patient_client, mailbox,

@@ -196,6 +196,9 @@ def remove_contact(session: Session, actor: Actor, patient: Patient, kind: str) 
                  object_type="patient", object_id=patient.id,
                  object_version=revision.version, old=_details(kind, old),
                  new=_details(kind, None))
+    # Told like a confirmed change: a removal moves email reminders to the sign-in address.
+    assert patient.user is not None  # removed from the patient's own settings
+    notify_account(session, patient.user, CONTACT_CHANGED)
     return True
 
 
