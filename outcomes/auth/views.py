@@ -170,7 +170,6 @@ def accept() -> Response | str | tuple[str, int]:
     if invitation is None:
         return invitation_invalid()
     if form.validate_on_submit():
-        sessions.end()  # someone else's session on this device ends here
         try:
             user = accept_invitation(db.session, current_actor(), form.token.data.strip(),
                                      form.email.data, form.password.data)
