@@ -57,9 +57,15 @@ def is_zone_name(name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _known_zone_names() -> frozenset[str]:
+def zone_names() -> tuple[str, ...]:
+    """Every IANA zone name this system knows, sorted (what a clinic's time zone may be)."""
     # available_timezones() walks the tz database on disk: read it once.
-    return frozenset(zoneinfo.available_timezones())
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+@functools.lru_cache(maxsize=1)
+def _known_zone_names() -> frozenset[str]:
+    return frozenset(zone_names())
 
 
 def local_date(moment: dt.datetime, where: Where) -> dt.date:

@@ -13,6 +13,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from .. import clock
 from ..auth.access import roles_required, staff_required
 from ..channels import OUTBOX, configured_channels
 from ..config import staff_mfa_required
@@ -27,7 +28,6 @@ from ..services.clinic_settings import (
     SignInPolicy,
     phone_example,
     settings_of,
-    zone_names,
 )
 from ..services.delivery_view import outbox_page
 from ..web import current_actor
@@ -111,7 +111,7 @@ def _settings_page(sent: FlaskForm | None = None) -> str:
             formdata=None, data=dataclasses.asdict(settings_of(clinic, group)))
     return render_template(
         "clinician/settings.html", forms=forms, can_change=current_user.role == "admin",
-        clinic=clinic, defaults=DEFAULTS, zone_names=zone_names(),
+        clinic=clinic, defaults=DEFAULTS, zone_names=clock.zone_names(),
         phone_region=config["PHONE_REGION"],
         phone_example=phone_example(config["PHONE_REGION"]),
         idle_defaults={"staff": config["STAFF_IDLE_MINUTES"],

@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
-import functools
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..channels.contacts import ContactError, email_address
+from .. import clock
 from ..clock import is_zone_name
 from ..config import staff_mfa_required
 from ..models import (
@@ -272,24 +271,18 @@ def phone_example(region: str) -> str:
                                       PhoneNumberFormat.NATIONAL)
 
 
-@functools.lru_cache(maxsize=1)
-def zone_names() -> tuple[str, ...]:
-    """Every IANA zone name this system knows, sorted (what a clinic's time zone may be)."""
-    return tuple(sorted(zoneinfo.available_timezones()))
-
-
 def zone_name(text: str) -> str:
     """The IANA zone named by ``text`` (its case need not match), or ``ValueError`` naming it
     and the closest known name."""
     name = text.strip()
     if is_zone_name(name):
         return name
-    by_lower_case = {known.lower(): known for known in zone_names()}
+    by_lower_case = {known.lower(): known for known in clock.zone_names()}
     if name.lower() in by_lower_case:
         return by_lower_case[name.lower()]
     if not name:
         raise ValueError("Give the clinic's time zone, such as America/New_York.")
-    close = difflib.get_close_matches(name, zone_names(), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name, clock.zone_names(), n=1, cutoff=0.75)
     hint = f"Did you mean {close[0]}?" if close else \
         "Give an IANA name, such as America/New_York or Europe/London."
     # The zone is named back (it is no one's data), cut short: it goes on the page.
