@@ -35,6 +35,7 @@ from ..extensions import db, limiter
 from ..models import User, utcnow
 from ..services import mfa, passkeys
 from ..services.accounts import authenticate
+from ..services.patients import clinic_staff
 from ..web import current_actor, keep_writes_despite_refusal
 from . import throttle
 from .access import roles_required, safe_next_path
@@ -301,7 +302,7 @@ def new_recovery_codes() -> Response | str:
 @bp.get("/account/staff-factors")
 @admin_required
 def staff_factors() -> str:
-    staff = mfa.clinic_staff(db.session, current_user.clinic_id)
+    staff = clinic_staff(db.session, current_user.clinic_id, active_only=True)
     return render_template("auth/staff_factors.html", staff=staff, form=ResetFactorsForm(),
                            is_enrolled=mfa.is_enrolled)
 

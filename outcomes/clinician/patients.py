@@ -24,11 +24,11 @@ from ..models import Patient
 from ..services import audit
 from ..services.audit import Actor
 from ..services.mfa import is_enrolled, reset_factors
+from ..services.patients import clinic_staff
 from ..services.patient_admin import (
     LABELS,
     PatientAdminRefused,
     PatientDetails,
-    assignable_clinicians,
     details_of,
     discharge,
     history,
@@ -154,7 +154,7 @@ def _reassign_form(patient: Patient, formdata: bool = False) -> ReassignForm:
     form = ReassignForm(prefix=REASSIGN) if formdata else ReassignForm(
         formdata=None, prefix=REASSIGN, data={"clinician": patient.assigned_clinician_id})
     form.clinician.choices = [SelectChoice(user.id, f"{user.email} ({user.role})")
-                              for user in assignable_clinicians(db.session, patient.clinic_id)]
+                              for user in clinic_staff(db.session, patient.clinic_id, active_only=True)]
     return form
 
 

@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -311,13 +311,6 @@ def reset_factors(session: Session, actor: Actor, colleague: User) -> None:
                  object_type="user", object_id=colleague.id,
                  details={"had_authenticator": had_authenticator,
                           "passkeys_removed": passkeys.rowcount})
-
-
-def clinic_staff(session: Session, clinic_id: int) -> Sequence[User]:
-    """The clinic's active staff accounts, by email, for the admin's factors page."""
-    return session.scalars(select(User).where(
-        User.clinic_id == clinic_id, User.role.in_(STAFF_ROLES), User.active.is_(True))
-        .order_by(User.email)).all()
 
 
 def clinic_colleague(session: Session, clinic_id: int, user_id: int) -> User | None:

@@ -96,14 +96,6 @@ def latest_version(session: Session, patient_id: int) -> int:
                           .where(PatientRevision.patient_id == patient_id)) or 0
 
 
-def assignable_clinicians(session: Session, clinic_id: int) -> list[User]:
-    """Who may be a patient's clinician: the clinic's active clinicians and admins, by
-    email."""
-    return list(session.scalars(
-        select(User).where(User.clinic_id == clinic_id, User.role.in_(STAFF_ROLES),
-                           User.active.is_(True)).order_by(User.email)))
-
-
 @dataclass(frozen=True)
 class Change:
     """One column of a version that differs from the version before, in words."""

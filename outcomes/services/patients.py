@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Patient, User
+from ..models import STAFF_ROLES, Patient, User
 
 
 def lock_patient(session: Session, patient_id: int) -> None:
@@ -17,9 +17,10 @@ def lock_patient(session: Session, patient_id: int) -> None:
                     .with_for_update(key_share=True))
 
 
-def clinic_staff(session: Session, clinic_id: int) -> list[User]:
-    """The clinic's clinicians and admins, by email."""
-    return list(session.scalars(
-        select(User).where(User.clinic_id == clinic_id, User.role != "patient")
-        .order_by(User.email)
-    ))
+def clinic_staff(session: Session, clinic_id: int, *, active_only: bool = False) -> list[User]:
+    """The clinic's clinicians and admins (only those whose accounts are active, when asked:
+    who may be a patient's clinician, or have their factors reset), by email."""
+    statement = select(User).where(User.clinic_id == clinic_id, User.role.in_(STAFF_ROLES))
+    if active_only:
+        statement = statement.where(User.active.is_(True))
+    return list(session.scalars(statement.order_by(User.email)))
